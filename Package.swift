@@ -1,0 +1,141 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// Compiler settings shared by every target (appended in the loop at the end).
+let sharedSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "comfygate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "comfygate", targets: ["comfygate"]),
+        .library(name: "ComfyGateCore", targets: ["ComfyGateCore"]),
+        .library(name: "ComfyGateServer", targets: ["ComfyGateServer"]),
+        .library(name: "ComfyUIClient", targets: ["ComfyUIClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.20.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.4.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.3.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.25.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.25.0"),
+    ],
+    targets: [
+        // Domain model, tokens, passwords, secrets and the storage protocol. No server, client or database driver.
+        .target(
+            name: "ComfyGateCore",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        // The embedded store: SQLite through GRDB.
+        .target(
+            name: "ComfyGateSQLite",
+            dependencies: [
+                "ComfyGateCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        // The shared store for several gateway replicas: PostgreSQL through PostgresNIO.
+        .target(
+            name: "ComfyGatePostgres",
+            dependencies: [
+                "ComfyGateCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
+        ),
+        // A typed client for ComfyUI's HTTP and websocket API. Depends on nothing of ours.
+        .target(
+            name: "ComfyUIClient",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "WSClient", package: "swift-websocket"),
+            ]
+        ),
+        // The authenticating reverse proxy: routes, middleware, proxy transport, websocket relay.
+        .target(
+            name: "ComfyGateServer",
+            dependencies: [
+                "ComfyGateCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "WSCore", package: "swift-websocket"),
+            ]
+        ),
+        // The thin `comfygate` command: parse, configure, call a library, map errors to exit codes.
+        .executableTarget(
+            name: "comfygate",
+            dependencies: [
+                "ComfyGateCore",
+                "ComfyGatePostgres",
+                "ComfyGateServer",
+                "ComfyGateSQLite",
+                "ComfyUIClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Used by test targets only: the ComfyUI stand-in server and the store conformance suite.
+        .target(
+            name: "ComfyGateTestSupport",
+            dependencies: [
+                "ComfyGateCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(name: "ComfyGateCoreTests", dependencies: ["ComfyGateCore", "ComfyGateTestSupport"]),
+        .testTarget(name: "ComfyGateSQLiteTests", dependencies: ["ComfyGateSQLite", "ComfyGateTestSupport"]),
+        .testTarget(name: "ComfyGatePostgresTests", dependencies: ["ComfyGatePostgres", "ComfyGateTestSupport"]),
+        .testTarget(name: "ComfyUIClientTests", dependencies: ["ComfyUIClient", "ComfyGateTestSupport"]),
+        .testTarget(
+            name: "ComfyGateServerTests",
+            dependencies: [
+                "ComfyGateServer",
+                "ComfyGateSQLite",
+                "ComfyGateTestSupport",
+                "ComfyUIClient",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "WSClient", package: "swift-websocket"),
+            ]
+        ),
+        .testTarget(name: "comfygateTests", dependencies: ["ComfyGateCore", "ComfyGateTestSupport"]),
+    ]
+)
+
+for target in package.targets {
+    target.swiftSettings = (target.swiftSettings ?? []) + sharedSettings
+}
