@@ -1,0 +1,164 @@
+public import Foundation
+public import Logging
+import Synchronization
+
+/// Turns a presented API token into an identity.
+///
+/// Native tokens (`cgt_…`) are found by their public id and checked by SHA-256 digest in constant time.
+/// Any other value is checked with bcrypt against the imported hashes, at most once per distinct value per
+/// `cacheLifetime`: results are cached under the SHA-256 of the value (never the value itself), concurrent
+/// checks of the same value share one computation, and bcrypt work is bounded by the ``PasswordHasher``.
+public final class CredentialVerifier: Sendable {
+    /// Why a presented credential was refused. Never shown to clients (they all get the same 401).
+    public enum Refusal: Error, Equatable {
+        case unknown
+        case revoked
+        case expired
+        case userDisabled
+        case busy
+    }
+
+    private struct CachedCheck {
+        /// The matching token id, or nil for a value that matched nothing.
+        var tokenID: String?
+        /// The set of imported hashes the check was made against.
+        var importedSet: String
+        var expiresAt: Date
+    }
+
+    private struct State {
+        var cache: [String: CachedCheck] = [:]
+        var inFlight: [String: [CheckedContinuation<String?, Never>]] = [:]
+        var lastTouched: [String: Date] = [:]
+    }
+
+    private let store: any GatewayStore
+    private let hasher: PasswordHasher
+    private let now: @Sendable () -> Date
+    private let cacheLifetime: TimeInterval
+    private let maxCacheEntries: Int
+    private let state = Mutex(State())
+    private let logger: Logger
+
+    /// - Parameters:
+    ///   - cacheLifetime: how long a bcrypt result (positive or negative) is reused.
+    ///   - now: the clock, replaceable in tests.
+    public init(
+        store: any GatewayStore,
+        hasher: PasswordHasher,
+        cacheLifetime: TimeInterval = 300,
+        maxCacheEntries: Int = 10_000,
+        logger: Logger = Logger(label: "comfygate.auth"),
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.store = store
+        self.hasher = hasher
+        self.cacheLifetime = cacheLifetime
+        self.maxCacheEntries = maxCacheEntries
+        self.logger = logger
+        self.now = now
+    }
+
+    /// The identity a presented token stands for.
+    public func verify(token presented: String) async throws -> Result<Identity, Refusal> {
+        let date = now()
+        let record: APIToken
+        if let id = TokenFormat.id(ofPresented: presented) {
+            guard let stored = try await store.token(id: id), case .sha256(let digest) = stored.verifier,
+                ConstantTime.equals(Array(TokenFormat.digest(presented).utf8), Array(digest.utf8))
+            else { return .failure(.unknown) }
+            record = stored
+        } else {
+            switch try await verifyImported(presented, at: date) {
+            case .success(let stored): record = stored
+            case .failure(let refusal): return .failure(refusal)
+            }
+        }
+        if record.revokedAt != nil { return .failure(.revoked) }
+        if let expiresAt = record.expiresAt, expiresAt <= date { return .failure(.expired) }
+        guard let user = try await store.user(id: record.userID), !user.isDisabled else {
+            return .failure(.userDisabled)
+        }
+        try await touchIfStale(record.id, at: date)
+        let kind: CredentialKind =
+            if case .bcrypt = record.verifier { .importedToken(id: record.id) } else { .token(id: record.id) }
+        return .success(Identity(user: user, credential: kind))
+    }
+
+    private func verifyImported(_ presented: String, at date: Date) async throws -> Result<APIToken, Refusal> {
+        guard (try? PasswordHasher.checkSecret(presented)) != nil, !presented.isEmpty else { return .failure(.unknown) }
+        let candidates = try await store.usableBcryptTokens(at: date)
+        guard !candidates.isEmpty else { return .failure(.unknown) }
+        let importedSet = candidates.map { "\($0.id):\($0.verifier)" }.joined(separator: ",")
+        let key = TokenFormat.digest(presented)
+
+        enum Step { case cached(String?), join, compute }
+        let step: Step = state.withLock { state in
+            if let hit = state.cache[key], hit.expiresAt > date, hit.importedSet == importedSet || hit.tokenID != nil {
+                return .cached(hit.tokenID)
+            }
+            if state.inFlight[key] != nil { return .join }
+            state.inFlight[key] = []
+            return .compute
+        }
+        let matchedID: String?
+        switch step {
+        case .cached(let id):
+            matchedID = id
+        case .join:
+            matchedID = await withCheckedContinuation { continuation in
+                let finished: CachedCheck? = state.withLock { state in
+                    if state.inFlight[key] != nil {
+                        state.inFlight[key]!.append(continuation)
+                        return nil
+                    }
+                    return state.cache[key] ?? CachedCheck(tokenID: nil, importedSet: "", expiresAt: date)
+                }
+                if let finished { continuation.resume(returning: finished.tokenID) }
+            }
+        case .compute:
+            var found: String?
+            var busy = false
+            for candidate in candidates {
+                guard case .bcrypt(let text) = candidate.verifier, let hash = try? BcryptHash(parsing: text) else { continue }
+                do {
+                    if try await hasher.verify(presented, against: hash) {
+                        found = candidate.id
+                        break
+                    }
+                } catch .busy {
+                    busy = true
+                    break
+                } catch {
+                    logger.debug("imported token check skipped", metadata: ["token.id": "\(candidate.id)", "why": "\(error)"])
+                }
+            }
+            let waiters = state.withLock { state in
+                if !busy {
+                    if state.cache.count >= maxCacheEntries { state.cache.removeAll(keepingCapacity: true) }
+                    state.cache[key] = CachedCheck(
+                        tokenID: found,
+                        importedSet: importedSet,
+                        expiresAt: date.addingTimeInterval(cacheLifetime)
+                    )
+                }
+                return state.inFlight.removeValue(forKey: key) ?? []
+            }
+            for waiter in waiters { waiter.resume(returning: found) }
+            if busy { return .failure(.busy) }
+            matchedID = found
+        }
+        guard let matchedID, let record = try await store.token(id: matchedID) else { return .failure(.unknown) }
+        return .success(record)
+    }
+
+    /// Writes `lastUsedAt` at most once a minute per token, so a busy client does not turn reads into writes.
+    private func touchIfStale(_ id: String, at date: Date) async throws {
+        let stale = state.withLock { state in
+            if let last = state.lastTouched[id], date.timeIntervalSince(last) < 60 { return false }
+            state.lastTouched[id] = date
+            return true
+        }
+        if stale { try await store.touchToken(id: id, at: date) }
+    }
+}

@@ -1,0 +1,74 @@
+public import Foundation
+import TOMLKit
+
+/// Raw configuration values from every source, merged with precedence flags > environment > file > defaults.
+///
+/// Each key is written the same way everywhere: `public_url` in the file, `--public-url` as a flag and
+/// `COMFYGATE_PUBLIC_URL` in the environment. A value remembers where it came from so errors can name it.
+public struct ConfigurationLayers: Sendable {
+    /// A value and the place it came from, e.g. `--listen`, `COMFYGATE_LISTEN` or `comfygate.toml`.
+    public struct Value: Sendable, Equatable {
+        public var text: String
+        public var source: String
+    }
+
+    private var values: [String: Value] = [:]
+    /// Keys present in the file that no setting knows about.
+    public private(set) var unknownFileKeys: [String] = []
+
+    public init() {}
+
+    /// Merges the layers. `flags` are keyed by setting name (`public_url`); `environment` is the whole process
+    /// environment, of which only `COMFYGATE_*` variables are read.
+    public init(flags: [String: String], environment: [String: String], fileText: String?, filePath: String?) throws(ConfigurationError) {
+        if let fileText {
+            let path = filePath ?? "configuration file"
+            let table: TOMLTable
+            do {
+                table = try TOMLTable(string: fileText)
+            } catch {
+                throw ConfigurationError(problems: ["\(path): not valid TOML: \(error)"])
+            }
+            for (key, node) in table {
+                guard GatewayConfiguration.knownKeys.contains(key) else {
+                    unknownFileKeys.append(key)
+                    continue
+                }
+                values[key] = Value(text: Self.render(node), source: path)
+            }
+            if !unknownFileKeys.isEmpty {
+                throw ConfigurationError(problems: unknownFileKeys.sorted().map { "\(path): unknown setting '\($0)'" })
+            }
+        }
+        for key in GatewayConfiguration.knownKeys {
+            let variable = "COMFYGATE_" + key.uppercased()
+            if let text = environment[variable] { values[key] = Value(text: text, source: variable) }
+        }
+        for (key, text) in flags {
+            values[key] = Value(text: text, source: "--" + key.replacingOccurrences(of: "_", with: "-"))
+        }
+    }
+
+    public subscript(key: String) -> Value? { values[key] }
+
+    /// Arrays become comma-separated lists; other values their plain text.
+    private static func render(_ node: any TOMLValueConvertible) -> String {
+        if let array = node.array {
+            return array.map { render($0) }.joined(separator: ",")
+        }
+        if let string = node.string { return string }
+        if let int = node.int { return String(int) }
+        if let double = node.double { return String(double) }
+        if let bool = node.bool { return String(bool) }
+        return node.debugDescription
+    }
+}
+
+/// One or more problems with the configuration, each naming the setting and where its value came from.
+public struct ConfigurationError: Error, Equatable, CustomStringConvertible {
+    public var problems: [String]
+
+    public init(problems: [String]) { self.problems = problems }
+
+    public var description: String { problems.joined(separator: "\n") }
+}

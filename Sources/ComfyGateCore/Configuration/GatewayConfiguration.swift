@@ -1,0 +1,144 @@
+public import Foundation
+
+/// Everything `comfygate serve` needs to know, validated.
+///
+/// Settings (file key / flag / environment variable):
+/// - `listen` / `--listen` / `COMFYGATE_LISTEN`: `host:port` to accept clients on (default `127.0.0.1:8189`).
+/// - `upstream`: ComfyUI's base URL (default `http://127.0.0.1:8188`).
+/// - `data`: directory for the embedded store (default `./comfygate-data`).
+/// - `database_url`: a `postgres://` URL to share state between replicas instead of the embedded SQLite file.
+/// - `public_url`: the URL browsers use; `https` makes session cookies `Secure`.
+/// - `trusted_proxies`: comma-separated addresses whose `X-Forwarded-*` headers are believed.
+/// - `session_idle_timeout` (default `12h`), `session_absolute_timeout` (default `7d`).
+/// - `upstream_connect_timeout` (default `5s`), `upstream_timeout`: longest silence from ComfyUI (default `300s`).
+/// - `max_websocket_frame`: largest websocket frame relayed, in bytes (default 16 MiB).
+/// - `token_cache_lifetime`: how long a bcrypt check of an imported token is remembered (default `5m`).
+/// - `bcrypt_concurrency`: bcrypt computations at once (default 2).
+/// - `log_level`: `trace`, `debug`, `info` (default), `notice`, `warning`, `error`.
+public struct GatewayConfiguration: Sendable, Equatable {
+    public var listenHost: String
+    public var listenPort: Int
+    public var upstream: URL
+    public var dataDirectory: String
+    public var databaseURL: String?
+    public var publicURL: URL?
+    public var trustedProxies: [String]
+    public var sessionIdleTimeout: TimeInterval
+    public var sessionAbsoluteTimeout: TimeInterval
+    public var upstreamConnectTimeout: TimeInterval
+    public var upstreamTimeout: TimeInterval
+    public var maxWebSocketFrame: Int
+    public var tokenCacheLifetime: TimeInterval
+    public var bcryptConcurrency: Int
+    public var logLevel: String
+
+    /// Every setting name, as written in the configuration file.
+    public static let knownKeys: Set<String> = [
+        "listen", "upstream", "data", "database_url", "public_url", "trusted_proxies", "session_idle_timeout",
+        "session_absolute_timeout", "upstream_connect_timeout", "upstream_timeout", "max_websocket_frame",
+        "token_cache_lifetime", "bcrypt_concurrency", "log_level",
+    ]
+
+    /// The defaults, as used when nothing is configured.
+    public init(
+        listenHost: String = "127.0.0.1",
+        listenPort: Int = 8189,
+        upstream: URL = URL(string: "http://127.0.0.1:8188")!,
+        dataDirectory: String = "./comfygate-data",
+        databaseURL: String? = nil,
+        publicURL: URL? = nil,
+        trustedProxies: [String] = [],
+        sessionIdleTimeout: TimeInterval = 12 * 3600,
+        sessionAbsoluteTimeout: TimeInterval = 7 * 86_400,
+        upstreamConnectTimeout: TimeInterval = 5,
+        upstreamTimeout: TimeInterval = 300,
+        maxWebSocketFrame: Int = 16 << 20,
+        tokenCacheLifetime: TimeInterval = 300,
+        bcryptConcurrency: Int = 2,
+        logLevel: String = "info"
+    ) {
+        self.listenHost = listenHost
+        self.listenPort = listenPort
+        self.upstream = upstream
+        self.dataDirectory = dataDirectory
+        self.databaseURL = databaseURL
+        self.publicURL = publicURL
+        self.trustedProxies = trustedProxies
+        self.sessionIdleTimeout = sessionIdleTimeout
+        self.sessionAbsoluteTimeout = sessionAbsoluteTimeout
+        self.upstreamConnectTimeout = upstreamConnectTimeout
+        self.upstreamTimeout = upstreamTimeout
+        self.maxWebSocketFrame = maxWebSocketFrame
+        self.tokenCacheLifetime = tokenCacheLifetime
+        self.bcryptConcurrency = bcryptConcurrency
+        self.logLevel = logLevel
+    }
+
+    /// Reads and validates every setting, reporting all problems at once.
+    public init(layers: ConfigurationLayers) throws(ConfigurationError) {
+        self.init()
+        var problems: [String] = []
+        func read<T>(_ key: String, _ parse: (String) -> T?, expected: String) -> T? {
+            guard let value = layers[key] else { return nil }
+            if let parsed = parse(value.text) { return parsed }
+            problems.append("\(key) (from \(value.source)): '\(value.text)' is not \(expected)")
+            return nil
+        }
+        if let (host, port) = read("listen", Self.parseHostPort, expected: "host:port with a port from 1 to 65535") {
+            listenHost = host
+            listenPort = port
+        }
+        if let url = read("upstream", Self.parseHTTPURL, expected: "an http:// or https:// URL") { upstream = url }
+        if let directory = read("data", { $0.isEmpty ? nil : $0 }, expected: "a directory path") { dataDirectory = directory }
+        databaseURL = read("database_url", { $0.hasPrefix("postgres://") || $0.hasPrefix("postgresql://") ? $0 : nil },
+            expected: "a postgres:// URL")
+        publicURL = read("public_url", Self.parseHTTPURL, expected: "an http:// or https:// URL")
+        if let proxies = read("trusted_proxies", Self.parseAddressList, expected: "a comma-separated list of IP addresses") {
+            trustedProxies = proxies
+        }
+        let duration = { (text: String) in DurationParser.seconds(text) }
+        let durationText = "a duration such as 90s, 30m, 12h or 7d"
+        if let value = read("session_idle_timeout", duration, expected: durationText) { sessionIdleTimeout = value }
+        if let value = read("session_absolute_timeout", duration, expected: durationText) { sessionAbsoluteTimeout = value }
+        if let value = read("upstream_connect_timeout", duration, expected: durationText) { upstreamConnectTimeout = value }
+        if let value = read("upstream_timeout", duration, expected: durationText) { upstreamTimeout = value }
+        if let value = read("token_cache_lifetime", duration, expected: durationText) { tokenCacheLifetime = value }
+        if let value = read("max_websocket_frame", { Int($0).flatMap { (1024...(1 << 30)).contains($0) ? $0 : nil } },
+            expected: "a byte count from 1024 to 1073741824") { maxWebSocketFrame = value }
+        if let value = read("bcrypt_concurrency", { Int($0).flatMap { (1...64).contains($0) ? $0 : nil } },
+            expected: "a whole number from 1 to 64") { bcryptConcurrency = value }
+        let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+        if let value = read("log_level", { levels.contains($0.lowercased()) ? $0.lowercased() : nil },
+            expected: "one of " + levels.joined(separator: ", ")) { logLevel = value }
+        if sessionIdleTimeout > sessionAbsoluteTimeout {
+            problems.append("session_idle_timeout is longer than session_absolute_timeout")
+        }
+        if !problems.isEmpty { throw ConfigurationError(problems: problems) }
+    }
+
+    /// Session cookies get `Secure` when browsers reach the gateway over https.
+    public var usesSecureCookies: Bool { publicURL?.scheme == "https" }
+
+    static func parseHostPort(_ text: String) -> (String, Int)? {
+        guard let colon = text.lastIndex(of: ":") else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+        return (host, port)
+    }
+
+    static func parseHTTPURL(_ text: String) -> URL? {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+            let host = url.host, !host.isEmpty
+        else { return nil }
+        return url
+    }
+
+    static func parseAddressList(_ text: String) -> [String]? {
+        let items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let isAddress = { (item: String) in
+            item.allSatisfy { $0.isHexDigit || $0 == "." || $0 == ":" } && (item.contains(".") || item.contains(":"))
+        }
+        return items.allSatisfy(isAddress) ? items : nil
+    }
+}

@@ -1,0 +1,19 @@
+/// What a user may do through the gateway.
+public enum Role: String, Sendable, Codable, CaseIterable, CustomStringConvertible {
+    /// Everything, including administration of users and tokens.
+    case admin
+    /// Runs workflows: every ComfyUI route.
+    case user
+    /// Reads only: safe methods (`GET`, `HEAD`, `OPTIONS`) and the websocket.
+    case viewer
+
+    public var description: String { rawValue }
+
+    /// Whether this role may send a request with the given HTTP method upstream.
+    public func allows(method: String) -> Bool {
+        switch self {
+        case .admin, .user: true
+        case .viewer: ["GET", "HEAD", "OPTIONS"].contains(method.uppercased())
+        }
+    }
+}

@@ -1,0 +1,79 @@
+public import Crypto
+public import Foundation
+
+/// The shape of ComfyGate API tokens: `cgt_<id>_<secret>`.
+///
+/// - `cgt_` makes the token recognisable to people and secret scanners;
+/// - `<id>` is 12 base62 characters, public, used to find the stored record;
+/// - `<secret>` is 43 base62 characters: 256 bits from the system's secure random generator.
+///
+/// The whole token is 60 characters of `[A-Za-z0-9_]`: safe in URLs, shells and dotenv files, and under
+/// bcrypt's 72-byte limit.
+public enum TokenFormat {
+    public static let prefix = "cgt_"
+    public static let idLength = 12
+    public static let secretLength = 43
+    public static let tokenLength = prefix.count + idLength + 1 + secretLength
+
+    static let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
+
+    /// A freshly generated token and its public id.
+    public struct Generated: Sendable {
+        public let id: String
+        public let token: String
+        /// What is stored: the SHA-256 digest of `token`.
+        public var verifier: APIToken.Verifier { .sha256(TokenFormat.digest(token)) }
+    }
+
+    /// Makes a new random token.
+    public static func generate() -> Generated {
+        let id = randomBase62(count: idLength)
+        let secret = randomBase62(count: secretLength)
+        return Generated(id: id, token: "\(prefix)\(id)_\(secret)")
+    }
+
+    /// A random identifier in the token id alphabet (used for imported tokens and other records).
+    public static func randomID() -> String { randomBase62(count: idLength) }
+
+    /// The id part of a presented value, if it has the shape of a ComfyGate token.
+    public static func id(ofPresented value: some StringProtocol) -> String? {
+        let utf8 = value.utf8
+        guard utf8.count == tokenLength, value.hasPrefix(prefix) else { return nil }
+        let bytes = Array(utf8)
+        let idStart = prefix.utf8.count
+        let separator = idStart + idLength
+        guard bytes[separator] == UInt8(ascii: "_") else { return nil }
+        let isBase62 = { (byte: UInt8) in alphabet.contains(byte) }
+        guard bytes[idStart..<separator].allSatisfy(isBase62), bytes[(separator + 1)...].allSatisfy(isBase62)
+        else { return nil }
+        return String(decoding: bytes[idStart..<separator], as: UTF8.self)
+    }
+
+    /// Hex-encoded SHA-256 of a value.
+    public static func digest(_ value: some StringProtocol) -> String {
+        SHA256.hash(data: Data(value.utf8)).hexString
+    }
+
+    /// Uniform random base62 characters by rejection sampling (no modulo bias).
+    static func randomBase62(count: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        var result = [UInt8]()
+        result.reserveCapacity(count)
+        while result.count < count {
+            let byte = UInt8.random(in: .min ... .max, using: &generator)
+            if byte < 248 { result.append(alphabet[Int(byte % 62)]) }
+        }
+        return String(decoding: result, as: UTF8.self)
+    }
+}
+
+extension Sequence<UInt8> {
+    /// Lower-case hexadecimal rendering.
+    public var hexString: String {
+        var text = ""
+        for byte in self {
+            text += String(byte >> 4, radix: 16) + String(byte & 0x0F, radix: 16)
+        }
+        return text
+    }
+}

@@ -1,0 +1,136 @@
+public import AsyncHTTPClient
+public import ComfyGateCore
+public import Foundation
+public import Hummingbird
+import HummingbirdCore
+public import Logging
+public import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// Builds the gateway application: routes, authentication, proxy and websocket relay over one store.
+public enum Gateway {
+    /// The parts the gateway is made of, shared by the HTTP routes and the websocket upgrade.
+    public struct Components: Sendable {
+        public let configuration: GatewayConfiguration
+        public let store: any GatewayStore
+        public let hasher: PasswordHasher
+        public let verifier: CredentialVerifier
+        public let sessions: SessionManager
+        public let transport: any UpstreamTransport
+
+        public init(
+            configuration: GatewayConfiguration,
+            store: any GatewayStore,
+            transport: any UpstreamTransport,
+            now: @escaping @Sendable () -> Date = { Date() }
+        ) {
+            self.configuration = configuration
+            self.store = store
+            self.transport = transport
+            self.hasher = PasswordHasher(maxConcurrent: configuration.bcryptConcurrency)
+            self.verifier = CredentialVerifier(
+                store: store, hasher: hasher, cacheLifetime: configuration.tokenCacheLifetime, now: now
+            )
+            self.sessions = SessionManager(
+                store: store, idleTimeout: configuration.sessionIdleTimeout,
+                absoluteTimeout: configuration.sessionAbsoluteTimeout, now: now
+            )
+        }
+    }
+
+    /// Builds the application.
+    /// - Parameters:
+    ///   - components: the store, transport and services the gateway uses.
+    ///   - httpClient: the client behind ``HTTPClientTransport``, shut down with the application; nil when the
+    ///     caller owns the transport's lifetime.
+    ///   - onServerRunning: called with the bound channel once the gateway listens (tests read the port here).
+    public static func buildApplication(
+        components: Components,
+        httpClient: HTTPClient? = nil,
+        logger: Logger,
+        onServerRunning: (@Sendable (any Channel) async -> Void)? = nil
+    ) async throws -> some ApplicationProtocol {
+        let configuration = components.configuration
+        let cookie = SessionCookie(secure: configuration.usesSecureCookies, maxAge: Int(configuration.sessionAbsoluteTimeout))
+        let clientAddress = ClientAddressResolver(trustedProxies: Set(configuration.trustedProxies))
+        let originPolicy = OriginPolicy(publicOrigin: configuration.publicURL.map(Self.origin(of:)))
+        let upstreamAuthority = Self.authority(of: configuration.upstream)
+        let upstreamHeaders = UpstreamRequestHeaders(
+            upstreamAuthority: upstreamAuthority,
+            upstreamOrigin: Self.origin(of: configuration.upstream),
+            sessionCookieName: cookie.name,
+            clientAddress: clientAddress,
+            publicScheme: configuration.publicURL?.scheme
+        )
+        let authenticator = RequestAuthenticator(
+            verifier: components.verifier, sessions: components.sessions, cookie: cookie, logger: logger
+        )
+        let decoyHash = try BcryptHash(parsing: try await components.hasher.hash(TokenFormat.randomID(), cost: PasswordHasher.defaultCost))
+
+        let router = Router(context: GatewayRequestContext.self)
+        HealthController(
+            transport: components.transport,
+            upstreamDescription: configuration.upstream.absoluteString
+        ).addRoutes(to: router)
+        LoginController(
+            login: PasswordLogin(store: components.store, hasher: components.hasher, throttle: LoginThrottle(), decoyHash: decoyHash),
+            sessions: components.sessions, cookie: cookie, originPolicy: originPolicy, store: components.store,
+            clientAddress: clientAddress, logger: logger
+        ).addRoutes(to: router)
+        router.add(middleware: AuthenticationMiddleware(authenticator: authenticator, originPolicy: originPolicy))
+        router.add(middleware: UpstreamProxy(transport: components.transport, headers: upstreamHeaders))
+
+        let webSocket = WebSocketUpgrader.Dependencies(
+            authenticator: authenticator,
+            originPolicy: originPolicy,
+            upstreamHeaders: upstreamHeaders,
+            connector: UpstreamWebSocketConnector(
+                host: configuration.upstream.host ?? "127.0.0.1",
+                authority: upstreamAuthority,
+                port: configuration.upstream.port ?? (configuration.upstream.scheme == "https" ? 443 : 80),
+                connectTimeout: configuration.upstreamConnectTimeout,
+                maxFrameSize: configuration.maxWebSocketFrame
+            ),
+            logger: logger
+        )
+        let server = HTTPServerBuilder { responder in
+            GatewayChannel(responder: responder, webSocket: webSocket, idleTimeout: nil, webSocketCloseTimeout: .seconds(10))
+        }
+        var services: [any Service] = []
+        if let httpClient { services.append(HTTPClientService(client: httpClient)) }
+        return Application(
+            router: router,
+            server: server,
+            configuration: .init(
+                address: .hostname(configuration.listenHost, port: configuration.listenPort),
+                serverName: nil,
+                backlog: 1024,
+                reuseAddress: true
+            ),
+            services: services,
+            onServerRunning: onServerRunning ?? { _ in },
+            logger: logger
+        )
+    }
+
+    static func authority(of url: URL) -> String {
+        let host = url.host ?? "127.0.0.1"
+        let bracketed = host.contains(":") ? "[\(host)]" : host
+        return url.port.map { "\(bracketed):\($0)" } ?? bracketed
+    }
+
+    static func origin(of url: URL) -> String {
+        "\(url.scheme ?? "http")://\(authority(of: url))"
+    }
+}
+
+/// Shuts the upstream HTTP client down with the application.
+struct HTTPClientService: Service {
+    let client: HTTPClient
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
+    }
+}

@@ -1,0 +1,50 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// The gateway's own answers: small JSON bodies that say what happened, never a stack trace.
+enum GatewayResponse {
+    static func json(_ status: HTTPResponse.Status, _ object: [String: any Sendable], headers: HTTPFields = [:]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        var headers = headers
+        headers[.contentType] = "application/json"
+        headers[.cacheControl] = "no-store"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func error(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) -> Response {
+        json(status, ["error": message], headers: headers)
+    }
+
+    static func unauthenticated(invalidToken: Bool) -> Response {
+        let challenge = invalidToken ? #"Bearer realm="comfygate", error="invalid_token""# : #"Bearer realm="comfygate""#
+        return error(.unauthorized, "authentication required", headers: [.wwwAuthenticate: challenge])
+    }
+
+    /// 302 to the login page, remembering where the browser wanted to go (without any `token` parameter).
+    static func redirectToLogin(from request: Request) -> Response {
+        var next = request.uri.path
+        if let query = request.uri.query, let kept = QueryString.removing("token", from: query) { next += "?" + kept }
+        let encoded = next.addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? "/"
+        return Response(status: .found, headers: [.location: "/login?next=" + encoded, .cacheControl: "no-store"])
+    }
+
+    static func html(_ status: HTTPResponse.Status, _ page: String, headers: HTTPFields = [:]) -> Response {
+        var headers = headers
+        headers[.contentType] = "text/html; charset=utf-8"
+        headers[.cacheControl] = "no-store"
+        headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
+        headers[HTTPField.Name("Content-Security-Policy")!] = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: page)))
+    }
+}
+
+extension CharacterSet {
+    /// Characters left as they are inside a query value.
+    static let urlQueryValueAllowed: CharacterSet = {
+        var set = CharacterSet.urlQueryAllowed
+        set.remove(charactersIn: "&=+#?")
+        return set
+    }()
+}

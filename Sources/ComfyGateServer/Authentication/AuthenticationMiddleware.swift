@@ -1,0 +1,74 @@
+import ComfyGateCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// Requires an identity on every request that reaches it: sends browsers to the login page, everyone else a
+/// 401 with a JSON body, and checks the caller's role and the origin of cookie-authenticated writes.
+struct AuthenticationMiddleware: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+
+    let authenticator: RequestAuthenticator
+    let originPolicy: OriginPolicy
+
+    func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        var context = context
+        switch try await authenticator.authenticate(headers: request.headers, query: request.uri.query) {
+        case .authenticated(let identity):
+            if identity.credential == .session, !originPolicy.allows(request) {
+                return GatewayResponse.error(.forbidden, "cross-site request refused")
+            }
+            guard identity.role.allows(method: request.method.rawValue) else {
+                return GatewayResponse.error(.forbidden, "role \(identity.role) may not \(request.method.rawValue)")
+            }
+            context.identity = identity
+            return try await next(request, context)
+        case .anonymous where Self.isBrowserNavigation(request):
+            return GatewayResponse.redirectToLogin(from: request)
+        case .anonymous:
+            return GatewayResponse.unauthenticated(invalidToken: false)
+        case .refused:
+            return GatewayResponse.unauthenticated(invalidToken: true)
+        case .busy:
+            return GatewayResponse.error(.serviceUnavailable, "too many credential checks in progress, retry shortly",
+                headers: [.retryAfter: "1"])
+        }
+    }
+
+    /// A top-level page load by a browser: a safe method asking for HTML.
+    static func isBrowserNavigation(_ request: Request) -> Bool {
+        guard request.method == .get || request.method == .head else { return false }
+        return request.headers[.accept]?.contains("text/html") ?? false
+    }
+}
+
+/// Cookie-authenticated requests that change state must come from the gateway's own pages.
+struct OriginPolicy: Sendable {
+    /// The origin browsers use, from `public_url`; when nil, the request's own `Host` is the reference.
+    let publicOrigin: String?
+
+    func allows(_ request: Request) -> Bool {
+        allows(method: request.method, headers: request.headers, authority: request.head.authority, isWebSocket: false)
+    }
+
+    func allows(method: HTTPRequest.Method, headers: HTTPFields, authority: String?, isWebSocket: Bool) -> Bool {
+        if headers[.secFetchSite] == "cross-site" && (isWebSocket || !Self.isSafe(method)) { return false }
+        guard let origin = headers[.origin], isWebSocket || !Self.isSafe(method) else { return true }
+        if let publicOrigin { return origin.lowercased() == publicOrigin.lowercased() }
+        guard let host = authority, let url = URL(string: origin), let originHost = url.host else { return false }
+        let originAuthority = url.port.map { "\(originHost):\($0)" } ?? originHost
+        return originAuthority.lowercased() == host.lowercased()
+    }
+
+    static func isSafe(_ method: HTTPRequest.Method) -> Bool {
+        method == .get || method == .head || method == .options
+    }
+}
+
+extension HTTPField.Name {
+    static let secFetchSite = Self("Sec-Fetch-Site")!
+}

@@ -1,0 +1,81 @@
+import Foundation
+import HTTPTypes
+
+/// Builds the headers ComfyUI receives: the client's own, less hop-by-hop headers and the gateway's
+/// credentials, with `Host`/`Origin` made consistent for ComfyUI's origin check and `X-Forwarded-*` set.
+struct UpstreamRequestHeaders: Sendable {
+    /// `host:port` of the upstream, as ComfyUI expects in `Host`.
+    let upstreamAuthority: String
+    /// `scheme://host:port` of the upstream, used in place of the browser's `Origin`.
+    let upstreamOrigin: String
+    let sessionCookieName: String
+    let clientAddress: ClientAddressResolver
+    /// The scheme browsers use (`https` behind a TLS terminator configured as `public_url`).
+    let publicScheme: String?
+
+    /// Headers never forwarded: connection-level (RFC 9110 §7.6.1), the gateway's credentials, and the
+    /// `comfy-user` header that ComfyUI would otherwise trust blindly.
+    static let removed: Set<HTTPField.Name> = [
+        .connection, .init("Keep-Alive")!, .proxyAuthorization, .init("Proxy-Connection")!, .te, .trailer,
+        .transferEncoding, .upgrade, .expect, .authorization, .comfyUser, .secFetchSite,
+    ]
+
+    /// - Parameters:
+    ///   - authority: the `Host` the client addressed (HTTPTypes keeps it apart from the header fields).
+    func build(from incoming: HTTPFields, authority: String?, peer: String?, isWebSocket: Bool = false) -> HTTPFields {
+        var listedInConnection = Set<HTTPField.Name>()
+        for value in incoming[values: .connection] {
+            for token in value.split(separator: ",") {
+                if let name = HTTPField.Name(token.trimmingCharacters(in: .whitespaces)) { listedInConnection.insert(name) }
+            }
+        }
+        var outgoing = HTTPFields()
+        outgoing.reserveCapacity(incoming.count + 4)
+        for field in incoming {
+            let name = field.name
+            if Self.removed.contains(name) || listedInConnection.contains(name) { continue }
+            if isWebSocket && name.canonicalName.hasPrefix("sec-websocket-") { continue }
+            switch name {
+            case .cookie:
+                if let kept = Self.removingCookie(sessionCookieName, from: field.value) { outgoing.append(HTTPField(name: .cookie, value: kept)) }
+            case .origin:
+                outgoing.append(HTTPField(name: .origin, value: upstreamOrigin))
+            case .xForwardedFor, .xForwardedProto, .xForwardedHost:
+                continue
+            default:
+                outgoing.append(field)
+            }
+        }
+        let trusted = clientAddress.isTrusted(peer: peer)
+        var forwardedFor = trusted ? incoming[values: .xForwardedFor] : []
+        forwardedFor.append(peer ?? "unknown")
+        outgoing[.xForwardedFor] = forwardedFor.joined(separator: ", ")
+        let proto = (trusted ? incoming[.xForwardedProto] : nil) ?? publicScheme ?? "http"
+        outgoing[.xForwardedProto] = proto
+        if let host = (trusted ? incoming[.xForwardedHost] : nil) ?? authority { outgoing[.xForwardedHost] = host }
+        return outgoing
+    }
+
+    static func removingCookie(_ name: String, from header: String) -> String? {
+        let kept = header.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && !$0.hasPrefix(name + "=") }
+        return kept.isEmpty ? nil : kept.joined(separator: "; ")
+    }
+}
+
+/// Response headers that belong to one connection and are not passed back to the client.
+enum UpstreamResponseHeaders {
+    static let removed: Set<HTTPField.Name> = [
+        .connection, .init("Keep-Alive")!, .init("Proxy-Connection")!, .te, .trailer, .transferEncoding, .upgrade,
+    ]
+
+    static func filter(_ incoming: HTTPFields) -> HTTPFields {
+        var listedInConnection = Set<HTTPField.Name>()
+        for value in incoming[values: .connection] {
+            for token in value.split(separator: ",") {
+                if let name = HTTPField.Name(token.trimmingCharacters(in: .whitespaces)) { listedInConnection.insert(name) }
+            }
+        }
+        return HTTPFields(incoming.filter { !removed.contains($0.name) && !listedInConnection.contains($0.name) })
+    }
+}

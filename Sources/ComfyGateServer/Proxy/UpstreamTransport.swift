@@ -1,0 +1,44 @@
+public import HTTPTypes
+public import Hummingbird
+
+/// One request on its way to ComfyUI.
+public struct UpstreamRequest: Sendable {
+    public var method: HTTPRequest.Method
+    /// Path and query exactly as the client sent them (less the gateway's `token` parameter).
+    public var pathAndQuery: String
+    public var headers: HTTPFields
+    /// The streamed body, or nil when the request has none.
+    public var body: RequestBody?
+    public var contentLength: Int?
+}
+
+/// How the gateway reaches ComfyUI over HTTP. Kept to one call so the transport can be replaced (a pooled
+/// SwiftNIO client, say) without touching authentication or policy.
+public protocol UpstreamTransport: Sendable {
+    /// Sends `request` and returns ComfyUI's response with its body still streaming.
+    func send(_ request: UpstreamRequest) async throws(UpstreamError) -> Response
+}
+
+/// Why ComfyUI could not be reached or did not answer in time.
+public struct UpstreamError: Error, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// Nothing listens, the name does not resolve, or the connection broke before an answer: 502.
+        case unreachable
+        /// ComfyUI did not accept the connection or answer within the configured time: 504.
+        case timeout
+    }
+
+    public var kind: Kind
+    public var upstream: String
+    public var cause: String
+
+    public init(kind: Kind, upstream: String, cause: String) {
+        self.kind = kind
+        self.upstream = upstream
+        self.cause = cause
+    }
+
+    public var description: String { "upstream \(upstream): \(cause)" }
+
+    var status: HTTPResponse.Status { kind == .timeout ? .gatewayTimeout : .badGateway }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import HTTPTypes
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+
+/// Opens a websocket to ComfyUI for a client that is being upgraded, reusing the client's
+/// `Sec-WebSocket-Key` so ComfyUI's `Sec-WebSocket-Accept` is also valid for the client.
+struct UpstreamWebSocketConnector: Sendable {
+    /// An upstream websocket, ready for frames.
+    struct Connection: Sendable {
+        let channel: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>
+        /// Headers of ComfyUI's 101 answer.
+        let responseHeaders: HTTPHeaders
+    }
+
+    enum Failure: Error {
+        case refused(status: UInt)
+        case unreachable(String)
+    }
+
+    private enum UpgradeResult: Sendable {
+        case upgraded(Connection)
+        case refused
+    }
+
+    let host: String
+    /// `host:port` sent as `Host`.
+    let authority: String
+    let port: Int
+    let connectTimeout: TimeInterval
+    let maxFrameSize: Int
+
+    /// Connects and performs the handshake for `pathAndQuery` with the given (already cleaned) headers.
+    func connect(pathAndQuery: String, headers: HTTPFields, key: String, on eventLoop: any EventLoop) async throws -> Connection {
+        var requestHeaders = HTTPHeaders()
+        requestHeaders.add(name: "Host", value: authority)
+        for field in headers { requestHeaders.add(name: field.name.rawName, value: field.value) }
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: pathAndQuery, headers: requestHeaders)
+        let maxFrameSize = self.maxFrameSize
+        let upgradeResult: EventLoopFuture<UpgradeResult>
+        do {
+            upgradeResult = try await ClientBootstrap(group: eventLoop)
+                .connectTimeout(.milliseconds(Int64(connectTimeout * 1000)))
+                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .connect(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let upgrader = NIOTypedWebSocketClientUpgrader<UpgradeResult>(
+                            requestKey: key,
+                            maxFrameSize: maxFrameSize,
+                            enableAutomaticErrorHandling: true,
+                            upgradePipelineHandler: { channel, response in
+                                channel.eventLoop.makeCompletedFuture {
+                                    let asyncChannel = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(
+                                        wrappingChannelSynchronously: channel,
+                                        configuration: .init(isOutboundHalfClosureEnabled: true)
+                                    )
+                                    return .upgraded(Connection(channel: asyncChannel, responseHeaders: response.headers))
+                                }
+                            }
+                        )
+                        var configuration = NIOUpgradableHTTPClientPipelineConfiguration(
+                            upgradeConfiguration: NIOTypedHTTPClientUpgradeConfiguration(
+                                upgradeRequestHead: head,
+                                upgraders: [upgrader],
+                                notUpgradingCompletionHandler: { channel in
+                                    channel.close(promise: nil)
+                                    return channel.eventLoop.makeSucceededFuture(.refused)
+                                }
+                            )
+                        )
+                        configuration.leftOverBytesStrategy = .forwardBytes
+                        return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(configuration: configuration)
+                    }
+                }
+        } catch {
+            throw Failure.unreachable("\(error)")
+        }
+        switch try await upgradeResult.get() {
+        case .upgraded(let connection): return connection
+        case .refused: throw Failure.refused(status: 0)
+        }
+    }
+}
