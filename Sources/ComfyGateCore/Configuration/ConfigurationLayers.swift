@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import TOMLKit
 
 /// Raw configuration values from every source, merged with precedence flags > environment > file > defaults.

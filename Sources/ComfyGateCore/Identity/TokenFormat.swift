@@ -1,5 +1,5 @@
-public import Crypto
-public import Foundation
+import Crypto
+import Foundation
 
 /// The shape of ComfyGate API tokens: `cgt_<id>_<secret>`.
 ///
