@@ -124,15 +124,33 @@ let package = Package(
         .testTarget(
             name: "ComfyGateServerTests",
             dependencies: [
+                "ComfyGateCore",
                 "ComfyGateServer",
                 "ComfyGateSQLite",
                 "ComfyGateTestSupport",
-                "ComfyUIClient",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "WSClient", package: "swift-websocket"),
             ]
         ),
-        .testTarget(name: "comfygateTests", dependencies: ["ComfyGateCore", "ComfyGateTestSupport"]),
+        .testTarget(
+            name: "comfygateTests",
+            dependencies: [
+                "comfygate",
+                "ComfyGateCore",
+                "ComfyGateTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
     ]
 )
 

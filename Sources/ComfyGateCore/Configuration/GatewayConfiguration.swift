@@ -3,7 +3,8 @@ public import Foundation
 /// Everything `comfygate serve` needs to know, validated.
 ///
 /// Settings (file key / flag / environment variable):
-/// - `listen` / `--listen` / `COMFYGATE_LISTEN`: `host:port` to accept clients on (default `127.0.0.1:8189`).
+/// - `listen` / `--listen` / `COMFYGATE_LISTEN`: `host:port` to accept clients on (default `127.0.0.1:8189`; port 0
+///   picks a free port, logged at start).
 /// - `upstream`: ComfyUI's base URL (default `http://127.0.0.1:8188`).
 /// - `data`: directory for the embedded store (default `./comfygate-data`).
 /// - `database_url`: a `postgres://` URL to share state between replicas instead of the embedded SQLite file.
@@ -84,7 +85,7 @@ public struct GatewayConfiguration: Sendable, Equatable {
             problems.append("\(key) (from \(value.source)): '\(value.text)' is not \(expected)")
             return nil
         }
-        if let (host, port) = read("listen", Self.parseHostPort, expected: "host:port with a port from 1 to 65535") {
+        if let (host, port) = read("listen", Self.parseHostPort, expected: "host:port with a port from 0 to 65535") {
             listenHost = host
             listenPort = port
         }
@@ -123,7 +124,7 @@ public struct GatewayConfiguration: Sendable, Equatable {
         guard let colon = text.lastIndex(of: ":") else { return nil }
         var host = String(text[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
         return (host, port)
     }
 

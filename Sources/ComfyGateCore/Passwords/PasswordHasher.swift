@@ -1,5 +1,6 @@
 import Dispatch
 import HummingbirdBcrypt
+import Synchronization
 
 /// bcrypt hashing and verification, run on a dedicated queue (never on an event loop or the cooperative pool)
 /// with at most `maxConcurrent` computations at once and at most `maxWaiting` callers waiting for a turn.
@@ -12,12 +13,16 @@ public final class PasswordHasher: Sendable {
     /// The highest cost accepted when verifying or importing a hash: each step doubles the work.
     public let maxCost: Int
     private let limiter: AsyncLimiter
+    private let verifications = Atomic<Int>(0)
     private let queue = DispatchQueue(label: "comfygate.bcrypt", attributes: .concurrent)
 
     public init(maxConcurrent: Int = 2, maxWaiting: Int = 64, maxCost: Int = 14) {
         self.maxCost = maxCost
         self.limiter = AsyncLimiter(limit: maxConcurrent, maxWaiting: maxWaiting)
     }
+
+    /// How many verifications were started since this hasher was made (for metrics and tests).
+    public var verificationCount: Int { verifications.load(ordering: .relaxed) }
 
     /// Hashes a secret as `$2b$` with the given cost.
     public func hash(_ secret: String, cost: Int = PasswordHasher.defaultCost) async throws(PasswordError) -> String {
@@ -31,6 +36,7 @@ public final class PasswordHasher: Sendable {
         try Self.checkSecret(secret)
         guard hash.cost <= maxCost else { throw .costAboveLimit(hash.cost, limit: maxCost) }
         let normalized = hash.normalized
+        verifications.add(1, ordering: .relaxed)
         return try await run { Bcrypt.verify(secret, hash: normalized) }
     }
 

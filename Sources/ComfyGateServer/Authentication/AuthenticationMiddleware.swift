@@ -52,7 +52,8 @@ struct OriginPolicy: Sendable {
     let publicOrigin: String?
 
     func allows(_ request: Request) -> Bool {
-        allows(method: request.method, headers: request.headers, authority: request.head.authority, isWebSocket: false)
+        let isWebSocket = request.headers[.upgrade]?.lowercased() == "websocket"
+        return allows(method: request.method, headers: request.headers, authority: request.head.authority, isWebSocket: isWebSocket)
     }
 
     func allows(method: HTTPRequest.Method, headers: HTTPFields, authority: String?, isWebSocket: Bool) -> Bool {

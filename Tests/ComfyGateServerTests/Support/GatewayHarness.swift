@@ -1,0 +1,109 @@
+import AsyncHTTPClient
+import ComfyGateCore
+import ComfyGateServer
+import ComfyGateSQLite
+import ComfyGateTestSupport
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+
+/// A running gateway on `127.0.0.1:<ephemeral>` in front of a ComfyUI stand-in, with a fresh SQLite store.
+struct GatewayHarness: Sendable {
+    let port: Int
+    let standIn: ComfyUIStandIn
+    let store: SQLiteStore
+    let accounts: AccountService
+    let clock: TestClock
+
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+    var webSocketURL: String { "ws://127.0.0.1:\(port)" }
+
+    /// Creates a user with a password (bcrypt cost 4 to keep tests quick) and one native token.
+    func makeUser(_ name: String, role: Role = .user, password: String = "correct-horse-battery") async throws -> (user: User, token: String) {
+        let hash = try await accounts.hasher.hash(password, cost: 4)
+        let user = User(name: name, role: role, passwordHash: hash, createdAt: clock.now())
+        try await store.insertUser(user)
+        let token = try await accounts.createToken(userName: name, name: "test", expiresIn: nil)
+        return (user, token.token)
+    }
+}
+
+/// A clock tests move by hand, so timeouts are tested without sleeping.
+final class TestClock: Sendable {
+    private let current = Mutex(Date())
+
+    func now() -> Date { current.withLock { $0 } }
+
+    func advance(by seconds: TimeInterval) { current.withLock { $0 = $0.addingTimeInterval(seconds) } }
+}
+
+/// Runs `body` with a gateway in front of a stand-in. The gateway is shut down gracefully afterwards.
+func withGateway<T: Sendable>(
+    standIn options: ComfyUIStandIn.Options = .init(),
+    upstream: String? = nil,
+    configure: @Sendable (inout GatewayConfiguration) -> Void = { _ in },
+    _ body: @Sendable (GatewayHarness) async throws -> T
+) async throws -> T {
+    try await withComfyUIStandIn(options) { standIn in
+        let store = try SQLiteStore.inMemory()
+        let clock = TestClock()
+        var configuration = GatewayConfiguration(
+            listenHost: "127.0.0.1",
+            listenPort: 0,
+            upstream: URL(string: upstream ?? standIn.baseURL)!
+        )
+        configuration.upstreamTimeout = 10
+        configure(&configuration)
+        let client = HTTPClientTransport.makeClient(
+            connectTimeout: configuration.upstreamConnectTimeout, readTimeout: configuration.upstreamTimeout
+        )
+        let components = Gateway.Components(
+            configuration: configuration,
+            store: store,
+            transport: HTTPClientTransport(client: client, upstream: configuration.upstream),
+            now: { clock.now() }
+        )
+        var logger = Logger(label: "gateway-test")
+        logger.logLevel = .critical
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let application = try await Gateway.buildApplication(
+            components: components,
+            httpClient: client,
+            logger: logger,
+            onServerRunning: { channel in
+                continuation.yield(channel.localAddress?.port ?? 0)
+                continuation.finish()
+            }
+        )
+        let serviceGroup = ServiceGroup(configuration: .init(services: [application], gracefulShutdownSignals: [], logger: logger))
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await serviceGroup.run() }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next(), port > 0 else {
+                await serviceGroup.triggerGracefulShutdown()
+                throw HarnessError.gatewayDidNotStart
+            }
+            let harness = GatewayHarness(
+                port: port, standIn: standIn, store: store,
+                accounts: AccountService(store: store, hasher: components.hasher, now: { clock.now() }), clock: clock
+            )
+            do {
+                let result = try await body(harness)
+                await serviceGroup.triggerGracefulShutdown()
+                try await group.waitForAll()
+                return result
+            } catch {
+                await serviceGroup.triggerGracefulShutdown()
+                try? await group.waitForAll()
+                throw error
+            }
+        }
+    }
+}
+
+enum HarnessError: Error {
+    case gatewayDidNotStart
+}

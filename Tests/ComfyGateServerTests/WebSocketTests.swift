@@ -1,0 +1,163 @@
+import ComfyGateTestSupport
+import Foundation
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOWebSocket
+import Synchronization
+import Testing
+import WSClient
+
+@Suite struct WebSocketTests {
+    static let logger = Logger(label: "ws-test")
+
+    static func configuration(headers: HTTPFields = [:]) -> WebSocketClientConfiguration {
+        WebSocketClientConfiguration(maxFrameSize: 16 << 20, additionalHeaders: headers, autoPing: .disabled)
+    }
+
+    @Test func textFramesFlowBothWaysWithTheBearerHeader() async throws {
+        try await withGateway { gate in
+            let (_, token) = try await gate.makeUser("alice")
+            let received = Mutex<[String]>([])
+            try await WebSocketClient.connect(
+                url: "\(gate.webSocketURL)/ws?clientId=abc123",
+                configuration: Self.configuration(headers: [.authorization: "Bearer \(token)"]),
+                logger: Self.logger
+            ) { inbound, outbound, _ in
+                var messages = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
+                guard case .text(let first) = try await messages.next() else { return }
+                received.withLock { $0.append(first) }
+                try await outbound.write(.text(#"{"type":"feature_flags","data":{"supports_preview_metadata":true}}"#))
+                guard case .text(let reply) = try await messages.next() else { return }
+                received.withLock { $0.append(reply) }
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+            let messages = received.withLock { $0 }
+            #expect(messages.count == 2)
+            #expect(messages.first?.contains(#""sid":"abc123""#) == true)
+            #expect(messages.last?.contains("feature_flags") == true)
+            let socket = try #require(gate.standIn.recordedWebSockets.first)
+            #expect(socket.sid == "abc123")
+            #expect(socket.query == "clientId=abc123")
+            #expect(!socket.handshakeHeaders.contains { $0.name.lowercased() == "authorization" })
+            #expect(socket.receivedFrames.contains { if case .text(let text) = $0 { text.contains("feature_flags") } else { false } })
+        }
+    }
+
+    @Test func largeBinaryFramesPassIntactBothWays() async throws {
+        try await withGateway { gate in
+            let (_, token) = try await gate.makeUser("alice")
+            let upload = (0..<(300 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            let preview = Mutex<[UInt8]>([])
+            try await WebSocketClient.connect(
+                url: "\(gate.webSocketURL)/api/ws?clientId=bin&token=\(token)",
+                configuration: Self.configuration(),
+                logger: Self.logger
+            ) { inbound, outbound, _ in
+                var messages = inbound.messages(maxSize: 16 << 20).makeAsyncIterator()
+                _ = try await messages.next()  // status
+                gate.standIn.sendPreview(size: 256 * 1024, to: "bin")
+                while let message = try await messages.next() {
+                    if case .binary(let buffer) = message {
+                        preview.withLock { $0 = Array(buffer.readableBytesView) }
+                        break
+                    }
+                }
+                try await outbound.write(.binary(ByteBuffer(bytes: upload)))
+                try await outbound.write(.text("after-binary"))
+                // Wait until the stand-in has the frames, then close.
+                for _ in 0..<200 where !(gate.standIn.recordedWebSockets.first?.receivedFrames.contains(.text("after-binary")) ?? false) {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+            let frame = preview.withLock { $0 }
+            #expect(frame.count >= 256 * 1024)
+            #expect(Array(frame.prefix(4)) == [0, 0, 0, 1] || Array(frame.prefix(4)) == [0, 0, 0, 4], "B.4 event type")
+            let socket = try #require(gate.standIn.recordedWebSockets.first)
+            #expect(socket.receivedFrames.contains(.binary(upload)))
+            #expect(!(socket.query ?? "").contains("token"))
+        }
+    }
+
+    @Test func upstreamCloseCodesReachTheClient() async throws {
+        try await withGateway { gate in
+            let (_, token) = try await gate.makeUser("alice")
+            let closeFrame = try await WebSocketClient.connect(
+                url: "\(gate.webSocketURL)/ws?clientId=closer",
+                configuration: Self.configuration(headers: [.authorization: "Bearer \(token)"]),
+                logger: Self.logger
+            ) { inbound, _, _ in
+                var messages = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
+                _ = try await messages.next()
+                gate.standIn.closeAllWebSockets(code: 4001, reason: "policy")
+                while try await messages.next() != nil {}
+            }
+            #expect(closeFrame?.closeCode == .unknown(4001))
+            #expect(closeFrame?.reason == "policy")
+        }
+    }
+
+    @Test func clientCloseClosesTheUpstreamSocket() async throws {
+        try await withGateway { gate in
+            let (_, token) = try await gate.makeUser("alice")
+            try await WebSocketClient.connect(
+                url: "\(gate.webSocketURL)/ws?clientId=leaver&token=\(token)",
+                configuration: Self.configuration(),
+                logger: Self.logger
+            ) { inbound, outbound, _ in
+                var messages = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
+                _ = try await messages.next()
+                #expect(gate.standIn.connectedWebSocketCount == 1)
+                try await outbound.close(.goingAway, reason: nil)
+            }
+            for _ in 0..<300 where gate.standIn.connectedWebSocketCount > 0 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(gate.standIn.connectedWebSocketCount == 0)
+        }
+    }
+
+    @Test func unauthenticatedUpgradesAreRefusedWithA401() async throws {
+        try await withGateway { gate in
+            let connection = try RawConnection(port: gate.port)
+            try connection.write(Self.handshake(path: "/ws?clientId=x", port: gate.port))
+            let answer = connection.read(until: "}")
+            #expect(answer.hasPrefix("HTTP/1.1 401"), "got \(answer.prefix(40))")
+            #expect(answer.contains("authentication required"))
+            #expect(gate.standIn.recordedWebSockets.isEmpty)
+        }
+    }
+
+    @Test func crossSiteCookieUpgradesAreRefused() async throws {
+        try await withGateway { gate in
+            _ = try await gate.makeUser("alice", password: "correct-horse-battery")
+            let cookie = try #require(BrowserLoginTests.sessionCookie(
+                try await BrowserLoginTests.login(gate, user: "alice", password: "correct-horse-battery")))
+            let evil = try RawConnection(port: gate.port)
+            try evil.write(Self.handshake(path: "/ws", port: gate.port, extra: "Cookie: \(cookie)\r\nOrigin: http://evil.example\r\n"))
+            #expect(evil.read(until: "\r\n\r\n").hasPrefix("HTTP/1.1 403"))
+            let same = try RawConnection(port: gate.port)
+            try same.write(Self.handshake(path: "/ws", port: gate.port, extra: "Cookie: \(cookie)\r\nOrigin: \(gate.baseURL)\r\n"))
+            let answer = same.read(until: "\r\n\r\n")
+            #expect(answer.hasPrefix("HTTP/1.1 101"), "got \(answer.prefix(40))")
+            #expect(answer.lowercased().contains("sec-websocket-accept: hsmrc0smlyukagmm5oppg+hagwk="))
+        }
+    }
+
+    @Test func anUnreachableUpstreamRefusesTheUpgrade() async throws {
+        let closedPort = try await ProxyTests.unusedPort()
+        try await withGateway(upstream: "http://127.0.0.1:\(closedPort)") { gate in
+            let (_, token) = try await gate.makeUser("alice")
+            let connection = try RawConnection(port: gate.port)
+            try connection.write(Self.handshake(path: "/ws", port: gate.port, extra: "Authorization: Bearer \(token)\r\n"))
+            let answer = connection.read(until: "}")
+            #expect(answer.hasPrefix("HTTP/1.1 502"), "got \(answer.prefix(40))")
+        }
+    }
+
+    /// A handshake with RFC 6455's sample key, whose accept value is `s3pPLMBiTxaQ9kYGzzhZRbK+xOo=`… for
+    /// `dGhlIHNhbXBsZSBub25jZQ==`; this one uses `x3JJHMbDL1EzLkh9GBhXDw==` → `HSmrc0sMlYUkAGmm5OPpG2HaGWk=`.
+    static func handshake(path: String, port: Int, extra: String = "") -> String {
+        "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\nSec-WebSocket-Version: 13\r\n\(extra)\r\n"
+    }
+}

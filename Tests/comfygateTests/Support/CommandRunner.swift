@@ -1,0 +1,164 @@
+import Foundation
+import Synchronization
+
+/// Runs the built `comfygate` binary as a subprocess, as scripts and people do.
+enum CommandRunner {
+    struct Result: Sendable {
+        let exitCode: Int32
+        let standardOutput: String
+        let standardError: String
+    }
+
+    /// The `comfygate` executable built beside this test bundle.
+    static var executable: URL {
+        let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var directory = testBinary.deletingLastPathComponent()
+        while directory.path != "/" {
+            let candidate = directory.appendingPathComponent("comfygate")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            directory = directory.deletingLastPathComponent()
+        }
+        return URL(fileURLWithPath: ".build/debug/comfygate")
+    }
+
+    /// Runs to completion (at most `timeout` seconds) and collects both output streams.
+    static func run(
+        _ arguments: [String],
+        environment: [String: String] = [:],
+        standardInput: String? = nil,
+        directory: URL? = nil,
+        timeout: TimeInterval = 60
+    ) throws -> Result {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.environment = cleanEnvironment(adding: environment)
+        if let directory { process.currentDirectoryURL = directory }
+        let output = Pipe()
+        let error = Pipe()
+        let input = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        process.standardInput = input
+        try process.run()
+        if let standardInput { input.fileHandleForWriting.write(Data(standardInput.utf8)) }
+        try input.fileHandleForWriting.close()
+        let outputData = Mutex(Data())
+        let errorData = Mutex(Data())
+        let group = DispatchGroup()
+        for (pipe, sink) in [(output, outputData), (error, errorData)] {
+            group.enter()
+            DispatchQueue.global().async {
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                sink.withLock { $0 = data }
+                group.leave()
+            }
+        }
+        if group.wait(timeout: .now() + timeout) == .timedOut {
+            process.terminate()
+            throw RunnerError.timedOut(arguments)
+        }
+        process.waitUntilExit()
+        return Result(
+            exitCode: process.terminationStatus,
+            standardOutput: String(decoding: outputData.withLock { $0 }, as: UTF8.self),
+            standardError: String(decoding: errorData.withLock { $0 }, as: UTF8.self)
+        )
+    }
+
+    /// The test process's environment without any `COMFYGATE_*` variable, plus `adding`.
+    static func cleanEnvironment(adding extra: [String: String]) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("COMFYGATE_") }
+        environment.merge(extra) { _, new in new }
+        return environment
+    }
+
+    enum RunnerError: Error {
+        case timedOut([String])
+    }
+}
+
+/// A `comfygate serve` subprocess, stopped with SIGTERM when the test is done.
+final class ServeProcess: Sendable {
+    let process: Process
+    let port: Int
+    /// What `serve` printed on standard output (the first-start credentials).
+    let standardOutput: String
+    private let errorLog: Mutex<Data>
+
+    var pid: Int32 { process.processIdentifier }
+
+    private init(process: Process, port: Int, standardOutput: String, errorLog: Mutex<Data>) {
+        self.process = process
+        self.port = port
+        self.standardOutput = standardOutput
+        self.errorLog = errorLog
+    }
+
+    var standardError: String { String(decoding: errorLog.withLock { $0 }, as: UTF8.self) }
+
+    /// Starts `comfygate serve --listen 127.0.0.1:0 …` and waits until it logs its address.
+    static func start(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 30) throws -> ServeProcess {
+        let process = Process()
+        process.executableURL = CommandRunner.executable
+        process.arguments = ["serve", "--listen", "127.0.0.1:0"] + arguments
+        process.environment = CommandRunner.cleanEnvironment(adding: environment)
+        let output = Pipe()
+        let error = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let errorLog = Mutex(Data())
+        let outputLog = Mutex(Data())
+        error.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            errorLog.withLock { $0.append(data) }
+        }
+        output.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            outputLog.withLock { $0.append(data) }
+        }
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let log = String(decoding: errorLog.withLock { $0 }, as: UTF8.self)
+            if let range = log.range(of: #"address=127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+                let port = Int(log[range].split(separator: ":").last ?? "") ?? 0
+                Thread.sleep(forTimeInterval: 0.05)
+                let stdout = String(decoding: outputLog.withLock { $0 }, as: UTF8.self)
+                return ServeProcess(process: process, port: port, standardOutput: stdout, errorLog: errorLog)
+            }
+            if !process.isRunning { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        process.terminate()
+        throw ServeError.didNotStart(String(decoding: errorLog.withLock { $0 }, as: UTF8.self))
+    }
+
+    /// SIGTERM, then waits for a graceful exit; returns the exit status.
+    @discardableResult
+    func stop() -> Int32 {
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// Peak resident memory of the process so far, in bytes (`VmHWM`).
+    func peakResidentBytes() throws -> Int { try Self.procStatus(pid: pid, field: "VmHWM") }
+
+    /// Current resident memory, in bytes (`VmRSS`).
+    func residentBytes() throws -> Int { try Self.procStatus(pid: pid, field: "VmRSS") }
+
+    private static func procStatus(pid: Int32, field: String) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }),
+            let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
+        else { throw ServeError.noMemoryFigure(field) }
+        return kilobytes * 1024
+    }
+
+    enum ServeError: Error {
+        case didNotStart(String)
+        case noMemoryFigure(String)
+    }
+}
