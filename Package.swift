@@ -120,7 +120,16 @@ let package = Package(
         .testTarget(name: "ComfyGateCoreTests", dependencies: ["ComfyGateCore", "ComfyGateTestSupport"]),
         .testTarget(name: "ComfyGateSQLiteTests", dependencies: ["ComfyGateSQLite", "ComfyGateTestSupport"]),
         .testTarget(name: "ComfyGatePostgresTests", dependencies: ["ComfyGatePostgres", "ComfyGateTestSupport"]),
-        .testTarget(name: "ComfyUIClientTests", dependencies: ["ComfyUIClient", "ComfyGateTestSupport"]),
+        .testTarget(
+            name: "ComfyUIClientTests",
+            dependencies: [
+                "ComfyUIClient",
+                "ComfyGateTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "WSClient", package: "swift-websocket"),
+            ]
+        ),
         .testTarget(
             name: "ComfyGateServerTests",
             dependencies: [

@@ -1,0 +1,375 @@
+/// The node classes the stand-in knows: their `object_info` and the validation rules `POST /prompt` applies.
+struct StandInNodeCatalog: Sendable {
+    enum InputKind: Sendable {
+        case int(default: Int, min: Int, max: Int, step: Int?, extra: [(String, StandInJSON)])
+        case string(default: String, tooltip: String?)
+        /// A combo whose values come from a lookup (model folder, input files, fixed list).
+        case combo(source: ComboSource, extra: [(String, StandInJSON)])
+        /// A linked type such as IMAGE or MODEL.
+        case type(String, extra: [(String, StandInJSON)])
+    }
+
+    enum ComboSource: Sendable {
+        case fixed([String])
+        case modelFolder(String)
+        case inputFiles
+    }
+
+    struct Input: Sendable {
+        let name: String
+        let kind: InputKind
+    }
+
+    struct Node: Sendable {
+        let name: String
+        let displayName: String
+        let description: String
+        let category: String
+        let required: [Input]
+        var optional: [Input] = []
+        var hidden: [(String, String)] = []
+        let outputs: [String]
+        let outputNode: Bool
+    }
+
+    let nodes: [Node]
+
+    func node(_ name: String) -> Node? { nodes.first { $0.name == name } }
+
+    static let standard = StandInNodeCatalog(nodes: [
+        Node(
+            name: "EmptyImage", displayName: "EmptyImage", description: "", category: "image",
+            required: [
+                Input(name: "width", kind: .int(default: 512, min: 1, max: 16384, step: 1, extra: [])),
+                Input(name: "height", kind: .int(default: 512, min: 1, max: 16384, step: 1, extra: [])),
+                Input(name: "batch_size", kind: .int(default: 1, min: 1, max: 4096, step: nil, extra: [])),
+                Input(name: "color", kind: .int(default: 0, min: 0, max: 0xFFFFFF, step: 1, extra: [("display", "color")])),
+            ],
+            outputs: ["IMAGE"], outputNode: false),
+        Node(
+            name: "SaveImage", displayName: "Save Image",
+            description: "Saves the input images to your ComfyUI output directory.", category: "image",
+            required: [
+                Input(name: "images", kind: .type("IMAGE", extra: [("tooltip", "The images to save.")])),
+                Input(
+                    name: "filename_prefix",
+                    kind: .string(
+                        default: "ComfyUI",
+                        tooltip:
+                            "The prefix for the file to save. This may include formatting information such as %date:yyyy-MM-dd% or %Empty Latent Image.width% to include values from nodes."
+                    )),
+            ],
+            hidden: [("prompt", "PROMPT"), ("extra_pnginfo", "EXTRA_PNGINFO")],
+            outputs: [], outputNode: true),
+        Node(
+            name: "PreviewImage", displayName: "Preview Image",
+            description: "Saves the input images to your ComfyUI output directory.", category: "image",
+            required: [Input(name: "images", kind: .type("IMAGE", extra: []))],
+            hidden: [("prompt", "PROMPT"), ("extra_pnginfo", "EXTRA_PNGINFO")],
+            outputs: [], outputNode: true),
+        Node(
+            name: "LoadImage", displayName: "Load Image", description: "", category: "image",
+            required: [Input(name: "image", kind: .combo(source: .inputFiles, extra: [("image_upload", true)]))],
+            outputs: ["IMAGE", "MASK"], outputNode: false),
+        Node(
+            name: "CheckpointLoaderSimple", displayName: "Load Checkpoint",
+            description: "Loads a diffusion model checkpoint, diffusion models are used to denoise latents.",
+            category: "loaders",
+            required: [
+                Input(
+                    name: "ckpt_name",
+                    kind: .combo(source: .modelFolder("checkpoints"), extra: [("tooltip", "The name of the checkpoint (model) to load.")]))
+            ],
+            outputs: ["MODEL", "CLIP", "VAE"], outputNode: false),
+        Node(
+            name: "UNETLoader", displayName: "Load Diffusion Model", description: "", category: "advanced/loaders",
+            required: [
+                Input(name: "unet_name", kind: .combo(source: .modelFolder("diffusion_models"), extra: [])),
+                Input(
+                    name: "weight_dtype",
+                    kind: .combo(source: .fixed(["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]), extra: [])),
+            ],
+            outputs: ["MODEL"], outputNode: false),
+        Node(
+            name: "CLIPLoader", displayName: "Load CLIP", description: "", category: "advanced/loaders",
+            required: [
+                Input(name: "clip_name", kind: .combo(source: .modelFolder("text_encoders"), extra: [])),
+                Input(
+                    name: "type",
+                    kind: .combo(
+                        source: .fixed([
+                            "stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv", "pixart", "cosmos",
+                            "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2", "qwen_image", "hunyuan_image",
+                        ]), extra: [])),
+            ],
+            optional: [Input(name: "device", kind: .combo(source: .fixed(["default", "cpu"]), extra: [("advanced", true)]))],
+            outputs: ["CLIP"], outputNode: false),
+        Node(
+            name: "VAELoader", displayName: "Load VAE", description: "", category: "loaders",
+            required: [Input(name: "vae_name", kind: .combo(source: .modelFolder("vae"), extra: []))],
+            outputs: ["VAE"], outputNode: false),
+    ])
+
+    // MARK: object_info
+
+    func comboValues(_ source: ComboSource, models: [String: [String]], inputFiles: [String]) -> [String] {
+        switch source {
+        case .fixed(let values): return values
+        case .modelFolder(let folder): return models[folder] ?? []
+        case .inputFiles: return inputFiles
+        }
+    }
+
+    private func spec(_ input: Input, models: [String: [String]], inputFiles: [String]) -> StandInJSON {
+        switch input.kind {
+        case .int(let def, let min, let max, let step, let extra):
+            var options: [(String, StandInJSON)] = [("default", .int(def)), ("min", .int(min)), ("max", .int(max))]
+            if let step { options.append(("step", .int(step))) }
+            options += extra
+            return ["INT", .object(options)]
+        case .string(let def, let tooltip):
+            var options: [(String, StandInJSON)] = [("default", .string(def))]
+            if let tooltip { options.append(("tooltip", .string(tooltip))) }
+            return ["STRING", .object(options)]
+        case .combo(let source, let extra):
+            let values = StandInJSON.array(comboValues(source, models: models, inputFiles: inputFiles).map { .string($0) })
+            return extra.isEmpty ? [values] : [values, .object(extra)]
+        case .type(let type, let extra):
+            return extra.isEmpty ? [.string(type)] : [.string(type), .object(extra)]
+        }
+    }
+
+    func nodeInfo(_ node: Node, models: [String: [String]], inputFiles: [String]) -> StandInJSON {
+        var input: [(String, StandInJSON)] = [
+            ("required", .object(node.required.map { ($0.name, spec($0, models: models, inputFiles: inputFiles)) }))
+        ]
+        var order: [(String, StandInJSON)] = [("required", .array(node.required.map { .string($0.name) }))]
+        if !node.optional.isEmpty {
+            input.append(("optional", .object(node.optional.map { ($0.name, spec($0, models: models, inputFiles: inputFiles)) })))
+            order.append(("optional", .array(node.optional.map { .string($0.name) })))
+        }
+        if !node.hidden.isEmpty {
+            input.append(("hidden", .object(node.hidden.map { ($0.0, .string($0.1)) })))
+            order.append(("hidden", .array(node.hidden.map { .string($0.0) })))
+        }
+        return [
+            "input": .object(input),
+            "input_order": .object(order),
+            "output": .array(node.outputs.map { .string($0) }),
+            "output_is_list": .array(node.outputs.map { _ in false }),
+            "output_name": .array(node.outputs.map { .string($0) }),
+            "name": .string(node.name),
+            "display_name": .string(node.displayName),
+            "description": .string(node.description),
+            "python_module": "nodes",
+            "category": .string(node.category),
+            "output_node": .bool(node.outputNode),
+        ]
+    }
+
+    // MARK: validation (execution.validate_prompt)
+
+    enum Validation {
+        case ok(outputs: [String], nodeErrors: StandInJSON)
+        case failed(error: StandInJSON, nodeErrors: StandInJSON)
+    }
+
+    static func error(_ type: String, _ message: String, _ details: String, _ extra: [(String, StandInJSON)] = []) -> StandInJSON {
+        ["type": .string(type), "message": .string(message), "details": .string(details), "extra_info": .object(extra)]
+    }
+
+    func validate(prompt: [(String, StandInJSON)], models: [String: [String]], inputFiles: [String], targets: [String]?)
+        -> Validation
+    {
+        let graph = Dictionary(prompt, uniquingKeysWith: { _, last in last })
+        var outputs: [String] = []
+        for (id, node) in prompt {
+            guard let classType = node["class_type"]?.stringValue else {
+                return .failed(
+                    error: Self.error(
+                        "invalid_prompt", "Cannot execute because a node is missing the class_type property.", "Node ID '#\(id)'"),
+                    nodeErrors: [:])
+            }
+            guard let definition = self.node(classType) else {
+                return .failed(
+                    error: Self.error("invalid_prompt", "Cannot execute because node \(classType) does not exist.", "Node ID '#\(id)'"),
+                    nodeErrors: [:])
+            }
+            if definition.outputNode, targets == nil || targets!.contains(id), !outputs.contains(id) { outputs.append(id) }
+        }
+        guard !outputs.isEmpty else {
+            return .failed(error: Self.error("prompt_no_outputs", "Prompt has no outputs", ""), nodeErrors: [:])
+        }
+
+        var validated: [String: (Bool, [StandInJSON])] = [:]
+        var validatedOrder: [String] = []
+        var nodeErrors: [(String, StandInJSON)] = []
+        var goodOutputs: [String] = []
+        var failureLines: [String] = []
+
+        func validateNode(_ id: String) -> Bool {
+            if let done = validated[id] { return done.0 }
+            validated[id] = (true, [])  // breaks cycles
+            guard let node = graph[id], let classType = node["class_type"]?.stringValue, let def = self.node(classType) else {
+                validated[id] = (false, [])
+                return false
+            }
+            let inputs = node["inputs"]?.objectValue ?? []
+            var errors: [StandInJSON] = []
+            var valid = true
+            func lookup(_ name: String) -> StandInJSON? { inputs.last(where: { $0.0 == name })?.1 }
+            for (input, isRequired) in def.required.map({ ($0, true) }) + def.optional.map({ ($0, false) }) {
+                guard let value = lookup(input.name) else {
+                    if isRequired {
+                        errors.append(
+                            Self.error("required_input_missing", "Required input is missing", input.name, [("input_name", .string(input.name))]))
+                        valid = false
+                    }
+                    continue
+                }
+                if case .array(let link) = value {
+                    guard link.count == 2, let sourceId = link[0].stringValue ?? link[0].intValue.map(String.init),
+                        let slot = link[1].intValue
+                    else {
+                        errors.append(
+                            Self.error(
+                                "bad_linked_input", "Bad linked input, must be a length-2 list of [node_id, slot_index]", input.name,
+                                [("input_name", .string(input.name)), ("received_value", value)]))
+                        valid = false
+                        continue
+                    }
+                    guard let source = graph[sourceId], let sourceClass = source["class_type"]?.stringValue,
+                        let sourceDef = self.node(sourceClass), slot >= 0, slot < sourceDef.outputs.count
+                    else {
+                        errors.append(
+                            Self.error(
+                                "exception_during_inner_validation", "Exception when validating inner node",
+                                "'\(sourceId)'", [("input_name", .string(input.name))]))
+                        valid = false
+                        continue
+                    }
+                    let receivedType = sourceDef.outputs[slot]
+                    let expected: String? =
+                        switch input.kind {
+                        case .type(let t, _): t
+                        case .int: "INT"
+                        case .string: "STRING"
+                        case .combo: nil
+                        }
+                    if let expected, expected != receivedType {
+                        errors.append(
+                            Self.error(
+                                "return_type_mismatch", "Return type mismatch between linked nodes",
+                                "\(input.name), received_type(\(receivedType)) mismatch input_type(\(expected))",
+                                [("input_name", .string(input.name)), ("received_type", .string(receivedType))]))
+                        valid = false
+                        continue
+                    }
+                    if !validateNode(sourceId) { valid = false }
+                    continue
+                }
+                switch input.kind {
+                case .int(_, let min, let max, _, _):
+                    let number: Int?
+                    switch value {
+                    case .int(let i): number = i
+                    case .double(let d) where d.isFinite: number = Int(d)
+                    case .string(let s): number = Int(s.trimmingWhitespace())
+                    case .bool(let b): number = b ? 1 : 0
+                    default: number = nil
+                    }
+                    guard let number else {
+                        errors.append(
+                            Self.error(
+                                "invalid_input_type", "Failed to convert an input value to a INT value",
+                                "\(input.name), \(value.serialized), invalid literal for int()",
+                                [("input_name", .string(input.name)), ("received_value", value)]))
+                        valid = false
+                        continue
+                    }
+                    if number < min {
+                        errors.append(
+                            Self.error(
+                                "value_smaller_than_min", "Value \(number) smaller than min of \(min)", input.name,
+                                [("input_name", .string(input.name)), ("received_value", .int(number))]))
+                        valid = false
+                    } else if number > max {
+                        errors.append(
+                            Self.error(
+                                "value_bigger_than_max", "Value \(number) bigger than max of \(max)", input.name,
+                                [("input_name", .string(input.name)), ("received_value", .int(number))]))
+                        valid = false
+                    }
+                case .string:
+                    break
+                case .combo(let source, _):
+                    let allowed = comboValues(source, models: models, inputFiles: inputFiles)
+                    if value.stringValue.map({ allowed.contains($0) }) != true {
+                        let shown = value.stringValue ?? value.serialized
+                        errors.append(
+                            Self.error(
+                                "value_not_in_list", "Value not in list",
+                                "\(input.name): '\(shown)' not in \(StandInJSON.array(allowed.map { .string($0) }).serialized.replacingDoubleQuotes())",
+                                [("input_name", .string(input.name)), ("received_value", value)]))
+                        valid = false
+                    }
+                case .type(let t, _):
+                    errors.append(
+                        Self.error(
+                            "bad_linked_input", "Bad linked input, must be a length-2 list of [node_id, slot_index]", input.name,
+                            [("input_name", .string(input.name)), ("input_config", [.string(t)]), ("received_value", value)]))
+                    valid = false
+                }
+            }
+            if !valid || !errors.isEmpty { valid = false }
+            validated[id] = (valid, errors)
+            validatedOrder.append(id)
+            return valid
+        }
+
+        for output in outputs {
+            if validateNode(output) {
+                goodOutputs.append(output)
+                continue
+            }
+            for id in validatedOrder {
+                guard let (ok, reasons) = validated[id], !ok, !reasons.isEmpty else { continue }
+                if let index = nodeErrors.firstIndex(where: { $0.0 == id }) {
+                    if case .object(var entry) = nodeErrors[index].1,
+                        let depIndex = entry.firstIndex(where: { $0.0 == "dependent_outputs" }),
+                        case .array(var deps) = entry[depIndex].1
+                    {
+                        if !deps.contains(.string(output)) { deps.append(.string(output)) }
+                        entry[depIndex].1 = .array(deps)
+                        nodeErrors[index].1 = .object(entry)
+                    }
+                } else {
+                    let classType = graph[id]?["class_type"] ?? .null
+                    nodeErrors.append(
+                        (id, ["errors": .array(reasons), "dependent_outputs": [.string(output)], "class_type": classType]))
+                    for reason in reasons {
+                        failureLines.append("\(reason["message"]?.stringValue ?? ""): \(reason["details"]?.stringValue ?? "")")
+                    }
+                }
+            }
+        }
+        if goodOutputs.isEmpty {
+            return .failed(
+                error: Self.error("prompt_outputs_failed_validation", "Prompt outputs failed validation", failureLines.joined(separator: "\n")),
+                nodeErrors: .object(nodeErrors))
+        }
+        return .ok(outputs: goodOutputs, nodeErrors: .object(nodeErrors))
+    }
+}
+
+extension String {
+    func trimmingWhitespace() -> String {
+        var s = Substring(self)
+        while let f = s.first, f.isWhitespace { s.removeFirst() }
+        while let l = s.last, l.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+
+    /// Python's repr of a list of strings uses single quotes.
+    func replacingDoubleQuotes() -> String { String(self.map { $0 == "\"" ? "'" : $0 }) }
+}
