@@ -59,6 +59,7 @@ let package = Package(
                 "ComfyGateCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // A typed client for ComfyUI's HTTP and websocket API. Depends on nothing of ours.
@@ -118,8 +119,20 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ComfyGateCoreTests", dependencies: ["ComfyGateCore", "ComfyGateTestSupport"]),
-        .testTarget(name: "ComfyGateSQLiteTests", dependencies: ["ComfyGateSQLite", "ComfyGateTestSupport"]),
-        .testTarget(name: "ComfyGatePostgresTests", dependencies: ["ComfyGatePostgres", "ComfyGateTestSupport"]),
+        .testTarget(
+            name: "ComfyGateSQLiteTests",
+            dependencies: ["ComfyGateCore", "ComfyGateSQLite", "ComfyGateTestSupport"]
+        ),
+        .testTarget(
+            name: "ComfyGatePostgresTests",
+            dependencies: [
+                "ComfyGateCore",
+                "ComfyGatePostgres",
+                "ComfyGateTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
+        ),
         .testTarget(name: "ComfyUIClientTests", dependencies: ["ComfyUIClient", "ComfyGateTestSupport"]),
         .testTarget(
             name: "ComfyGateServerTests",
