@@ -15,6 +15,7 @@ set -eu
 
 port="${1:-55432}"
 base="${COMFYGATE_PG_DIR:-/tmp/comfygate-pg-$port}"
+case "$base" in /*) ;; *) base="$PWD/$base" ;; esac
 data="$base/data"
 socket_dir="$base"
 
@@ -41,6 +42,8 @@ as_owner() {
 
 mkdir -p "$base"
 if [ "$(id -u)" -eq 0 ]; then chown postgres "$base"; fi
+# The server tools complain when the cluster owner cannot read the current directory.
+cd "$base"
 
 if [ ! -f "$data/PG_VERSION" ]; then
     as_owner "$bindir/initdb" -D "$data" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
