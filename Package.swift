@@ -120,8 +120,20 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ComfyGateCoreTests", dependencies: ["ComfyGateCore", "ComfyGateTestSupport"]),
-        .testTarget(name: "ComfyGateSQLiteTests", dependencies: ["ComfyGateSQLite", "ComfyGateTestSupport"]),
-        .testTarget(name: "ComfyGatePostgresTests", dependencies: ["ComfyGatePostgres", "ComfyGateTestSupport"]),
+        .testTarget(
+            name: "ComfyGateSQLiteTests",
+            dependencies: ["ComfyGateCore", "ComfyGateSQLite", "ComfyGateTestSupport"]
+        ),
+        .testTarget(
+            name: "ComfyGatePostgresTests",
+            dependencies: [
+                "ComfyGateCore",
+                "ComfyGatePostgres",
+                "ComfyGateTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
+        ),
         .testTarget(
             name: "ComfyUIClientTests",
             dependencies: [
