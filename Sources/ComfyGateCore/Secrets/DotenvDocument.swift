@@ -40,7 +40,8 @@ public struct DotenvDocument: Sendable, Equatable {
     public func entry(forKey key: String) -> Entry? { entries.last { $0.key == key } }
 
     /// Sets `key` to `value`: replaces the value of its last assignment in place (keeping any `export `,
-    /// spacing and trailing comment) or appends a line using the file's own line ending.
+    /// spacing and trailing comment) or appends a line using the file's own line ending (and, if the file has
+    /// no final newline, without adding one).
     /// - Throws: ``SecretsError`` when the value cannot be written so that Compose reads it back exactly.
     public mutating func set(_ value: String, forKey key: String) throws(SecretsError) {
         let rendered = Array(try Self.render(value).utf8)
@@ -48,8 +49,9 @@ public struct DotenvDocument: Sendable, Equatable {
             bytes.replaceSubrange(entry.valueRange, with: rendered)
         } else {
             let newline: [UInt8] = usesCRLF ? [13, 10] : [10]
-            if let last = bytes.last, last != 10 { bytes += newline }
-            bytes += Array(key.utf8) + [UInt8(ascii: "=")] + rendered + newline
+            let line = Array(key.utf8) + [UInt8(ascii: "=")] + rendered
+            // A file without a final newline keeps lacking one.
+            if let last = bytes.last, last != 10 { bytes += newline + line } else { bytes += line + newline }
         }
         entries = Self.parse(bytes)
     }

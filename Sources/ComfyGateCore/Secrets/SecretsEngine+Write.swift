@@ -25,7 +25,8 @@ extension RunContext {
             let findings =
                 (status == .unsafe ? [evaluation.report.reason].compactMap { $0 } : []) + evaluation.report.notes
             for note in findings where note.contains("git") {
-                report.warnings.append("\(evaluation.location.label): \(note)")
+                let warning = note.hasPrefix("the backups folder") ? note : "\(evaluation.location.label): \(note)"
+                if !report.warnings.contains(warning) { report.warnings.append(warning) }
             }
             if case .gatewayStore = evaluation.location.format {
                 if stale {

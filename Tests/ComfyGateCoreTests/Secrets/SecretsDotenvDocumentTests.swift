@@ -43,7 +43,7 @@ struct SecretsDotenvDocumentTests {
     @Test func appendingKeepsTheFilesLineEndings() throws {
         var crlf = DotenvDocument(text: "A=1\r\nB=2")
         try crlf.set("v", forKey: "C")
-        #expect(crlf.text == "A=1\r\nB=2\r\nC=v\r\n")
+        #expect(crlf.text == "A=1\r\nB=2\r\nC=v")
         var empty = DotenvDocument(text: "")
         try empty.set("x y", forKey: "K")
         #expect(empty.text == "K='x y'\n")

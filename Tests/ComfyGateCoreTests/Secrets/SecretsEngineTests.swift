@@ -252,3 +252,73 @@ struct SecretsEngineTests {
                 == value)
     }
 }
+
+@Suite("Secrets: formats and line endings")
+struct SecretsFormatTests {
+    @Test func rawDigestAndMissingKeysKeepEveryOtherByte() async throws {
+        let root = try SeedSecretsFixture.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let manifest = """
+            bcrypt_cost = 4
+            [secrets.api]
+            source = { path = "source.txt", format = "file" }
+            [[secrets.api.targets]]
+            path = "client.env"
+            format = "dotenv"
+            key = "API_TOKEN"
+            value = "raw"
+            [[secrets.api.targets]]
+            path = "client.env"
+            format = "dotenv"
+            key = "API_TOKEN_SHA256"
+            value = "sha256"
+            [[secrets.api.targets]]
+            path = "digest"
+            format = "file"
+            value = "sha256"
+            """
+        let files: [(String, String)] = [
+            ("comfygate-secrets.toml", manifest),
+            ("source.txt", SeedSecretsFixture.rawToken),
+            ("client.env", "# client\r\nexport API_TOKEN = old  # rotated by comfygate\r\nOTHER=1"),
+            ("digest", "0123"),
+        ]
+        for (name, text) in files { try Data(text.utf8).write(to: root.appendingPathComponent(name)) }
+        let engine = SecretsEngine(
+            manifest: try SecretsManifest(contentsOf: root.appendingPathComponent("comfygate-secrets.toml")))
+        let before = await engine.check()
+        #expect(before.map(\.status) == [.unsafe, .drift, .missing, .malformed])
+        #expect(before[3].reason == "not a SHA-256 hex digest (64 hex digits; found 4 characters)")
+
+        let report = try await engine.sync()
+        #expect(report.actions.map(\.location) == ["source.txt", "client.env", "digest"])
+        #expect(report.actions[0].summary == "chmod 0600 (was 0644)")
+        let client = try String(contentsOf: root.appendingPathComponent("client.env"), encoding: .utf8)
+        let digest = TokenFormat.digest(SeedSecretsFixture.rawToken)
+        #expect(
+            client
+                == "# client\r\nexport API_TOKEN = '\(SeedSecretsFixture.rawToken)'  # rotated by comfygate\r\nOTHER=1\r\nAPI_TOKEN_SHA256=\(digest)"
+        )
+        #expect(try String(contentsOf: root.appendingPathComponent("digest"), encoding: .utf8) == digest)
+        #expect(
+            try String(contentsOf: root.appendingPathComponent("source.txt"), encoding: .utf8)
+                == SeedSecretsFixture.rawToken)
+        #expect(await engine.check().map(\.status) == [.ok, .ok, .ok, .ok])
+    }
+
+    @Test func aMissingSourceStopsSyncBeforeAnyWrite() async throws {
+        let tree = try SeedTree(.beforeRepair)
+        defer { tree.remove() }
+        try FileManager.default.removeItem(at: tree.url(SeedSecretsFixture.sourcePath))
+        let engine = try tree.engine()
+        let report = await engine.check()
+        #expect(report.map(\.status) == [.missing, .error, .malformed])
+        #expect(report[1].reason == "cannot be verified: the source is MISSING")
+        await #expect {
+            try await engine.sync()
+        } throws: { error in
+            (error as? SecretsError)?.problems.first?.contains("the source of qwen_api_user is MISSING") == true
+        }
+        #expect(tree.backups().isEmpty)
+    }
+}
