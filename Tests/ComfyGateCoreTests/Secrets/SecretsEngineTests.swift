@@ -321,4 +321,21 @@ struct SecretsFormatTests {
         }
         #expect(tree.backups().isEmpty)
     }
+
+    @Test func aVerifyingHashThatComposeWouldInterpolateIsMalformed() async throws {
+        let tree = try SeedTree(.afterRepair)
+        defer { tree.remove() }
+        let engine = try tree.engine()
+        _ = try await engine.sync()
+        let hash = try #require(try tree.dockerHash())
+        let env = tree.url(SeedSecretsFixture.dockerEnvPath)
+        let quoted = try String(contentsOf: env, encoding: .utf8)
+        try Data(quoted.replacingOccurrences(of: "'\(hash)'", with: hash).utf8).write(to: env)
+        let report = await engine.check()
+        #expect(report[2].status == .malformed)
+        #expect(report[2].reason == "the value contains '$' outside single quotes: Docker Compose would interpolate it")
+        _ = try await engine.sync()
+        #expect(try tree.text(SeedSecretsFixture.dockerEnvPath).contains("COMFYUI_BEARER_TOKEN='$2b$04$"))
+        #expect(await engine.check().map(\.status) == [.ok, .ok, .ok])
+    }
 }
