@@ -1,0 +1,71 @@
+import ComfyGateCore
+import Foundation
+import Synchronization
+
+/// A minimal in-memory store for the secrets tests (users and tokens only; sessions and audit are kept but not queried).
+final class InMemoryGatewayStore: GatewayStore, GatewayStoreOpener {
+    private struct State {
+        var users: [User] = []
+        var tokens: [APIToken] = []
+        var sessions: [Session] = []
+        var audit: [AuditEvent] = []
+    }
+
+    private let state = Mutex(State())
+
+    func openStore(dataDirectory: URL) async throws -> any GatewayStore { self }
+
+    func insertUser(_ user: User) async throws {
+        try state.withLock { state in
+            if state.users.contains(where: { $0.name == user.name }) { throw StoreError.duplicate(user.name) }
+            state.users.append(user)
+        }
+    }
+    func updateUser(_ user: User) async throws {
+        state.withLock { state in state.users = state.users.map { $0.id == user.id ? user : $0 } }
+    }
+    func user(id: String) async throws -> User? { state.withLock { $0.users.first { $0.id == id } } }
+    func user(named name: String) async throws -> User? { state.withLock { $0.users.first { $0.name == name } } }
+    func users() async throws -> [User] { state.withLock { $0.users } }
+    func userCount() async throws -> Int { state.withLock { $0.users.count } }
+
+    func insertToken(_ token: APIToken) async throws { state.withLock { $0.tokens.append(token) } }
+    func token(id: String) async throws -> APIToken? { state.withLock { $0.tokens.first { $0.id == id } } }
+    func tokens(userID: String?) async throws -> [APIToken] {
+        state.withLock { state in state.tokens.filter { userID == nil || $0.userID == userID } }
+    }
+    func usableBcryptTokens(at date: Date) async throws -> [APIToken] {
+        state.withLock { state in
+            state.tokens.filter { token in
+                if case .bcrypt = token.verifier { token.isUsable(at: date) } else { false }
+            }
+        }
+    }
+    func revokeToken(id: String, at date: Date) async throws -> Bool {
+        state.withLock { state in
+            guard let index = state.tokens.firstIndex(where: { $0.id == id && $0.revokedAt == nil }) else {
+                return false
+            }
+            state.tokens[index].revokedAt = date
+            return true
+        }
+    }
+    func setTokenExpiry(id: String, expiresAt: Date?) async throws {
+        state.withLock { state in
+            for index in state.tokens.indices where state.tokens[index].id == id {
+                state.tokens[index].expiresAt = expiresAt
+            }
+        }
+    }
+    func touchToken(id: String, at date: Date) async throws {}
+
+    func insertSession(_ session: Session) async throws { state.withLock { $0.sessions.append(session) } }
+    func session(idDigest: String) async throws -> Session? { nil }
+    func touchSession(idDigest: String, at date: Date) async throws {}
+    func deleteSession(idDigest: String) async throws {}
+    func deleteSessions(userID: String) async throws {}
+    func deleteSessions(expiredBefore date: Date) async throws -> Int { 0 }
+
+    func appendAudit(_ event: AuditEvent) async throws { state.withLock { $0.audit.append(event) } }
+    func auditEvents(limit: Int) async throws -> [AuditEvent] { [] }
+}
