@@ -36,7 +36,7 @@ import WSClient
             }
             let messages = received.withLock { $0 }
             #expect(messages.count == 2)
-            #expect(messages.first?.contains(#""sid":"abc123""#) == true)
+            #expect(messages.first?.contains(#""sid": "abc123""#) == true, "ComfyUI's first message names the socket")
             #expect(messages.last?.contains("feature_flags") == true)
             let socket = try #require(gate.standIn.recordedWebSockets.first)
             #expect(socket.sid == "abc123")
@@ -142,7 +142,7 @@ import WSClient
             try await same.write(Self.handshake(path: "/ws", port: gate.port, extra: "Cookie: \(cookie)\r\nOrigin: \(gate.baseURL)\r\n"))
             let answer = await same.read(until: "\r\n\r\n")
             #expect(answer.hasPrefix("HTTP/1.1 101"), "got \(answer.prefix(40))")
-            #expect(answer.lowercased().contains("sec-websocket-accept: hsmrc0smlyukagmm5oppg+hagwk="))
+            #expect(answer.lowercased().contains("sec-websocket-accept: hsmrc0smlyukagmm5oppg2hagwk="))
         }
     }
 
@@ -157,8 +157,7 @@ import WSClient
         }
     }
 
-    /// A handshake with RFC 6455's sample key, whose accept value is `s3pPLMBiTxaQ9kYGzzhZRbK+xOo=`… for
-    /// `dGhlIHNhbXBsZSBub25jZQ==`; this one uses `x3JJHMbDL1EzLkh9GBhXDw==` → `HSmrc0sMlYUkAGmm5OPpG2HaGWk=`.
+    /// A handshake with the key `x3JJHMbDL1EzLkh9GBhXDw==`, whose accept value is `HSmrc0sMlYUkAGmm5OPpG2HaGWk=`.
     static func handshake(path: String, port: Int, extra: String = "") -> String {
         "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\nSec-WebSocket-Version: 13\r\n\(extra)\r\n"

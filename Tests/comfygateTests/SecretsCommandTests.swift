@@ -212,7 +212,7 @@ struct SecretsCommandTests {
         #expect(flock(descriptor, LOCK_EX) == 0)
         let errorFile = root.appendingPathComponent("stderr.txt")
         _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
-        let process = try CommandRunner.process(["secrets", "sync"], in: root)
+        let process = CommandRunner.process(["secrets", "sync"], in: root)
         process.standardOutput = FileHandle.nullDevice
         process.standardError = try FileHandle(forWritingTo: errorFile)
         try process.run()

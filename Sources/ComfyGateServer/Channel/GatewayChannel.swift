@@ -1,4 +1,6 @@
 import ComfyGateCore
+import Foundation
+import HTTPTypes
 import HummingbirdCore
 import Logging
 import NIOCore
@@ -12,6 +14,8 @@ import NIOWebSocket
 struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
     enum UpgradeResult: Sendable {
         case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+        /// A websocket handshake the gateway refused: the answer is written and the connection closed.
+        case refusedUpgrade(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, WebSocketUpgrader.Refusal)
         case webSocket(
             client: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>,
             upstream: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>,
@@ -42,12 +46,12 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                             try channel.pipeline.syncOperations.addHandler(
                                 HTTPConnectionStateHandler(idleTimeout: idleTimeout, logger: logger)
                             )
-                            return .http(
-                                try NIOAsyncChannel(
-                                    wrappingChannelSynchronously: channel,
-                                    configuration: .init(isOutboundHalfClosureEnabled: true)
-                                )
+                            let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                                wrappingChannelSynchronously: channel,
+                                configuration: .init(isOutboundHalfClosureEnabled: true)
                             )
+                            if let refusal = upgrader.refusal { return .refusedUpgrade(asyncChannel, refusal) }
+                            return .http(asyncChannel)
                         }
                     }
                 )
@@ -65,6 +69,8 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
             switch try await value.result.get() {
             case .http(let channel):
                 await handleHTTP(asyncChannel: channel, logger: logger)
+            case .refusedUpgrade(let channel, let refusal):
+                try await Self.write(refusal, to: channel)
             case .webSocket(let client, let upstream, let identity):
                 var logger = logger
                 logger[metadataKey: "user"] = "\(identity.userName)"
@@ -73,6 +79,22 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
             }
         } catch {
             logger.debug("connection ended before a request was handled", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Answers a refused handshake with its JSON body and closes the connection.
+    private static func write(_ refusal: WebSocketUpgrader.Refusal, to channel: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>) async throws {
+        let body = (try? JSONSerialization.data(withJSONObject: refusal.body, options: [.sortedKeys])) ?? Data()
+        var headers = refusal.headers
+        headers[.contentType] = "application/json"
+        headers[.contentLength] = String(body.count)
+        headers[.connection] = "close"
+        try await channel.executeThenClose { _, outbound in
+            try await outbound.write(contentsOf: [
+                .head(HTTPResponse(status: refusal.status, headerFields: headers)),
+                .body(ByteBuffer(bytes: body)),
+                .end(nil),
+            ])
         }
     }
 }

@@ -7,7 +7,7 @@ import NIOWebSocket
 
 /// Opens a websocket to ComfyUI for a client that is being upgraded, reusing the client's
 /// `Sec-WebSocket-Key` so ComfyUI's `Sec-WebSocket-Accept` is also valid for the client.
-struct UpstreamWebSocketConnector: Sendable {
+struct UpstreamWebSocketConnector: Sendable, CustomStringConvertible {
     /// An upstream websocket, ready for frames.
     struct Connection: Sendable {
         let channel: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>
@@ -16,9 +16,14 @@ struct UpstreamWebSocketConnector: Sendable {
     }
 
     enum Failure: Error {
-        case refused(status: UInt)
+        /// ComfyUI answered the handshake without switching protocols.
+        case refused
+        /// No connection could be made; the cause, shortened.
         case unreachable(String)
     }
+
+    /// `ws://host:port`, for messages.
+    var description: String { "ws://\(authority)" }
 
     private enum UpgradeResult: Sendable {
         case upgraded(Connection)
@@ -76,11 +81,18 @@ struct UpstreamWebSocketConnector: Sendable {
                     }
                 }
         } catch {
-            throw Failure.unreachable("\(error)")
+            let text = "\(error)"
+            throw Failure.unreachable(text.contains("connectionRefused") || text.contains("Connection refused") ? "connection refused" : String(text.prefix(200)))
         }
-        switch try await upgradeResult.get() {
+        let result: UpgradeResult
+        do {
+            result = try await upgradeResult.get()
+        } catch {
+            throw Failure.refused
+        }
+        switch result {
         case .upgraded(let connection): return connection
-        case .refused: throw Failure.refused(status: 0)
+        case .refused: throw Failure.refused
         }
     }
 }

@@ -6,8 +6,8 @@ import ServiceLifecycle
 /// Relays frames between a client and ComfyUI until either side closes.
 ///
 /// Frames pass as they are — text, binary, continuation, ping, pong and close, with their close codes — so
-/// each side sees the other's close code. Client frames keep their masking key (they stay validly masked
-/// for ComfyUI); ComfyUI's frames are unmasked, as a server's must be. On graceful shutdown both sides get a
+/// each side sees the other's close code. Frames to ComfyUI are masked, as a client's must be; frames to
+/// the client are not, as a server's must not be. On graceful shutdown both sides get a
 /// `1001 going away` close frame.
 enum WebSocketRelay {
     static func run(
@@ -56,16 +56,13 @@ enum WebSocketRelay {
         defer { outbound.finish() }
         for try await frame in inbound {
             var frame = frame
-            if maskOutgoing && frame.maskKey == nil {
-                // A client must mask; re-mask anything that arrives unmasked rather than forward a protocol error.
-                let key = WebSocketMaskingKey.random()
-                var data = frame.data
-                data.webSocketMask(key)
-                frame.data = data
-                frame.maskKey = key
-            } else if !maskOutgoing && frame.maskKey != nil {
+            // NIO's decoder leaves payloads masked and its encoder masks whenever a key is set: forward the
+            // unmasked payload, with a key towards ComfyUI (a client must mask) and none towards the client.
+            if let key = frame.maskKey {
                 frame.data = frame.unmaskedData
-                frame.maskKey = nil
+                frame.maskKey = maskOutgoing ? key : nil
+            } else if maskOutgoing {
+                frame.maskKey = .random()
             }
             try await outbound.write(frame)
             if frame.opcode == .connectionClose { return }
@@ -75,10 +72,7 @@ enum WebSocketRelay {
     static func closeFrame(code: WebSocketErrorCode, masked: Bool) -> WebSocketFrame {
         var data = ByteBuffer()
         data.write(webSocketErrorCode: code)
-        guard masked else { return WebSocketFrame(fin: true, opcode: .connectionClose, data: data) }
-        let key = WebSocketMaskingKey.random()
-        data.webSocketMask(key)
-        return WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: key, data: data)
+        return WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: masked ? .random() : nil, data: data)
     }
 }
 

@@ -12,9 +12,8 @@ import NIOWebSocket
 /// The gateway's side of a websocket upgrade, one instance per client connection.
 ///
 /// The 101 answer is given only after the client is authenticated and ComfyUI itself has accepted the
-/// upgrade. When either fails the request is not upgraded and continues as plain HTTP, where the
-/// authentication middleware and the proxy answer it (401, 403, or ComfyUI's own refusal, 502 when it is
-/// unreachable).
+/// upgrade. Otherwise the upgrader keeps the answer to give instead (401, 403, 502, …) in ``refusal``, and
+/// ``GatewayChannel`` writes it and closes the connection.
 final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
     typealias UpgradeResult = GatewayChannel.UpgradeResult
 
@@ -27,10 +26,22 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
     }
 
     let supportedProtocol = "websocket"
-    let requiredUpgradeHeaders = ["sec-websocket-key", "sec-websocket-version"]
+    /// Key and version are checked in `prepare`: NIO would also require them to be named in `Connection`.
+    let requiredUpgradeHeaders: [String] = []
 
     private let dependencies: Dependencies
     private let pending = NIOLockedValueBox<(UpstreamWebSocketConnector.Connection, Identity)?>(nil)
+    private let refusalBox = NIOLockedValueBox<Refusal?>(nil)
+
+    /// The answer for a handshake that was not accepted, if one was attempted and failed.
+    var refusal: Refusal? { refusalBox.withLockedValue { $0 } }
+
+    /// A JSON error answer for a refused handshake.
+    struct Refusal: Error, Sendable {
+        let status: HTTPResponse.Status
+        let body: [String: String]
+        var headers: HTTPFields = [:]
+    }
 
     init(dependencies: Dependencies) {
         self.dependencies = dependencies
@@ -45,7 +56,17 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
         let peer = channel.remoteAddress?.ipAddress
         let eventLoop = channel.eventLoop
         promise.completeWithTask {
-            try await self.prepare(upgradeRequest, peer: peer, initialResponseHeaders: initialResponseHeaders, eventLoop: eventLoop)
+            do {
+                return try await self.prepare(upgradeRequest, peer: peer, initialResponseHeaders: initialResponseHeaders, eventLoop: eventLoop)
+            } catch let refusal as Refusal {
+                self.refusalBox.withLockedValue { $0 = refusal }
+                throw refusal
+            } catch {
+                self.refusalBox.withLockedValue {
+                    $0 = Refusal(status: .internalServerError, body: ["error": "websocket handshake failed"])
+                }
+                throw error
+            }
         }
         return promise.futureResult
     }
@@ -58,26 +79,42 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
     ) async throws -> HTTPHeaders {
         guard head.method == .GET, head.headers["sec-websocket-version"].first == "13",
             let key = head.headers["sec-websocket-key"].first
-        else { throw NotUpgrading.badHandshake }
+        else { throw Refusal(status: .badRequest, body: ["error": "not a websocket version 13 handshake"]) }
         let request = try HTTPRequest(head, secure: false, splitCookie: false)
         let query = head.uri.firstIndex(of: "?").map { String(head.uri[head.uri.index(after: $0)...]) }
-        guard case .authenticated(let identity) = try await dependencies.authenticator.authenticate(headers: request.headerFields, query: query)
-        else { throw NotUpgrading.unauthenticated }
+        let identity: Identity
+        switch try await dependencies.authenticator.authenticate(headers: request.headerFields, query: query) {
+        case .authenticated(let authenticated):
+            identity = authenticated
+        case .anonymous:
+            throw Refusal(status: .unauthorized, body: ["error": "authentication required"],
+                headers: [.wwwAuthenticate: #"Bearer realm="comfygate""#])
+        case .refused:
+            throw Refusal(status: .unauthorized, body: ["error": "authentication required"],
+                headers: [.wwwAuthenticate: #"Bearer realm="comfygate", error="invalid_token""#])
+        case .busy:
+            throw Refusal(status: .serviceUnavailable, body: ["error": "too many credential checks in progress, retry shortly"],
+                headers: [.retryAfter: "1"])
+        }
         if identity.credential == .session,
             !dependencies.originPolicy.allows(method: .get, headers: request.headerFields, authority: request.authority, isWebSocket: true)
         {
-            throw NotUpgrading.crossSite
+            throw Refusal(status: .forbidden, body: ["error": "cross-site request refused"])
         }
 
         var pathAndQuery = request.path.map { String($0.prefix(while: { $0 != "?" })) } ?? "/"
         if let query, let kept = QueryString.removing("token", from: query) { pathAndQuery += "?" + kept }
         let headers = dependencies.upstreamHeaders.build(from: request.headerFields, authority: request.authority, peer: peer, isWebSocket: true)
         let connection: UpstreamWebSocketConnector.Connection
+        let upstream = dependencies.connector.description
         do {
             connection = try await dependencies.connector.connect(pathAndQuery: pathAndQuery, headers: headers, key: key, on: eventLoop)
+        } catch UpstreamWebSocketConnector.Failure.unreachable(let cause) {
+            dependencies.logger.warning("upstream websocket unreachable", metadata: ["upstream": "\(upstream)", "cause": "\(cause)"])
+            throw Refusal(status: .badGateway, body: ["error": "upstream unreachable", "upstream": upstream, "cause": cause])
         } catch {
-            dependencies.logger.info("upstream refused the websocket", metadata: ["path": "\(pathAndQuery)", "error": "\(error)"])
-            throw NotUpgrading.upstreamRefused
+            dependencies.logger.info("upstream refused the websocket", metadata: ["path": "\(pathAndQuery)"])
+            throw Refusal(status: .badGateway, body: ["error": "upstream refused the websocket upgrade", "upstream": upstream])
         }
         pending.withLockedValue { $0 = (connection, identity) }
 
@@ -92,7 +129,7 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
     func upgrade(channel: any Channel, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<UpgradeResult> {
         channel.eventLoop.makeCompletedFuture {
             guard let (upstream, identity) = pending.withLockedValue({ value in defer { value = nil }; return value }) else {
-                throw NotUpgrading.badHandshake
+                throw Refusal(status: .internalServerError, body: ["error": "websocket handshake failed"])
             }
             try channel.pipeline.syncOperations.addHandler(WebSocketFrameEncoder())
             try channel.pipeline.syncOperations.addHandler(
@@ -111,12 +148,5 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
     static func acceptValue(for key: String) -> String {
         let digest = Insecure.SHA1.hash(data: Data((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8))
         return Data(digest).base64EncodedString()
-    }
-
-    enum NotUpgrading: Error {
-        case badHandshake
-        case unauthenticated
-        case crossSite
-        case upstreamRefused
     }
 }

@@ -22,9 +22,8 @@ struct SecretsCommand: AsyncParsableCommand {
         ]
     )
 
-    /// Opens the gateway store for `comfygate-store` targets. Set by the root command once a store is linked;
-    /// until then such targets are reported as errors.
-    static let storeOpener: (any GatewayStoreOpener)? = nil
+    /// Opens the gateway store for `comfygate-store` targets: the SQLite store in the target's data directory.
+    static let storeOpener: (any GatewayStoreOpener)? = SQLiteStoreOpener()
 }
 
 /// `--manifest FILE`, shared by `check`, `sync` and `rotate`.

@@ -63,3 +63,13 @@ enum StoreAccess {
         }
     }
 }
+
+/// Opens the embedded store of a data directory for `secrets` targets of format `comfygate-store`.
+struct SQLiteStoreOpener: GatewayStoreOpener {
+    func openStore(dataDirectory: URL) async throws -> any GatewayStore {
+        var logger = Logger(label: "comfygate")
+        logger.logLevel = .warning
+        try StoreAccess.prepareDataDirectory(dataDirectory.path, logger: logger)
+        return try SQLiteStore(path: dataDirectory.appendingPathComponent(StoreAccess.sqliteFileName).path)
+    }
+}

@@ -1,12 +1,15 @@
 import Foundation
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Runs the built `comfygate` binary as a subprocess, as scripts and people do.
 enum CommandRunner {
     struct Result: Sendable {
-        let exitCode: Int32
-        let standardOutput: String
-        let standardError: String
+        let status: Int32
+        let stdout: String
+        let stderr: String
     }
 
     /// The `comfygate` executable built beside this test bundle.
@@ -24,16 +27,12 @@ enum CommandRunner {
     /// Runs to completion (at most `timeout` seconds) and collects both output streams.
     static func run(
         _ arguments: [String],
+        in directory: URL? = nil,
         environment: [String: String] = [:],
         standardInput: String? = nil,
-        directory: URL? = nil,
-        timeout: TimeInterval = 60
+        timeout: TimeInterval = 120
     ) throws -> Result {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        process.environment = cleanEnvironment(adding: environment)
-        if let directory { process.currentDirectoryURL = directory }
+        let process = process(arguments, in: directory, environment: environment)
         let output = Pipe()
         let error = Pipe()
         let input = Pipe()
@@ -58,11 +57,40 @@ enum CommandRunner {
             throw RunnerError.timedOut(arguments)
         }
         process.waitUntilExit()
-        return Result(
-            exitCode: process.terminationStatus,
-            standardOutput: outputData.text,
-            standardError: errorData.text
-        )
+        return Result(status: process.terminationStatus, stdout: outputData.text, stderr: errorData.text)
+    }
+
+    /// A configured, not yet started `comfygate` process.
+    static func process(_ arguments: [String], in directory: URL?, environment: [String: String] = [:]) -> Process {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.environment = cleanEnvironment(adding: environment)
+        if let directory { process.currentDirectoryURL = directory }
+        return process
+    }
+
+    /// Starts `comfygate <arguments>`, waits until its standard error contains `marker`, then sends SIGKILL.
+    /// Returns false when the process finished without printing the marker.
+    static func killWhenPrinted(_ marker: String, _ arguments: [String], in directory: URL, environment: [String: String]) throws -> Bool {
+        let process = process(arguments, in: directory, environment: environment)
+        let errors = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errors
+        try process.run()
+        var seen = Data()
+        while true {
+            let chunk = errors.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen += chunk
+            if String(decoding: seen, as: UTF8.self).contains(marker) {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                return true
+            }
+        }
+        process.waitUntilExit()
+        return false
     }
 
     /// The test process's environment without any `COMFYGATE_*` variable, plus `adding`.
