@@ -119,6 +119,25 @@ import WSClient
         }
     }
 
+    @Test func gracefulShutdownClosesBothSidesWithGoingAway() async throws {
+        try await withGateway { gate in
+            let (_, token) = try await gate.makeUser("alice")
+            let closeFrame = try await WebSocketClient.connect(
+                url: "\(gate.webSocketURL)/ws?clientId=stopping&token=\(token)",
+                configuration: Self.configuration(),
+                logger: Self.logger
+            ) { inbound, _, _ in
+                var messages = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
+                _ = try await messages.next()
+                await gate.shutdown()
+                while try await messages.next() != nil {}
+            }
+            #expect(closeFrame?.closeCode == .goingAway)
+            for _ in 0..<300 where gate.standIn.connectedWebSocketCount > 0 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(gate.standIn.connectedWebSocketCount == 0, "ComfyUI's side is closed too")
+        }
+    }
+
     @Test func unauthenticatedUpgradesAreRefusedWithA401() async throws {
         try await withGateway { gate in
             let connection = try RawConnection(port: gate.port)

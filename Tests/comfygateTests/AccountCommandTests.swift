@@ -126,3 +126,27 @@ import Testing
         #expect(missing.stderr.contains("cannot read configuration file /nonexistent.toml"))
     }
 }
+
+@Suite struct SharedStoreCommandTests {
+    /// The same commands against PostgreSQL (the shared store for several replicas), from
+    /// `COMFYGATE_TEST_POSTGRES_URL` as `scripts/test` sets it.
+    @Test func usersAndTokensWorkAgainstPostgreSQL() throws {
+        guard let url = ProcessInfo.processInfo.environment["COMFYGATE_TEST_POSTGRES_URL"] else {
+            Issue.record("COMFYGATE_TEST_POSTGRES_URL is not set: run the tests through scripts/test")
+            return
+        }
+        let name = "pg-\(UUID().uuidString.prefix(8).lowercased())"
+        let store = ["--database-url", url]
+        let added = try CommandRunner.run(["users", "add", name, "--role", "viewer"] + store)
+        #expect(added.status == 0, "\(added.stderr)")
+        let token = try CommandRunner.run(["tokens", "create", "--user", name] + store)
+        #expect(token.status == 0, "\(token.stderr)")
+        #expect(token.stdout.hasPrefix("cgt_"))
+        let listed = try CommandRunner.run(["tokens", "list", "--user", name, "--json"] + store)
+        #expect(listed.status == 0)
+        #expect(listed.stdout.contains("\"active\""))
+        let bad = try CommandRunner.run(["users", "list"], environment: ["COMFYGATE_DATABASE_URL": "mysql://nope"])
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("database_url (from COMFYGATE_DATABASE_URL)"))
+    }
+}

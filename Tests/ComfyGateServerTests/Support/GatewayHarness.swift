@@ -17,6 +17,8 @@ struct GatewayHarness: Sendable {
     let store: SQLiteStore
     let accounts: AccountService
     let clock: TestClock
+    /// Starts the gateway's graceful shutdown, as SIGTERM does.
+    let shutdown: @Sendable () async -> Void
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
     var webSocketURL: String { "ws://127.0.0.1:\(port)" }
@@ -88,7 +90,8 @@ func withGateway<T: Sendable>(
             }
             let harness = GatewayHarness(
                 port: port, standIn: standIn, store: store,
-                accounts: AccountService(store: store, hasher: components.hasher, now: { clock.now() }), clock: clock
+                accounts: AccountService(store: store, hasher: components.hasher, now: { clock.now() }), clock: clock,
+                shutdown: { await serviceGroup.triggerGracefulShutdown() }
             )
             do {
                 let result = try await body(harness)

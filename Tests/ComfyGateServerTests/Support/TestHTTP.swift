@@ -29,8 +29,10 @@ enum TestHTTPError: Error {
 /// Requests over loopback with a client that never follows redirects.
 enum TestHTTP {
     static let client: HTTPClient = {
-        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(60)))
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(30), read: .seconds(60)))
         configuration.decompression = .disabled
+        // Many suites run at once on a small machine: allow enough connections that none waits for the pool.
+        configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 
