@@ -23,12 +23,7 @@ struct UpstreamRequestHeaders: Sendable {
     /// - Parameters:
     ///   - authority: the `Host` the client addressed (HTTPTypes keeps it apart from the header fields).
     func build(from incoming: HTTPFields, authority: String?, peer: String?, isWebSocket: Bool = false) -> HTTPFields {
-        var listedInConnection = Set<HTTPField.Name>()
-        for value in incoming[values: .connection] {
-            for token in value.split(separator: ",") {
-                if let name = HTTPField.Name(token.trimmingCharacters(in: .whitespaces)) { listedInConnection.insert(name) }
-            }
-        }
+        let listedInConnection = UpstreamResponseHeaders.namedInConnection(incoming)
         var outgoing = HTTPFields()
         outgoing.reserveCapacity(incoming.count + 4)
         for field in incoming {
@@ -69,13 +64,19 @@ enum UpstreamResponseHeaders {
         .connection, .init("Keep-Alive")!, .init("Proxy-Connection")!, .te, .trailer, .transferEncoding, .upgrade,
     ]
 
-    static func filter(_ incoming: HTTPFields) -> HTTPFields {
-        var listedInConnection = Set<HTTPField.Name>()
-        for value in incoming[values: .connection] {
+    /// Headers a `Connection` header names as belonging to this hop only (RFC 9110 §7.6.1).
+    static func namedInConnection(_ fields: HTTPFields) -> Set<HTTPField.Name> {
+        var names = Set<HTTPField.Name>()
+        for value in fields[values: .connection] {
             for token in value.split(separator: ",") {
-                if let name = HTTPField.Name(token.trimmingCharacters(in: .whitespaces)) { listedInConnection.insert(name) }
+                if let name = HTTPField.Name(token.trimmingCharacters(in: .whitespaces)) { names.insert(name) }
             }
         }
+        return names
+    }
+
+    static func filter(_ incoming: HTTPFields) -> HTTPFields {
+        let listedInConnection = UpstreamResponseHeaders.namedInConnection(incoming)
         return HTTPFields(incoming.filter { !removed.contains($0.name) && !listedInConnection.contains($0.name) })
     }
 }
