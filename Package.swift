@@ -61,6 +61,7 @@ let package = Package(
                 "ComfyGateCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // A typed client for ComfyUI's HTTP and websocket API. Depends on nothing of ours.
@@ -126,6 +127,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         // Used by test targets only: the ComfyUI stand-in server and the store conformance suite.
@@ -142,8 +144,20 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ComfyGateCoreTests", dependencies: ["ComfyGateCore", "ComfyGateTestSupport"]),
-        .testTarget(name: "ComfyGateSQLiteTests", dependencies: ["ComfyGateSQLite", "ComfyGateTestSupport"]),
-        .testTarget(name: "ComfyGatePostgresTests", dependencies: ["ComfyGatePostgres", "ComfyGateTestSupport"]),
+        .testTarget(
+            name: "ComfyGateSQLiteTests",
+            dependencies: ["ComfyGateCore", "ComfyGateSQLite", "ComfyGateTestSupport"]
+        ),
+        .testTarget(
+            name: "ComfyGatePostgresTests",
+            dependencies: [
+                "ComfyGateCore",
+                "ComfyGatePostgres",
+                "ComfyGateTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
+        ),
         .testTarget(
             name: "ComfyUIClientTests",
             dependencies: [
@@ -198,6 +212,7 @@ let package = Package(
                 "ComfyGateTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
     ]

@@ -1,4 +1,6 @@
 import ComfyGateCore
+import ComfyGateSQLite
+import NIOHTTP1
 import ComfyGateTestSupport
 import Foundation
 import Testing

@@ -1,4 +1,6 @@
 import ComfyGateCore
+import ComfyGateSQLite
+import NIOHTTP1
 import ComfyGateTestSupport
 import Foundation
 import NIOCore
@@ -129,14 +131,14 @@ import Testing
             let (_, token) = try await gate.makeUser("alice")
             let connection = try RawConnection(port: gate.port, timeoutSeconds: 5)
             let body = #"{"unload_models":false,"free_memory":false}"#
-            try connection.write(
+            try await connection.write(
                 "POST /free HTTP/1.1\r\nHost: 127.0.0.1:\(gate.port)\r\nAuthorization: Bearer \(token)\r\n"
                     + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nExpect: 100-continue\r\n\r\n"
             )
-            let interim = connection.read(until: "\r\n\r\n")
+            let interim = await connection.read(until: "\r\n\r\n")
             #expect(interim.hasPrefix("HTTP/1.1 100 Continue"), "got: \(interim.prefix(40))")
-            try connection.write(body)
-            let final = connection.read(until: "\r\n\r\n")
+            try await connection.write(body)
+            let final = await connection.read(until: "\r\n\r\n")
             #expect(final.contains("HTTP/1.1 200"), "got: \(final.prefix(60))")
             let request = try #require(gate.standIn.recordedRequests.first { $0.path == "/free" })
             #expect(request.headerValues("Expect").isEmpty)

@@ -1,4 +1,6 @@
 import ComfyGateTestSupport
+import ComfyGateSQLite
+import NIOHTTP1
 import Foundation
 import HTTPTypes
 import Logging
@@ -48,6 +50,9 @@ import WSClient
         try await withGateway { gate in
             let (_, token) = try await gate.makeUser("alice")
             let upload = (0..<(300 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            // A 256 KiB JPEG-typed preview frame (B.4: event type 1, image format 1, then the image bytes).
+            let payload = [0, 0, 0, 1] + (0..<(256 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+            let expected = ComfyUIStandIn.binaryFrame(eventType: 1, payload: payload)
             let preview = Mutex<[UInt8]>([])
             try await WebSocketClient.connect(
                 url: "\(gate.webSocketURL)/api/ws?clientId=bin&token=\(token)",
@@ -56,7 +61,7 @@ import WSClient
             ) { inbound, outbound, _ in
                 var messages = inbound.messages(maxSize: 16 << 20).makeAsyncIterator()
                 _ = try await messages.next()  // status
-                gate.standIn.sendPreview(size: 256 * 1024, to: "bin")
+                gate.standIn.broadcastBinary(eventType: 1, payload: payload, to: "bin")
                 while let message = try await messages.next() {
                     if case .binary(let buffer) = message {
                         preview.withLock { $0 = Array(buffer.readableBytesView) }
@@ -71,9 +76,7 @@ import WSClient
                 }
                 try await outbound.close(.normalClosure, reason: nil)
             }
-            let frame = preview.withLock { $0 }
-            #expect(frame.count >= 256 * 1024)
-            #expect(Array(frame.prefix(4)) == [0, 0, 0, 1] || Array(frame.prefix(4)) == [0, 0, 0, 4], "B.4 event type")
+            #expect(preview.withLock { $0 } == expected, "the preview frame arrives byte for byte")
             let socket = try #require(gate.standIn.recordedWebSockets.first)
             #expect(socket.receivedFrames.contains(.binary(upload)))
             #expect(!(socket.query ?? "").contains("token"))
@@ -119,8 +122,8 @@ import WSClient
     @Test func unauthenticatedUpgradesAreRefusedWithA401() async throws {
         try await withGateway { gate in
             let connection = try RawConnection(port: gate.port)
-            try connection.write(Self.handshake(path: "/ws?clientId=x", port: gate.port))
-            let answer = connection.read(until: "}")
+            try await connection.write(Self.handshake(path: "/ws?clientId=x", port: gate.port))
+            let answer = await connection.read(until: "}")
             #expect(answer.hasPrefix("HTTP/1.1 401"), "got \(answer.prefix(40))")
             #expect(answer.contains("authentication required"))
             #expect(gate.standIn.recordedWebSockets.isEmpty)
@@ -133,11 +136,11 @@ import WSClient
             let cookie = try #require(BrowserLoginTests.sessionCookie(
                 try await BrowserLoginTests.login(gate, user: "alice", password: "correct-horse-battery")))
             let evil = try RawConnection(port: gate.port)
-            try evil.write(Self.handshake(path: "/ws", port: gate.port, extra: "Cookie: \(cookie)\r\nOrigin: http://evil.example\r\n"))
-            #expect(evil.read(until: "\r\n\r\n").hasPrefix("HTTP/1.1 403"))
+            try await evil.write(Self.handshake(path: "/ws", port: gate.port, extra: "Cookie: \(cookie)\r\nOrigin: http://evil.example\r\n"))
+            #expect(await evil.read(until: "\r\n\r\n").hasPrefix("HTTP/1.1 403"))
             let same = try RawConnection(port: gate.port)
-            try same.write(Self.handshake(path: "/ws", port: gate.port, extra: "Cookie: \(cookie)\r\nOrigin: \(gate.baseURL)\r\n"))
-            let answer = same.read(until: "\r\n\r\n")
+            try await same.write(Self.handshake(path: "/ws", port: gate.port, extra: "Cookie: \(cookie)\r\nOrigin: \(gate.baseURL)\r\n"))
+            let answer = await same.read(until: "\r\n\r\n")
             #expect(answer.hasPrefix("HTTP/1.1 101"), "got \(answer.prefix(40))")
             #expect(answer.lowercased().contains("sec-websocket-accept: hsmrc0smlyukagmm5oppg+hagwk="))
         }
@@ -148,8 +151,8 @@ import WSClient
         try await withGateway(upstream: "http://127.0.0.1:\(closedPort)") { gate in
             let (_, token) = try await gate.makeUser("alice")
             let connection = try RawConnection(port: gate.port)
-            try connection.write(Self.handshake(path: "/ws", port: gate.port, extra: "Authorization: Bearer \(token)\r\n"))
-            let answer = connection.read(until: "}")
+            try await connection.write(Self.handshake(path: "/ws", port: gate.port, extra: "Authorization: Bearer \(token)\r\n"))
+            let answer = await connection.read(until: "}")
             #expect(answer.hasPrefix("HTTP/1.1 502"), "got \(answer.prefix(40))")
         }
     }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import ComfyGateTestSupport
 import Foundation
 import NIOCore
+import NIOHTTP1
 import Testing
 
 @Suite(.serialized) struct ServeCommandTests {
@@ -132,7 +133,7 @@ struct UploadChunks: AsyncSequence, Sendable {
                 stage = 1
                 return ByteBuffer(string: head)
             case 1 where remaining > 0:
-                let count = min(remaining, chunk.readableBytes)
+                let count = Swift.min(remaining, chunk.readableBytes)
                 remaining -= count
                 return chunk.getSlice(at: 0, length: count)
             case 1:

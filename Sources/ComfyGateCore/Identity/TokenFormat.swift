@@ -54,8 +54,8 @@ public enum TokenFormat {
         SHA256.hash(data: Data(value.utf8)).hexString
     }
 
-    /// Uniform random base62 characters by rejection sampling (no modulo bias).
-    static func randomBase62(count: Int) -> String {
+    /// Uniform random base62 characters by rejection sampling (no modulo bias); also used for passwords.
+    public static func randomBase62(count: Int) -> String {
         var generator = SystemRandomNumberGenerator()
         var result = [UInt8]()
         result.reserveCapacity(count)

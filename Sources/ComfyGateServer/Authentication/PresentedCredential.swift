@@ -18,7 +18,7 @@ enum PresentedCredential: Equatable {
             self = Self.parse(authorization: authorization)
             return
         }
-        if let query, let token = QueryString.firstValue(of: "token", in: query) {
+        if let query, let token = QueryString.firstValue(of: "token", in: query), !token.isEmpty {
             self = .token(token)
             return
         }

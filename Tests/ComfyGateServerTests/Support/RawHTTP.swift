@@ -4,7 +4,12 @@ import Glibc
 #endif
 
 /// A bare TCP client for what HTTP libraries hide: interim `100 Continue` answers and refused upgrades.
-final class RawConnection {
+///
+/// Its blocking socket calls run on their own dispatch queue, never on Swift concurrency's few threads (the
+/// servers under test need those).
+final class RawConnection: @unchecked Sendable {
+    private static let queue = DispatchQueue(label: "raw-connection", attributes: .concurrent)
+
     private let descriptor: Int32
 
     init(port: Int, timeoutSeconds: Int = 10) throws {
@@ -27,11 +32,24 @@ final class RawConnection {
 
     deinit { close(descriptor) }
 
-    func write(_ text: String) throws {
-        try write(Array(text.utf8))
+    func write(_ text: String) async throws {
+        try await write(Array(text.utf8))
     }
 
-    func write(_ bytes: [UInt8]) throws {
+    func write(_ bytes: [UInt8]) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            Self.queue.async {
+                do {
+                    try self.blockingWrite(bytes)
+                    continuation.resume()
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    private func blockingWrite(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             let sent = bytes[offset...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -41,7 +59,13 @@ final class RawConnection {
     }
 
     /// Reads until `marker` has arrived (or the peer closes / the timeout passes) and returns everything read.
-    func read(until marker: String) -> String {
+    func read(until marker: String) async -> String {
+        await withCheckedContinuation { continuation in
+            Self.queue.async { continuation.resume(returning: self.blockingRead(until: marker)) }
+        }
+    }
+
+    private func blockingRead(until marker: String) -> String {
         var received = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 4096)
         while !String(decoding: received, as: UTF8.self).contains(marker) {

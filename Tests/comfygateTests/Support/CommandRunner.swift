@@ -43,14 +43,13 @@ enum CommandRunner {
         try process.run()
         if let standardInput { input.fileHandleForWriting.write(Data(standardInput.utf8)) }
         try input.fileHandleForWriting.close()
-        let outputData = Mutex(Data())
-        let errorData = Mutex(Data())
+        let outputData = OutputBuffer()
+        let errorData = OutputBuffer()
         let group = DispatchGroup()
         for (pipe, sink) in [(output, outputData), (error, errorData)] {
             group.enter()
             DispatchQueue.global().async {
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                sink.withLock { $0 = data }
+                sink.append(pipe.fileHandleForReading.readDataToEndOfFile())
                 group.leave()
             }
         }
@@ -61,8 +60,8 @@ enum CommandRunner {
         process.waitUntilExit()
         return Result(
             exitCode: process.terminationStatus,
-            standardOutput: String(decoding: outputData.withLock { $0 }, as: UTF8.self),
-            standardError: String(decoding: errorData.withLock { $0 }, as: UTF8.self)
+            standardOutput: outputData.text,
+            standardError: errorData.text
         )
     }
 
@@ -84,18 +83,18 @@ final class ServeProcess: Sendable {
     let port: Int
     /// What `serve` printed on standard output (the first-start credentials).
     let standardOutput: String
-    private let errorLog: Mutex<Data>
+    private let errorLog: OutputBuffer
 
     var pid: Int32 { process.processIdentifier }
 
-    private init(process: Process, port: Int, standardOutput: String, errorLog: Mutex<Data>) {
+    private init(process: Process, port: Int, standardOutput: String, errorLog: OutputBuffer) {
         self.process = process
         self.port = port
         self.standardOutput = standardOutput
         self.errorLog = errorLog
     }
 
-    var standardError: String { String(decoding: errorLog.withLock { $0 }, as: UTF8.self) }
+    var standardError: String { errorLog.text }
 
     /// Starts `comfygate serve --listen 127.0.0.1:0 …` and waits until it logs its address.
     static func start(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 30) throws -> ServeProcess {
@@ -109,30 +108,23 @@ final class ServeProcess: Sendable {
         process.standardError = error
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        let errorLog = Mutex(Data())
-        let outputLog = Mutex(Data())
-        error.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            errorLog.withLock { $0.append(data) }
-        }
-        output.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            outputLog.withLock { $0.append(data) }
-        }
+        let errorLog = OutputBuffer()
+        let outputLog = OutputBuffer()
+        error.fileHandleForReading.readabilityHandler = { errorLog.append($0.availableData) }
+        output.fileHandleForReading.readabilityHandler = { outputLog.append($0.availableData) }
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            let log = String(decoding: errorLog.withLock { $0 }, as: UTF8.self)
+            let log = errorLog.text
             if let range = log.range(of: #"address=127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
                 let port = Int(log[range].split(separator: ":").last ?? "") ?? 0
                 Thread.sleep(forTimeInterval: 0.05)
-                let stdout = String(decoding: outputLog.withLock { $0 }, as: UTF8.self)
-                return ServeProcess(process: process, port: port, standardOutput: stdout, errorLog: errorLog)
+                return ServeProcess(process: process, port: port, standardOutput: outputLog.text, errorLog: errorLog)
             }
             if !process.isRunning { break }
             Thread.sleep(forTimeInterval: 0.05)
         }
         process.terminate()
-        throw ServeError.didNotStart(String(decoding: errorLog.withLock { $0 }, as: UTF8.self))
+        throw ServeError.didNotStart(errorLog.text)
     }
 
     /// SIGTERM, then waits for a graceful exit; returns the exit status.
@@ -161,4 +153,13 @@ final class ServeProcess: Sendable {
         case didNotStart(String)
         case noMemoryFigure(String)
     }
+}
+
+/// Bytes collected from a pipe, shared between the reading thread and the test.
+final class OutputBuffer: Sendable {
+    private let data = Mutex(Data())
+
+    func append(_ chunk: Data) { data.withLock { $0.append(chunk) } }
+
+    var text: String { String(decoding: data.withLock { $0 }, as: UTF8.self) }
 }

@@ -1,0 +1,420 @@
+public import ComfyGateCore
+public import Foundation
+public import Logging
+import PostgresNIO
+public import ServiceLifecycle
+
+/// The shared store for several gateway replicas: PostgreSQL through a PostgresNIO connection pool.
+///
+/// Run it as a `Service` (its ``run()`` drives the pool) and call ``migrate()`` once it runs. Every value
+/// reaches the server as a bound parameter. User names are unique regardless of case; lookups by name
+/// ignore case too. Errors are ``StoreError`` values whose messages name the server and database but
+/// never the password.
+public final class PostgresStore: GatewayStore, Service {
+    private let client: PostgresClient
+    /// `postgres at host:port/database`, for error messages.
+    private let location: String
+    /// Queries and transactions log nothing: their bound values include password hashes.
+    private let queryLogger = Logger(label: "comfygate.postgres.query", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    /// Prepares a connection pool for `url` (`postgres://user:password@host:port/database?sslmode=disable`).
+    ///
+    /// Nothing connects until ``run()`` runs. Without `sslmode`, loopback hosts connect without TLS and
+    /// other hosts require TLS with a verified certificate; `sslmode` takes libpq's values (`disable`,
+    /// `prefer`, `require`, `verify-ca`, `verify-full`).
+    /// - Parameters:
+    ///   - url: The database URL. Percent-encode special characters in the user name and password.
+    ///   - logger: Receives the pool's background messages (connections opened, lost, retried).
+    /// - Throws: ``StoreError/unavailable(_:)`` when the URL is malformed.
+    public init(url: String, logger: Logger) throws {
+        let parsed = try PostgresURL(url)
+        self.location = parsed.location
+        self.client = PostgresClient(configuration: parsed.clientConfiguration, backgroundLogger: logger)
+    }
+
+    /// Runs the connection pool until the task is cancelled or a graceful shutdown begins.
+    public func run() async throws {
+        await client.run()
+    }
+
+    /// Creates or upgrades the schema; a no-op when it is current.
+    ///
+    /// Safe when several replicas start at once: the migrations run in one transaction holding a
+    /// transaction-scoped advisory lock, and the applied versions are recorded in `comfygate_migrations`.
+    public func migrate() async throws {
+        try await perform {
+            try await client.withTransaction(logger: queryLogger) { connection in
+                try await connection.query(
+                    "SELECT pg_advisory_xact_lock(\(PostgresSchema.migrationLockKey))",
+                    logger: queryLogger
+                )
+                try await connection.query(
+                    """
+                    CREATE TABLE IF NOT EXISTS comfygate_migrations (
+                        version integer PRIMARY KEY,
+                        applied_at timestamptz NOT NULL DEFAULT now()
+                    )
+                    """,
+                    logger: queryLogger
+                )
+                var applied = Set<Int>()
+                let versions = try await connection.query(
+                    "SELECT version FROM comfygate_migrations",
+                    logger: queryLogger
+                )
+                for try await version in versions.decode(Int.self) { applied.insert(version) }
+                for migration in PostgresSchema.migrations where !applied.contains(migration.version) {
+                    for statement in migration.statements {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: queryLogger)
+                    }
+                    try await connection.query(
+                        "INSERT INTO comfygate_migrations (version) VALUES (\(migration.version))",
+                        logger: queryLogger
+                    )
+                }
+            }
+        }
+    }
+
+    // MARK: Users
+
+    private static let userColumns = "id, name, role, password_hash, is_disabled, created_at"
+
+    public func insertUser(_ user: User) async throws {
+        try await perform(duplicate: "user '\(user.name)'") {
+            try await client.query(
+                """
+                INSERT INTO users (id, name, role, password_hash, is_disabled, created_at)
+                VALUES (\(user.id), \(user.name), \(user.role.rawValue), \(user.passwordHash), \(user.isDisabled),
+                        \(user.createdAt))
+                """
+            )
+        }
+    }
+
+    public func updateUser(_ user: User) async throws {
+        try await perform(duplicate: "user '\(user.name)'") {
+            let updated = try await client.query(
+                """
+                UPDATE users SET name = \(user.name), role = \(user.role.rawValue),
+                    password_hash = \(user.passwordHash), is_disabled = \(user.isDisabled)
+                WHERE id = \(user.id)
+                RETURNING id
+                """
+            ).collect()
+            if updated.isEmpty { throw StoreError.notFound("user '\(user.name)'") }
+        }
+    }
+
+    public func user(id: String) async throws -> User? {
+        try await users("SELECT \(unescaped: Self.userColumns) FROM users WHERE id = \(id)").first
+    }
+
+    public func user(named name: String) async throws -> User? {
+        try await users("SELECT \(unescaped: Self.userColumns) FROM users WHERE lower(name) = lower(\(name))").first
+    }
+
+    public func users() async throws -> [User] {
+        // `COLLATE "C"` gives the same order as SQLite's NOCASE, whatever the database's locale.
+        try await users("SELECT \(unescaped: Self.userColumns) FROM users ORDER BY lower(name) COLLATE \"C\", id")
+    }
+
+    public func userCount() async throws -> Int {
+        try await perform {
+            var count = 0
+            for try await value in try await client.query("SELECT count(*) FROM users").decode(Int.self) {
+                count = value
+            }
+            return count
+        }
+    }
+
+    private func users(_ query: PostgresQuery) async throws -> [User] {
+        try await perform {
+            var result: [User] = []
+            let rows = try await client.query(query)
+            for try await (id, name, roleName, passwordHash, isDisabled, createdAt) in rows.decode(
+                (String, String, String, String?, Bool, Date).self
+            ) {
+                guard let role = Role(rawValue: roleName) else {
+                    throw StoreError.unavailable("user '\(id)' has an unknown role '\(roleName)'")
+                }
+                result.append(
+                    User(
+                        id: id,
+                        name: name,
+                        role: role,
+                        passwordHash: passwordHash,
+                        isDisabled: isDisabled,
+                        createdAt: createdAt
+                    )
+                )
+            }
+            return result
+        }
+    }
+
+    // MARK: Tokens
+
+    private static let tokenColumns =
+        "id, user_id, name, verifier_kind, verifier, created_at, expires_at, last_used_at, revoked_at"
+
+    public func insertToken(_ token: APIToken) async throws {
+        let (kind, verifier) = token.verifier.columns
+        try await perform(duplicate: "token '\(token.id)'") {
+            try await client.query(
+                """
+                INSERT INTO api_tokens (\(unescaped: Self.tokenColumns))
+                VALUES (\(token.id), \(token.userID), \(token.name), \(kind), \(verifier), \(token.createdAt),
+                        \(token.expiresAt), \(token.lastUsedAt), \(token.revokedAt))
+                """
+            )
+        }
+    }
+
+    public func token(id: String) async throws -> APIToken? {
+        try await tokens("SELECT \(unescaped: Self.tokenColumns) FROM api_tokens WHERE id = \(id)").first
+    }
+
+    public func tokens(userID: String?) async throws -> [APIToken] {
+        if let userID {
+            try await tokens(
+                """
+                SELECT \(unescaped: Self.tokenColumns) FROM api_tokens WHERE user_id = \(userID)
+                ORDER BY created_at, id
+                """
+            )
+        } else {
+            try await tokens("SELECT \(unescaped: Self.tokenColumns) FROM api_tokens ORDER BY created_at, id")
+        }
+    }
+
+    public func usableBcryptTokens(at date: Date) async throws -> [APIToken] {
+        try await tokens(
+            """
+            SELECT \(unescaped: Self.tokenColumns) FROM api_tokens
+            WHERE verifier_kind = 'bcrypt' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > \(date))
+            ORDER BY created_at, id
+            """
+        )
+    }
+
+    public func revokeToken(id: String, at date: Date) async throws -> Bool {
+        try await perform {
+            let revoked = try await client.query(
+                "UPDATE api_tokens SET revoked_at = \(date) WHERE id = \(id) AND revoked_at IS NULL RETURNING id"
+            ).collect()
+            return !revoked.isEmpty
+        }
+    }
+
+    public func setTokenExpiry(id: String, expiresAt: Date?) async throws {
+        try await perform {
+            let updated = try await client.query(
+                "UPDATE api_tokens SET expires_at = \(expiresAt) WHERE id = \(id) RETURNING id"
+            ).collect()
+            if updated.isEmpty { throw StoreError.notFound("token '\(id)'") }
+        }
+    }
+
+    public func touchToken(id: String, at date: Date) async throws {
+        try await perform {
+            try await client.query("UPDATE api_tokens SET last_used_at = \(date) WHERE id = \(id)")
+        }
+    }
+
+    private func tokens(_ query: PostgresQuery) async throws -> [APIToken] {
+        try await perform {
+            var result: [APIToken] = []
+            let rows = try await client.query(query)
+            for try await (id, userID, name, kind, value, createdAt, expiresAt, lastUsedAt, revokedAt) in rows.decode(
+                (String, String, String, String, String, Date, Date?, Date?, Date?).self
+            ) {
+                let verifier: APIToken.Verifier
+                switch kind {
+                case "sha256": verifier = .sha256(value)
+                case "bcrypt": verifier = .bcrypt(value)
+                default: throw StoreError.unavailable("token '\(id)' has an unknown verifier kind '\(kind)'")
+                }
+                result.append(
+                    APIToken(
+                        id: id,
+                        userID: userID,
+                        name: name,
+                        verifier: verifier,
+                        createdAt: createdAt,
+                        expiresAt: expiresAt,
+                        lastUsedAt: lastUsedAt,
+                        revokedAt: revokedAt
+                    )
+                )
+            }
+            return result
+        }
+    }
+
+    // MARK: Sessions
+
+    public func insertSession(_ session: Session) async throws {
+        try await perform(duplicate: "session") {
+            try await client.query(
+                """
+                INSERT INTO sessions (id_digest, user_id, created_at, last_seen_at, expires_at)
+                VALUES (\(session.idDigest), \(session.userID), \(session.createdAt), \(session.lastSeenAt),
+                        \(session.expiresAt))
+                """
+            )
+        }
+    }
+
+    public func session(idDigest: String) async throws -> Session? {
+        try await perform {
+            let rows = try await client.query(
+                """
+                SELECT id_digest, user_id, created_at, last_seen_at, expires_at FROM sessions
+                WHERE id_digest = \(idDigest)
+                """
+            )
+            for try await (digest, userID, createdAt, lastSeenAt, expiresAt) in rows.decode(
+                (String, String, Date, Date, Date).self
+            ) {
+                return Session(
+                    idDigest: digest,
+                    userID: userID,
+                    createdAt: createdAt,
+                    lastSeenAt: lastSeenAt,
+                    expiresAt: expiresAt
+                )
+            }
+            return nil
+        }
+    }
+
+    public func touchSession(idDigest: String, at date: Date) async throws {
+        try await perform {
+            try await client.query("UPDATE sessions SET last_seen_at = \(date) WHERE id_digest = \(idDigest)")
+        }
+    }
+
+    public func deleteSession(idDigest: String) async throws {
+        try await perform {
+            try await client.query("DELETE FROM sessions WHERE id_digest = \(idDigest)")
+        }
+    }
+
+    public func deleteSessions(userID: String) async throws {
+        try await perform {
+            try await client.query("DELETE FROM sessions WHERE user_id = \(userID)")
+        }
+    }
+
+    public func deleteSessions(expiredBefore date: Date) async throws -> Int {
+        try await perform {
+            var count = 0
+            let rows = try await client.query(
+                """
+                WITH deleted AS (DELETE FROM sessions WHERE expires_at < \(date) RETURNING 1)
+                SELECT count(*) FROM deleted
+                """
+            )
+            for try await value in rows.decode(Int.self) { count = value }
+            return count
+        }
+    }
+
+    // MARK: Audit
+
+    public func appendAudit(_ event: AuditEvent) async throws {
+        try await perform {
+            try await client.query(
+                """
+                INSERT INTO audit_events (time, action, user_name, client_address, detail)
+                VALUES (\(event.time), \(event.action), \(event.userName), \(event.clientAddress), \(event.detail))
+                """
+            )
+        }
+    }
+
+    public func auditEvents(limit: Int) async throws -> [AuditEvent] {
+        try await perform {
+            var result: [AuditEvent] = []
+            let rows = try await client.query(
+                """
+                SELECT time, action, user_name, client_address, detail FROM audit_events
+                ORDER BY time DESC, seq DESC LIMIT \(max(0, limit))
+                """
+            )
+            for try await (time, action, userName, clientAddress, detail) in rows.decode(
+                (Date, String, String?, String?, String).self
+            ) {
+                result.append(
+                    AuditEvent(
+                        time: time, action: action, userName: userName, clientAddress: clientAddress, detail: detail)
+                )
+            }
+            return result
+        }
+    }
+
+    // MARK: Errors
+
+    /// Runs `body`, turning driver errors into ``StoreError``.
+    ///
+    /// - Parameter duplicate: What a unique-constraint violation means, e.g. `user 'alice'`.
+    @discardableResult
+    private func perform<T>(duplicate: String? = nil, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            throw storeError(error, duplicate: duplicate)
+        }
+    }
+
+    private func storeError(_ error: any Error, duplicate: String?) -> any Error {
+        switch error {
+        case is StoreError, is CancellationError:
+            return error
+        case let error as PostgresTransactionError:
+            let cause = error.beginError ?? error.closureError ?? error.commitError ?? error.rollbackError
+            return cause.map { storeError($0, duplicate: duplicate) }
+                ?? StoreError.unavailable("\(location): transaction failed")
+        case let error as PSQLError:
+            if error.code == .server, error.serverInfo?[.sqlState] == "23505", let duplicate {
+                return StoreError.duplicate(duplicate)
+            }
+            return StoreError.unavailable("\(location): \(Self.reason(error))")
+        case is PostgresDecodingError:
+            return StoreError.unavailable("\(location): a stored value has an unexpected type")
+        default:
+            return StoreError.unavailable("\(location): \(error)")
+        }
+    }
+
+    /// What went wrong, in words that cannot contain bound values or the password.
+    ///
+    /// `PSQLError`'s own description is deliberately generic; its debug description may quote queries.
+    private static func reason(_ error: PSQLError) -> String {
+        switch error.code {
+        case .server:
+            let message = error.serverInfo?[.message] ?? "server error"
+            let state = error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
+            return message + state
+        case .sslUnsupported:
+            return "the server does not support TLS; add ?sslmode=disable to the URL only on a trusted network"
+        case .connectionError:
+            return "cannot connect" + (error.underlying.map { ": \($0)" } ?? "")
+        default:
+            return "\(error.code)"
+        }
+    }
+}
+
+extension APIToken.Verifier {
+    /// The `verifier_kind` and `verifier` column values.
+    fileprivate var columns: (kind: String, value: String) {
+        switch self {
+        case .sha256(let hex): ("sha256", hex)
+        case .bcrypt(let hash): ("bcrypt", hash)
+        }
+    }
+}

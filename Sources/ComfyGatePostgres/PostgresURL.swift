@@ -1,0 +1,101 @@
+import ComfyGateCore
+import Foundation
+import PostgresNIO
+
+/// A parsed `postgres://user:password@host:port/database?sslmode=…` URL.
+///
+/// `sslmode` follows libpq: `disable`, `prefer` and `require` (encrypt without checking the certificate),
+/// `verify-ca` (check the chain), `verify-full` (check the chain and the host name). Without `sslmode`,
+/// loopback hosts use `disable` and every other host `verify-full`. Error messages never contain the
+/// password.
+struct PostgresURL {
+    var host: String
+    var port: Int
+    var username: String
+    var password: String?
+    var database: String
+    var sslMode: String
+
+    static let sslModes = ["disable", "prefer", "require", "verify-ca", "verify-full"]
+
+    init(_ url: String) throws(StoreError) {
+        guard let components = URLComponents(string: url),
+            let scheme = components.scheme, ["postgres", "postgresql"].contains(scheme.lowercased())
+        else {
+            throw Self.invalid("expected postgres://user:password@host:port/database")
+        }
+        guard var host = components.host, !host.isEmpty else { throw Self.invalid("the host is missing") }
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard let username = components.user, !username.isEmpty else { throw Self.invalid("the user name is missing") }
+
+        let database = String(components.path.drop(while: { $0 == "/" }))
+        guard !database.isEmpty, !database.contains("/") else {
+            throw Self.invalid("the path must name one database, e.g. /comfygate")
+        }
+
+        var sslMode: String?
+        for item in components.queryItems ?? [] {
+            switch item.name {
+            case "sslmode":
+                guard let value = item.value, Self.sslModes.contains(value) else {
+                    throw Self.invalid("sslmode must be one of \(Self.sslModes.joined(separator: ", "))")
+                }
+                sslMode = value
+            default:
+                throw Self.invalid("unsupported parameter '\(item.name)' (only sslmode is supported)")
+            }
+        }
+
+        self.host = host
+        self.port = components.port ?? 5432
+        self.username = username
+        self.password = components.password
+        self.database = database
+        self.sslMode = sslMode ?? (Self.isLoopback(host) ? "disable" : "verify-full")
+    }
+
+    /// `host:port/database`: where the store is, for messages. Never includes credentials.
+    var location: String {
+        let shownHost = host.contains(":") ? "[\(host)]" : host
+        return "postgres at \(shownHost):\(port)/\(database)"
+    }
+
+    /// The client configuration for this URL.
+    var clientConfiguration: PostgresClient.Configuration {
+        PostgresClient.Configuration(
+            host: host,
+            port: port,
+            username: username,
+            password: password,
+            database: database,
+            tls: tls
+        )
+    }
+
+    private var tls: PostgresClient.Configuration.TLS {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        switch sslMode {
+        case "disable":
+            return .disable
+        case "prefer":
+            configuration.certificateVerification = .none
+            return .prefer(configuration)
+        case "require":
+            configuration.certificateVerification = .none
+            return .require(configuration)
+        case "verify-ca":
+            configuration.certificateVerification = .noHostnameVerification
+            return .require(configuration)
+        default:
+            return .require(configuration)
+        }
+    }
+
+    private static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    private static func invalid(_ why: String) -> StoreError {
+        .unavailable("invalid PostgreSQL URL: \(why)")
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import GRDB
+
+/// The SQLite schema, as an ordered list of migrations.
+///
+/// A migration never changes once it has shipped: add a new version instead. Dates are stored as `REAL`
+/// seconds since 1970 so they sort and compare as numbers. User names are unique regardless of ASCII case
+/// (`COLLATE NOCASE`), matching the PostgreSQL schema's unique index on `lower(name)`.
+enum SQLiteSchema {
+    /// `(version, SQL)` pairs, applied in order; each SQL string may hold several statements.
+    static let migrations: [(version: Int, sql: String)] = [
+        (
+            1,
+            """
+            CREATE TABLE users (
+                id TEXT NOT NULL PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+                role TEXT NOT NULL,
+                password_hash TEXT,
+                is_disabled INTEGER NOT NULL DEFAULT 0,
+                created_at REAL NOT NULL
+            );
+            CREATE TABLE api_tokens (
+                id TEXT NOT NULL PRIMARY KEY,
+                user_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                verifier_kind TEXT NOT NULL CHECK (verifier_kind IN ('sha256', 'bcrypt')),
+                verifier TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                expires_at REAL,
+                last_used_at REAL,
+                revoked_at REAL
+            );
+            CREATE INDEX api_tokens_user_id ON api_tokens (user_id, created_at);
+            CREATE TABLE sessions (
+                id_digest TEXT NOT NULL PRIMARY KEY,
+                user_id TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                last_seen_at REAL NOT NULL,
+                expires_at REAL NOT NULL
+            );
+            CREATE INDEX sessions_user_id ON sessions (user_id);
+            CREATE INDEX sessions_expires_at ON sessions (expires_at);
+            CREATE TABLE audit_events (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                time REAL NOT NULL,
+                action TEXT NOT NULL,
+                user_name TEXT,
+                client_address TEXT,
+                detail TEXT NOT NULL
+            );
+            CREATE INDEX audit_events_time ON audit_events (time);
+            """
+        )
+    ]
+
+    /// Applies the missing migrations.
+    ///
+    /// Everything happens in one `IMMEDIATE` transaction, which takes SQLite's write lock before reading
+    /// which versions are applied: two processes opening a new file at once migrate it exactly once.
+    static func migrate(_ writer: any DatabaseWriter) throws {
+        try writer.writeWithoutTransaction { db in
+            try db.inTransaction(.immediate) {
+                try db.execute(
+                    sql: """
+                        CREATE TABLE IF NOT EXISTS comfygate_migrations (
+                            version INTEGER NOT NULL PRIMARY KEY,
+                            applied_at REAL NOT NULL
+                        )
+                        """
+                )
+                let applied = Set(try Int.fetchAll(db, sql: "SELECT version FROM comfygate_migrations"))
+                for migration in migrations where !applied.contains(migration.version) {
+                    try db.execute(sql: migration.sql)
+                    try db.execute(
+                        sql: "INSERT INTO comfygate_migrations (version, applied_at) VALUES (?, ?)",
+                        arguments: [migration.version, Date().timeIntervalSince1970]
+                    )
+                }
+                return .commit
+            }
+        }
+    }
+}

@@ -1,0 +1,485 @@
+public import ComfyGateCore
+import Foundation
+import Testing
+
+/// The behaviour every ``GatewayStore`` must have, as Swift Testing checks.
+///
+/// Each implementation's test target runs every ``Check`` against a fresh, empty, migrated store, e.g.
+///
+/// ```swift
+/// @Test(arguments: GatewayStoreConformance.Check.allCases)
+/// func conformance(_ check: GatewayStoreConformance.Check) async throws {
+///     try await check.run(on: SQLiteStore.inMemory())
+/// }
+/// ```
+///
+/// What the checks pin down, beyond the protocol's own documentation:
+/// - user names are unique **regardless of case**, `user(named:)` ignores case, and `users()` sorts by name
+///   ignoring case; the stored name keeps the case it was given;
+/// - `updateUser` and `setTokenExpiry` throw ``StoreError/notFound(_:)`` for an unknown id, while the touch
+///   and delete methods silently do nothing (a session may end while a request still uses it);
+/// - a token expiring exactly at `date` is no longer usable, and a session expiring exactly at `date` is not
+///   removed by `deleteSessions(expiredBefore:)`;
+/// - ties are broken by id (tokens) and by insertion order (audit events);
+/// - dates round-trip to within a millisecond; the fixtures use whole seconds, which every store keeps
+///   exactly, so records can be compared with `==`.
+public enum GatewayStoreConformance {
+    /// One behaviour, checked against an empty store.
+    public enum Check: String, CaseIterable, Sendable {
+        case insertAndFindUsers
+        case userNamesAreUniqueIgnoringCase
+        case usersAreOrderedByNameAndCounted
+        case updateUsers
+        case insertAndFindTokens
+        case tokensAreListedByUserInCreationOrder
+        case usableBcryptTokensExcludeRevokedExpiredAndNative
+        case revokeTokensOnce
+        case setAndClearTokenExpiry
+        case touchTokens
+        case insertFindTouchAndDeleteSessions
+        case deleteSessionsOfOneUser
+        case deleteExpiredSessions
+        case auditEventsAreNewestFirst
+        case datesKeepMilliseconds
+        case concurrentWrites
+
+        /// Runs this check against `store`, which must be empty.
+        public func run(on store: any GatewayStore) async throws {
+            switch self {
+            case .insertAndFindUsers: try await GatewayStoreConformance.insertAndFindUsers(store)
+            case .userNamesAreUniqueIgnoringCase:
+                try await GatewayStoreConformance.userNamesAreUniqueIgnoringCase(store)
+            case .usersAreOrderedByNameAndCounted:
+                try await GatewayStoreConformance.usersAreOrderedByNameAndCounted(store)
+            case .updateUsers: try await GatewayStoreConformance.updateUsers(store)
+            case .insertAndFindTokens: try await GatewayStoreConformance.insertAndFindTokens(store)
+            case .tokensAreListedByUserInCreationOrder:
+                try await GatewayStoreConformance.tokensAreListedByUserInCreationOrder(store)
+            case .usableBcryptTokensExcludeRevokedExpiredAndNative:
+                try await GatewayStoreConformance.usableBcryptTokensExcludeRevokedExpiredAndNative(store)
+            case .revokeTokensOnce: try await GatewayStoreConformance.revokeTokensOnce(store)
+            case .setAndClearTokenExpiry: try await GatewayStoreConformance.setAndClearTokenExpiry(store)
+            case .touchTokens: try await GatewayStoreConformance.touchTokens(store)
+            case .insertFindTouchAndDeleteSessions:
+                try await GatewayStoreConformance.insertFindTouchAndDeleteSessions(store)
+            case .deleteSessionsOfOneUser: try await GatewayStoreConformance.deleteSessionsOfOneUser(store)
+            case .deleteExpiredSessions: try await GatewayStoreConformance.deleteExpiredSessions(store)
+            case .auditEventsAreNewestFirst: try await GatewayStoreConformance.auditEventsAreNewestFirst(store)
+            case .datesKeepMilliseconds: try await GatewayStoreConformance.datesKeepMilliseconds(store)
+            case .concurrentWrites: try await GatewayStoreConformance.concurrentWrites(store)
+            }
+        }
+    }
+
+    /// Runs every check, each against a new store from `makeStore`.
+    public static func run(_ makeStore: @Sendable () async throws -> any GatewayStore) async throws {
+        for check in Check.allCases {
+            try await check.run(on: makeStore())
+        }
+    }
+
+    // MARK: Fixtures
+
+    /// A whole-second reference time (2025-11-25T00:00:00Z); fixtures are offsets from it.
+    static let t0 = Date(timeIntervalSince1970: 1_764_028_800)
+
+    static func time(_ seconds: Int) -> Date { t0.addingTimeInterval(TimeInterval(seconds)) }
+
+    static func user(_ name: String, id: String? = nil, role: Role = .user, at seconds: Int = 0) -> User {
+        User(
+            id: id ?? "id-\(name.lowercased())",
+            name: name,
+            role: role,
+            passwordHash: "$2b$12$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234",
+            createdAt: time(seconds)
+        )
+    }
+
+    static func token(
+        _ id: String,
+        userID: String = "id-alice",
+        verifier: APIToken.Verifier? = nil,
+        at seconds: Int = 0,
+        expiresAt: Date? = nil,
+        revokedAt: Date? = nil
+    ) -> APIToken {
+        APIToken(
+            id: id,
+            userID: userID,
+            name: "label of \(id)",
+            verifier: verifier ?? .sha256(String(repeating: "ab", count: 32)),
+            createdAt: time(seconds),
+            expiresAt: expiresAt,
+            revokedAt: revokedAt
+        )
+    }
+
+    static func session(_ digest: String, userID: String = "id-alice", expiresIn seconds: Int = 3600) -> Session {
+        Session(idDigest: digest, userID: userID, createdAt: t0, lastSeenAt: t0, expiresAt: time(seconds))
+    }
+
+    /// Expects `body` to throw ``StoreError/duplicate(_:)`` whose message mentions `name`.
+    static func expectDuplicate(
+        mentioning name: String,
+        sourceLocation: SourceLocation = #_sourceLocation,
+        _ body: () async throws -> Void
+    ) async {
+        do {
+            try await body()
+            Issue.record(
+                "expected StoreError.duplicate mentioning '\(name)', nothing was thrown", sourceLocation: sourceLocation
+            )
+        } catch let StoreError.duplicate(what) {
+            #expect(
+                what.contains(name), "duplicate message '\(what)' should mention '\(name)'",
+                sourceLocation: sourceLocation)
+        } catch {
+            Issue.record("expected StoreError.duplicate, got \(error)", sourceLocation: sourceLocation)
+        }
+    }
+
+    /// Expects `body` to throw ``StoreError/notFound(_:)``.
+    static func expectNotFound(sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> Void) async
+    {
+        do {
+            try await body()
+            Issue.record("expected StoreError.notFound, nothing was thrown", sourceLocation: sourceLocation)
+        } catch StoreError.notFound {
+        } catch {
+            Issue.record("expected StoreError.notFound, got \(error)", sourceLocation: sourceLocation)
+        }
+    }
+
+    /// Expects two optional dates to be within a millisecond of each other.
+    static func expectClose(_ actual: Date?, _ expected: Date?, sourceLocation: SourceLocation = #_sourceLocation) {
+        switch (actual, expected) {
+        case (nil, nil):
+            break
+        case (let actual?, let expected?):
+            let difference = abs(actual.timeIntervalSince(expected))
+            #expect(
+                difference < 0.001, "\(actual) is \(difference) s away from \(expected)", sourceLocation: sourceLocation
+            )
+        default:
+            Issue.record(
+                "expected \(String(describing: expected)), got \(String(describing: actual))",
+                sourceLocation: sourceLocation)
+        }
+    }
+
+    // MARK: Users
+
+    static func insertAndFindUsers(_ store: any GatewayStore) async throws {
+        let alice = user("alice", role: .admin)
+        var bob = user("Bob", at: 10)
+        bob.passwordHash = nil
+        bob.isDisabled = true
+        try await store.insertUser(alice)
+        try await store.insertUser(bob)
+
+        #expect(try await store.user(id: alice.id) == alice)
+        #expect(try await store.user(id: bob.id) == bob)
+        #expect(try await store.user(named: "alice") == alice)
+        #expect(try await store.user(named: "ALICE") == alice, "names are looked up ignoring case")
+        #expect(try await store.user(named: "bob") == bob, "the stored name keeps its case")
+        #expect(try await store.user(id: "ID-ALICE") == nil, "ids are matched exactly")
+        #expect(try await store.user(id: "nobody") == nil)
+        #expect(try await store.user(named: "carol") == nil)
+        #expect(try await store.user(named: "alic") == nil)
+    }
+
+    static func userNamesAreUniqueIgnoringCase(_ store: any GatewayStore) async throws {
+        try await store.insertUser(user("alice"))
+        await expectDuplicate(mentioning: "alice") { try await store.insertUser(user("alice", id: "other")) }
+        await expectDuplicate(mentioning: "Alice") { try await store.insertUser(user("Alice", id: "other")) }
+        await expectDuplicate(mentioning: "carol") { try await store.insertUser(user("carol", id: "id-alice")) }
+        #expect(try await store.userCount() == 1)
+        #expect(try await store.user(named: "alice")?.name == "alice")
+    }
+
+    static func usersAreOrderedByNameAndCounted(_ store: any GatewayStore) async throws {
+        #expect(try await store.users().isEmpty)
+        #expect(try await store.userCount() == 0)
+        for name in ["carol", "Bob", "alice", "dave", "b.ob", "_x", "a-z", "Zed", "bob2"] {
+            try await store.insertUser(user(name))
+        }
+        let names = try await store.users().map(\.name)
+        #expect(names == ["_x", "a-z", "alice", "b.ob", "Bob", "bob2", "carol", "dave", "Zed"])
+        #expect(try await store.userCount() == 9)
+    }
+
+    static func updateUsers(_ store: any GatewayStore) async throws {
+        let alice = user("alice")
+        try await store.insertUser(alice)
+        try await store.insertUser(user("bob"))
+
+        var renamed = alice
+        renamed.name = "alicia"
+        renamed.role = .viewer
+        renamed.passwordHash = nil
+        renamed.isDisabled = true
+        try await store.updateUser(renamed)
+        #expect(try await store.user(id: alice.id) == renamed)
+        #expect(try await store.user(named: "alice") == nil)
+        #expect(try await store.user(named: "alicia") == renamed)
+
+        var recased = renamed
+        recased.name = "Alicia"
+        recased.isDisabled = false
+        recased.passwordHash = "$2b$12$newhash"
+        try await store.updateUser(recased)
+        #expect(try await store.user(named: "alicia") == recased, "a user may change the case of its own name")
+
+        var clash = recased
+        clash.name = "BOB"
+        await expectDuplicate(mentioning: "BOB") { try await store.updateUser(clash) }
+        #expect(try await store.user(id: alice.id) == recased, "a failed update changes nothing")
+
+        await expectNotFound { try await store.updateUser(user("ghost")) }
+        #expect(try await store.userCount() == 2)
+    }
+
+    // MARK: Tokens
+
+    static func insertAndFindTokens(_ store: any GatewayStore) async throws {
+        let native = token("native1")
+        let imported = APIToken(
+            id: "imported1",
+            userID: "id-bob",
+            name: "ci",
+            verifier: .bcrypt("$2y$10$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234"),
+            createdAt: time(5),
+            expiresAt: time(3600),
+            lastUsedAt: time(60),
+            revokedAt: time(120)
+        )
+        try await store.insertToken(native)
+        try await store.insertToken(imported)
+        #expect(try await store.token(id: "native1") == native)
+        #expect(try await store.token(id: "imported1") == imported)
+        #expect(try await store.token(id: "NATIVE1") == nil, "ids are matched exactly")
+        #expect(try await store.token(id: "missing") == nil)
+
+        await expectDuplicate(mentioning: "native1") { try await store.insertToken(token("native1", userID: "id-bob")) }
+        #expect(try await store.token(id: "native1") == native)
+    }
+
+    static func tokensAreListedByUserInCreationOrder(_ store: any GatewayStore) async throws {
+        let tokens = [
+            token("t3", at: 30),
+            token("t1", at: 10),
+            token("b1", userID: "id-bob", at: 20),
+            token("t2b", at: 20),
+            token("t2a", at: 20),
+        ]
+        for token in tokens { try await store.insertToken(token) }
+        #expect(try await store.tokens(userID: "id-alice").map(\.id) == ["t1", "t2a", "t2b", "t3"])
+        #expect(try await store.tokens(userID: "id-bob").map(\.id) == ["b1"])
+        #expect(try await store.tokens(userID: nil).map(\.id) == ["t1", "b1", "t2a", "t2b", "t3"])
+        #expect(try await store.tokens(userID: "nobody").isEmpty)
+        #expect(try await store.tokens(userID: "id-alice").first == token("t1", at: 10))
+    }
+
+    static func usableBcryptTokensExcludeRevokedExpiredAndNative(_ store: any GatewayStore) async throws {
+        let now = time(1000)
+        let bcrypt = APIToken.Verifier.bcrypt("$2b$10$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234")
+        let tokens = [
+            token("open", verifier: bcrypt, at: 1),
+            token("later", verifier: bcrypt, at: 2, expiresAt: time(1001)),
+            token("expiring-now", verifier: bcrypt, at: 3, expiresAt: now),
+            token("expired", verifier: bcrypt, at: 4, expiresAt: time(999)),
+            token("revoked", verifier: bcrypt, at: 5, revokedAt: time(500)),
+            token("revoked-later", verifier: bcrypt, at: 6, revokedAt: time(2000)),
+            token("native", at: 7),
+        ]
+        for token in tokens { try await store.insertToken(token) }
+        let usable = try await store.usableBcryptTokens(at: now)
+        #expect(usable.map(\.id) == ["open", "later"])
+        #expect(usable.first == tokens[0])
+        #expect(
+            try await store.usableBcryptTokens(at: time(0)).map(\.id) == ["open", "later", "expiring-now", "expired"])
+    }
+
+    static func revokeTokensOnce(_ store: any GatewayStore) async throws {
+        try await store.insertToken(token("t1"))
+        #expect(try await store.revokeToken(id: "t1", at: time(100)))
+        #expect(try await store.token(id: "t1")?.revokedAt == time(100))
+        #expect(try await store.revokeToken(id: "t1", at: time(200)) == false, "revoking twice reports false")
+        #expect(try await store.token(id: "t1")?.revokedAt == time(100), "the first revocation time is kept")
+        #expect(try await store.revokeToken(id: "missing", at: time(100)) == false)
+    }
+
+    static func setAndClearTokenExpiry(_ store: any GatewayStore) async throws {
+        try await store.insertToken(token("t1"))
+        try await store.setTokenExpiry(id: "t1", expiresAt: time(86_400))
+        #expect(try await store.token(id: "t1")?.expiresAt == time(86_400))
+        try await store.setTokenExpiry(id: "t1", expiresAt: nil)
+        #expect(try await store.token(id: "t1") == token("t1"))
+        await expectNotFound { try await store.setTokenExpiry(id: "missing", expiresAt: time(1)) }
+    }
+
+    static func touchTokens(_ store: any GatewayStore) async throws {
+        try await store.insertToken(token("t1"))
+        try await store.insertToken(token("t2"))
+        try await store.touchToken(id: "t1", at: time(60))
+        #expect(try await store.token(id: "t1")?.lastUsedAt == time(60))
+        try await store.touchToken(id: "t1", at: time(120))
+        var expected = token("t1")
+        expected.lastUsedAt = time(120)
+        #expect(try await store.token(id: "t1") == expected, "touching changes only the last use")
+        #expect(try await store.token(id: "t2")?.lastUsedAt == nil)
+        try await store.touchToken(id: "missing", at: time(1))
+    }
+
+    // MARK: Sessions
+
+    static func insertFindTouchAndDeleteSessions(_ store: any GatewayStore) async throws {
+        let first = session("digest-1")
+        let second = session("digest-2")
+        try await store.insertSession(first)
+        try await store.insertSession(second)
+        #expect(try await store.session(idDigest: "digest-1") == first)
+        #expect(try await store.session(idDigest: "missing") == nil)
+        await expectDuplicate(mentioning: "session") {
+            try await store.insertSession(session("digest-1", userID: "id-bob"))
+        }
+
+        try await store.touchSession(idDigest: "digest-1", at: time(300))
+        var touched = first
+        touched.lastSeenAt = time(300)
+        #expect(try await store.session(idDigest: "digest-1") == touched, "touching changes only the last activity")
+        try await store.touchSession(idDigest: "missing", at: time(300))
+
+        try await store.deleteSession(idDigest: "digest-1")
+        #expect(try await store.session(idDigest: "digest-1") == nil)
+        #expect(try await store.session(idDigest: "digest-2") == second)
+        try await store.deleteSession(idDigest: "digest-1")
+    }
+
+    static func deleteSessionsOfOneUser(_ store: any GatewayStore) async throws {
+        try await store.insertSession(session("a1"))
+        try await store.insertSession(session("a2"))
+        try await store.insertSession(session("b1", userID: "id-bob"))
+        try await store.deleteSessions(userID: "id-alice")
+        #expect(try await store.session(idDigest: "a1") == nil)
+        #expect(try await store.session(idDigest: "a2") == nil)
+        #expect(try await store.session(idDigest: "b1") != nil)
+        try await store.deleteSessions(userID: "nobody")
+        #expect(try await store.session(idDigest: "b1") != nil)
+    }
+
+    static func deleteExpiredSessions(_ store: any GatewayStore) async throws {
+        try await store.insertSession(session("old", expiresIn: 100))
+        try await store.insertSession(session("older", expiresIn: 50))
+        try await store.insertSession(session("edge", expiresIn: 200))
+        try await store.insertSession(session("fresh", expiresIn: 300))
+        #expect(try await store.deleteSessions(expiredBefore: time(200)) == 2)
+        #expect(try await store.session(idDigest: "old") == nil)
+        #expect(try await store.session(idDigest: "older") == nil)
+        #expect(try await store.session(idDigest: "edge") != nil, "a session expiring exactly then is kept")
+        #expect(try await store.session(idDigest: "fresh") != nil)
+        #expect(try await store.deleteSessions(expiredBefore: time(200)) == 0)
+        #expect(try await store.deleteSessions(expiredBefore: time(1000)) == 2)
+    }
+
+    // MARK: Audit
+
+    static func auditEventsAreNewestFirst(_ store: any GatewayStore) async throws {
+        #expect(try await store.auditEvents(limit: 10).isEmpty)
+        let events = [
+            AuditEvent(
+                time: time(1), action: "login.failed", userName: "alice", clientAddress: "192.0.2.1",
+                detail: "bad password"),
+            AuditEvent(time: time(2), action: "login.succeeded", userName: "alice", clientAddress: "2001:db8::1"),
+            AuditEvent(
+                time: time(3), action: "token.created", userName: nil, clientAddress: nil,
+                detail: "it's \"quoted\"; DROP TABLE users; -- ü"),
+            AuditEvent(time: time(3), action: "token.revoked", userName: "bob"),
+            AuditEvent(
+                time: time(0), action: "user.created", userName: "alice", detail: "appended late with an early time"),
+        ]
+        for event in events { try await store.appendAudit(event) }
+        #expect(
+            try await store.auditEvents(limit: 3) == [events[3], events[2], events[1]],
+            "equal times: last appended first")
+        #expect(try await store.auditEvents(limit: 100) == [events[3], events[2], events[1], events[0], events[4]])
+        #expect(try await store.auditEvents(limit: 0).isEmpty)
+        #expect(try await store.auditEvents(limit: -1).isEmpty)
+        #expect(try await store.userCount() == 0, "quoted text is data, not SQL")
+    }
+
+    // MARK: Dates
+
+    static func datesKeepMilliseconds(_ store: any GatewayStore) async throws {
+        let created = Date(timeIntervalSince1970: 1_764_069_123.456_789)
+        let later = created.addingTimeInterval(0.001)
+        var alice = user("alice")
+        alice.createdAt = created
+        try await store.insertUser(alice)
+        expectClose(try await store.user(id: alice.id)?.createdAt, created)
+
+        try await store.insertToken(token("t1", expiresAt: later))
+        try await store.touchToken(id: "t1", at: created)
+        #expect(try await store.revokeToken(id: "t1", at: later))
+        let stored = try #require(try await store.token(id: "t1"))
+        expectClose(stored.expiresAt, later)
+        expectClose(stored.lastUsedAt, created)
+        expectClose(stored.revokedAt, later)
+
+        let farFuture = Date(timeIntervalSince1970: 4_102_444_800.25)  // 2100-01-01T00:00:00.25Z
+        try await store.insertSession(
+            Session(idDigest: "d", userID: alice.id, createdAt: created, lastSeenAt: later, expiresAt: farFuture)
+        )
+        let session = try #require(try await store.session(idDigest: "d"))
+        expectClose(session.createdAt, created)
+        expectClose(session.lastSeenAt, later)
+        expectClose(session.expiresAt, farFuture)
+
+        try await store.appendAudit(AuditEvent(time: created, action: "a"))
+        try await store.appendAudit(AuditEvent(time: later, action: "b"))
+        let events = try await store.auditEvents(limit: 2)
+        #expect(events.map(\.action) == ["b", "a"], "a millisecond apart is enough to order events")
+        expectClose(events.first?.time, later)
+    }
+
+    // MARK: Concurrency
+
+    static func concurrentWrites(_ store: any GatewayStore) async throws {
+        let writers = 40
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<writers {
+                group.addTask {
+                    let name = "user\(index)"
+                    try await store.insertUser(user(name, at: index))
+                    try await store.insertToken(token("token\(index)", userID: "id-\(name)", at: index))
+                    try await store.touchToken(id: "token\(index)", at: time(index + 1))
+                    try await store.insertSession(session("session\(index)", userID: "id-\(name)"))
+                    try await store.appendAudit(AuditEvent(time: time(index), action: "user.created", userName: name))
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await store.userCount() == writers)
+        #expect(try await store.tokens(userID: nil).count == writers)
+        #expect(try await store.auditEvents(limit: 1000).count == writers)
+        #expect(try await store.deleteSessions(expiredBefore: time(100_000)) == writers)
+
+        // Racing inserts of one name: exactly one wins, the others see a duplicate.
+        let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for index in 0..<10 {
+                group.addTask {
+                    do {
+                        try await store.insertUser(
+                            user(index.isMultiple(of: 2) ? "racer" : "RACER", id: "racer-\(index)"))
+                        return true
+                    } catch StoreError.duplicate {
+                        return false
+                    }
+                }
+            }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 }.count == 1)
+        #expect(try await store.userCount() == writers + 1)
+    }
+}

@@ -1,0 +1,34 @@
+import ArgumentParser
+import Foundation
+
+/// `comfygate`: the authenticating gateway for ComfyUI and the tools around it.
+@main
+struct ComfyGateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "comfygate",
+        abstract: "An authenticating gateway for ComfyUI, with user, token and secret management.",
+        discussion: """
+            Exit codes: 0 success, 1 the operation failed or a check found problems, 2 usage or configuration error.
+            """,
+        version: "0.1.0",
+        subcommands: [ServeCommand.self, UsersCommand.self, TokensCommand.self]
+    )
+
+    /// Parses and runs the command, giving usage errors exit code 2 like every other usage problem.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
+}

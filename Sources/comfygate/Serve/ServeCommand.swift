@@ -1,0 +1,107 @@
+import ArgumentParser
+import ComfyGateCore
+import ComfyGateServer
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// `comfygate serve`: the authenticating reverse proxy in front of ComfyUI.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the authenticating gateway in front of ComfyUI.",
+        discussion: """
+            Precedence: flags, then COMFYGATE_* environment variables, then the --config file, then defaults.
+            On an empty store, user 'admin' is created and its password and an API token are printed once.
+            """
+    )
+
+    @Option(help: "host:port to listen on (default 127.0.0.1:8189).")
+    var listen: String?
+
+    @Option(help: "ComfyUI's base URL (default http://127.0.0.1:8188).")
+    var upstream: String?
+
+    @Option(name: .customLong("public-url"), help: "The URL browsers use; https makes session cookies Secure.")
+    var publicURL: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning or error (default info).")
+    var logLevel: String?
+
+    @OptionGroup var store: StoreOptions
+
+    func run() async throws {
+        try await CommandFailure.report {
+            var flags: [String: String] = [:]
+            flags["listen"] = listen
+            flags["upstream"] = upstream
+            flags["public_url"] = publicURL
+            flags["log_level"] = logLevel
+            let configuration = try store.resolve(extraFlags: flags)
+            let logger = Self.makeLogger(level: configuration.logLevel)
+            try await StoreAccess.withStore(configuration, logger: logger) { store in
+                try await Self.serve(configuration: configuration, store: store, logger: logger)
+            }
+        }
+    }
+
+    private static func serve(configuration: GatewayConfiguration, store: any GatewayStore, logger: Logger) async throws {
+        if let admin = try await AccountService(store: store).bootstrapIfEmpty() {
+            Self.announce(admin)
+        }
+        let client = HTTPClientTransport.makeClient(
+            connectTimeout: configuration.upstreamConnectTimeout,
+            readTimeout: configuration.upstreamTimeout
+        )
+        let components = Gateway.Components(
+            configuration: configuration,
+            store: store,
+            transport: HTTPClientTransport(client: client, upstream: configuration.upstream)
+        )
+        let listen = "\(configuration.listenHost):\(configuration.listenPort)"
+        let upstream = configuration.upstream.absoluteString
+        let application = try await Gateway.buildApplication(
+            components: components,
+            httpClient: client,
+            logger: logger,
+            onServerRunning: { channel in
+                let address = channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? listen
+                logger.notice("ComfyGate listening", metadata: ["address": "\(address)", "upstream": "\(upstream)"])
+            }
+        )
+        let group = ServiceGroup(
+            configuration: .init(services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        )
+        do {
+            try await group.run()
+        } catch {
+            throw CommandFailure.failed("the gateway stopped: \(CommandFailure.reason(error))")
+        }
+    }
+
+    /// Prints the first-start credentials once, on standard output, clearly marked.
+    private static func announce(_ admin: AccountService.InitialAdmin) {
+        let text = """
+            ==================== ComfyGate: first start ====================
+            Created user '\(admin.userName)' (role admin).
+              password:  \(admin.password)
+              API token: \(admin.token)
+            Both are shown this once and never again: store them now.
+            Browsers sign in at /login; scripts send 'Authorization: Bearer <token>'.
+            ================================================================
+
+            """
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+
+    static func makeLogger(level: String) -> Logger {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: level) ?? .info
+            return handler
+        }
+        return Logger(label: "comfygate")
+    }
+}

@@ -1,0 +1,48 @@
+import ArgumentParser
+import ComfyGateCore
+import Foundation
+
+/// Where the gateway's state lives, shared by `serve`, `users` and `tokens`.
+struct StoreOptions: ParsableArguments {
+    @Option(help: "Directory of the embedded SQLite store (default ./comfygate-data; env COMFYGATE_DATA).")
+    var data: String?
+
+    @Option(name: .customLong("database-url"), help: "postgres:// URL of a shared store instead of SQLite (env COMFYGATE_DATABASE_URL).")
+    var databaseURL: String?
+
+    @Option(help: "A comfygate.toml configuration file (env COMFYGATE_CONFIG).")
+    var config: String?
+
+    /// Flag values keyed by setting name, for ``ConfigurationLayers``.
+    var flagValues: [String: String] {
+        var flags: [String: String] = [:]
+        flags["data"] = data
+        flags["database_url"] = databaseURL
+        return flags
+    }
+
+    /// Reads the configuration file (if any), the environment and the given flags, and validates them.
+    func resolve(extraFlags: [String: String] = [:]) throws -> GatewayConfiguration {
+        let environment = ProcessInfo.processInfo.environment
+        let path = config ?? environment["COMFYGATE_CONFIG"]
+        var fileText: String?
+        if let path {
+            do {
+                fileText = try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw CommandFailure.usage("cannot read configuration file \(path): \(CommandFailure.reason(error))")
+            }
+        }
+        do {
+            let layers = try ConfigurationLayers(
+                flags: flagValues.merging(extraFlags) { _, new in new },
+                environment: environment,
+                fileText: fileText,
+                filePath: path
+            )
+            return try GatewayConfiguration(layers: layers)
+        } catch {
+            throw CommandFailure.usage(error.description)
+        }
+    }
+}
