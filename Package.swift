@@ -174,6 +174,7 @@ let package = Package(
                 "ComfyGateCore",
                 "ComfyGateDoctor",
                 "ComfyGateServer",
+                "ComfyGateSQLite",
                 "ComfyGateTestSupport",
                 "ComfyUIClient",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -194,6 +194,12 @@ enum Causes {
         cause: "/ws answers plain HTTP but the upgrade fails: a proxy in front drops the Upgrade and Connection headers.",
         fix: "Enable websocket proxying (nginx: `proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\";`).")
 
+    static let webSocketUpgradeTimeout = Diagnosis(
+        code: "websocket_upgrade_timeout",
+        cause: "The websocket upgrade request got no answer at all: a proxy holds it (it cannot open /ws on ComfyUI, or waits "
+            + "for a body that never comes), or the server is stuck.",
+        fix: "Check the proxy's websocket support and its connection to ComfyUI's /ws; try /ws directly on ComfyUI to compare.")
+
     static let webSocketNoStatus = Diagnosis(
         code: "websocket_no_status",
         cause: "The websocket opened but ComfyUI's first `status` message never came: a proxy buffers or blocks frames, or ComfyUI is stuck.",

@@ -1,5 +1,6 @@
 import ComfyUIClient
 import Foundation
+import Synchronization
 
 extension DoctorRun {
     /// Whether calls can carry what this target needs (a token, except for bare ComfyUI).
@@ -14,10 +15,12 @@ extension DoctorRun {
         await measure(.webSocket) {
             let clientID = UUID().uuidString.lowercased()
             let start = clock.now
+            let upgraded = Flag()
             do {
                 let client = try comfyUIClient()
                 let first = try await Self.withTimeout(configuration.timeout) {
                     try await client.withEvents(clientID: clientID) { session in
+                        upgraded.set()
                         var events = session.events.makeAsyncIterator()
                         return try await events.next()
                     }
@@ -27,8 +30,10 @@ extension DoctorRun {
                     return (.fail, "first message: \(first.map { "\($0)" } ?? "none")", Causes.webSocketNoStatus)
                 }
                 return (.pass, "upgraded; first message `status` (queue \(queue), sid \(sid == clientID ? "= clientId" : sid ?? "none")) after \(elapsed)", nil)
+            } catch is DoctorTimeout where !upgraded.isSet {
+                return (.fail, "no answer to the upgrade request within \(configuration.timeout.shortText)", Causes.webSocketUpgradeTimeout)
             } catch is DoctorTimeout {
-                return (.fail, "no first message within \(configuration.timeout.shortText)", Causes.webSocketNoStatus)
+                return (.fail, "upgraded, but no first message within \(configuration.timeout.shortText)", Causes.webSocketNoStatus)
             } catch let error as ComfyUIClientError where error.isKind(of: .webSocketUpgradeFailed) {
                 return await diagnoseWebSocketRefusal()
             } catch {
@@ -138,16 +143,40 @@ extension DoctorRun {
     }
 
     /// Runs `body`, throwing ``DoctorTimeout`` when it takes longer than `limit`.
+    ///
+    /// Returns at the limit even when `body` ignores cancellation (a websocket handshake that never completes
+    /// does): `body` is then cancelled and left to end on its own, so a hung server cannot hang the doctor.
     static func withTimeout<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                throw DoctorTimeout()
+        let race = Race<T>()
+        return try await withCheckedThrowingContinuation { continuation in
+            race.start(continuation)
+            let work = Task {
+                do { race.finish(.success(try await body())) } catch { race.finish(.failure(error)) }
             }
-            defer { group.cancelAll() }
-            return try await group.next()!
+            Task {
+                try? await Task.sleep(for: limit)
+                work.cancel()
+                race.finish(.failure(DoctorTimeout()))
+            }
         }
+    }
+}
+
+/// Set once, read from anywhere.
+private final class Flag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
+}
+
+/// The first of a step's result and its deadline wins; the other is ignored.
+private final class Race<T: Sendable>: Sendable {
+    private let continuation = Mutex<CheckedContinuation<T, any Error>?>(nil)
+
+    func start(_ newValue: CheckedContinuation<T, any Error>) { continuation.withLock { $0 = newValue } }
+
+    func finish(_ result: Result<T, any Error>) {
+        continuation.withLock { $0.take() }?.resume(with: result)
     }
 }
 
