@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "ComfyGateCore", targets: ["ComfyGateCore"]),
         .library(name: "ComfyGateServer", targets: ["ComfyGateServer"]),
         .library(name: "ComfyUIClient", targets: ["ComfyUIClient"]),
+        .library(name: "ComfyGateDoctor", targets: ["ComfyGateDoctor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.27.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.20.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.0.0"),
@@ -67,9 +69,30 @@ let package = Package(
             name: "ComfyUIClient",
             dependencies: [
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "WSCore", package: "swift-websocket"),
+            ]
+        ),
+        // `comfygate doctor`: end-to-end checks of a ComfyUI deployment, their causes and fixes, reports, watch mode.
+        .target(
+            name: "ComfyGateDoctor",
+            dependencies: [
+                "ComfyGateCore",
+                "ComfyUIClient",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         // The authenticating reverse proxy: routes, middleware, proxy transport, websocket relay.
@@ -96,6 +119,7 @@ let package = Package(
             name: "comfygate",
             dependencies: [
                 "ComfyGateCore",
+                "ComfyGateDoctor",
                 "ComfyGatePostgres",
                 "ComfyGateServer",
                 "ComfyGateSQLite",
@@ -142,6 +166,23 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "WSClient", package: "swift-websocket"),
+            ]
+        ),
+        .testTarget(
+            name: "ComfyGateDoctorTests",
+            dependencies: [
+                "ComfyGateCore",
+                "ComfyGateDoctor",
+                "ComfyGateServer",
+                "ComfyGateSQLite",
+                "ComfyGateTestSupport",
+                "ComfyUIClient",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(

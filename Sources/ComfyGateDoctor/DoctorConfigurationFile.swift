@@ -1,0 +1,58 @@
+import TOMLKit
+
+/// `--config FILE`: a small TOML file naming what the deployment must have.
+///
+/// ```toml
+/// workflow = "qwen-image-edit-fp8"   # a built-in list: qwen-image-fp8, qwen-image-edit-fp8
+/// [models]                           # more required files, by ComfyUI model folder
+/// loras = ["Qwen-Image-Lightning-4steps-V1.0.safetensors"]
+/// ```
+public struct DoctorConfigurationFile: Sendable, Equatable {
+    /// The required model files (the built-in workflow's plus `[models]`), nil when the file names none.
+    public var models: ModelRequirements?
+
+    /// - Throws: ``ConfigurationProblem`` naming the file and every bad key.
+    public init(text: String, path: String) throws(ConfigurationProblem) {
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch {
+            throw ConfigurationProblem(description: "\(path): not valid TOML: \(error)")
+        }
+        var problems: [String] = []
+        var requirements: ModelRequirements? = nil
+        for key in table.keys where !["workflow", "models"].contains(key) {
+            problems.append("\(path): unknown setting '\(key)' (known: workflow, [models])")
+        }
+        if let node = table["workflow"] {
+            if let name = node.string, let builtIn = ModelRequirements.builtIn[name] {
+                requirements = builtIn
+            } else {
+                let known = ModelRequirements.builtIn.keys.sorted().joined(separator: ", ")
+                problems.append("\(path): workflow must be one of \(known)")
+            }
+        }
+        if let node = table["models"] {
+            if let models = node.table {
+                var files = requirements?.files ?? []
+                for folder in models.keys.sorted() {
+                    guard let names = models[folder]?.array?.compactMap(\.string), names.count == models[folder]?.array?.count else {
+                        problems.append("\(path): models.\(folder) must be a list of file names")
+                        continue
+                    }
+                    files += names.map { ModelRequirements.File(folder: folder, name: $0) }
+                }
+                requirements = ModelRequirements(workflow: requirements?.workflow ?? "custom", files: files)
+            } else {
+                problems.append("\(path): [models] must be a table of folder = [file names]")
+            }
+        }
+        guard problems.isEmpty else { throw ConfigurationProblem(description: problems.joined(separator: "\n")) }
+        models = requirements
+    }
+}
+
+/// A configuration file that cannot be used; the description lists every problem.
+public struct ConfigurationProblem: Error, Equatable, CustomStringConvertible {
+    public let description: String
+}

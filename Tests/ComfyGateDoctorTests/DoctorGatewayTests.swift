@@ -1,0 +1,105 @@
+import AsyncHTTPClient
+import ComfyGateCore
+import ComfyGateDoctor
+import ComfyGateServer
+import ComfyGateSQLite
+import ComfyGateTestSupport
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Testing
+
+/// The gateway in front of a stand-in, with one user and one token (a trimmed copy of the server tests' harness).
+private func withGateway<T: Sendable>(
+    upstream: String? = nil, _ body: @Sendable (_ baseURL: String, _ token: String, _ standIn: ComfyUIStandIn) async throws -> T
+) async throws -> T {
+    try await withComfyUIStandIn { standIn in
+        let store = try SQLiteStore.inMemory()
+        let configuration = GatewayConfiguration(listenHost: "127.0.0.1", listenPort: 0, upstream: URL(string: upstream ?? standIn.baseURL)!)
+        let client = HTTPClientTransport.makeClient(connectTimeout: 2, readTimeout: 5)
+        let components = Gateway.Components(
+            configuration: configuration, store: store, transport: HTTPClientTransport(client: client, upstream: configuration.upstream))
+        let accounts = AccountService(store: store, hasher: components.hasher)
+        let hash = try await accounts.hasher.hash("correct-horse-battery", cost: 4)
+        try await store.insertUser(User(name: "alice", role: .user, passwordHash: hash, createdAt: Date()))
+        let token = try await accounts.createToken(userName: "alice", name: "doctor", expiresIn: nil).token
+        var logger = Logger(label: "doctor-gateway-test")
+        logger.logLevel = .critical
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let application = try await Gateway.buildApplication(
+            components: components, httpClient: client, logger: logger,
+            onServerRunning: { channel in
+                continuation.yield(channel.localAddress?.port ?? 0)
+                continuation.finish()
+            })
+        let group = ServiceGroup(configuration: .init(services: [application], gracefulShutdownSignals: [], logger: logger))
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var iterator = ports.makeAsyncIterator()
+            let port = await iterator.next() ?? 0
+            defer { tasks.cancelAll() }
+            do {
+                let result = try await body("http://127.0.0.1:\(port)", token, standIn)
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+                return result
+            } catch {
+                await group.triggerGracefulShutdown()
+                try? await tasks.waitForAll()
+                throw error
+            }
+        }
+    }
+}
+
+@Suite("doctor against ComfyGate in front of the stand-in", .timeLimit(.minutes(2)))
+struct DoctorGatewayTests {
+    @Test func healthyGatewayPassesTheHTTPChecks() async throws {
+        try await withGateway { url, token, _ in
+            let report = await runDoctor(url, token: token, timeout: .seconds(2))
+            #expect(report.target == .comfyGate, "\(report.dump)")
+            for id in [CheckID.tcpConnect, .httpAnswer, .target, .authEnforced, .tokenAccepted, .wrongTokenRefused, .loginPage] {
+                #expect(report.status(id) == .pass, "\(id): \(report.dump)")
+            }
+            #expect(report[.authEnforced]?.evidence.contains(#"HTTP 401 {"error":"authentication required"}"#) == true)
+            #expect(report[.loginPage]?.evidence.contains("→ /login?next=/") == true)
+            #expect(!report.dump.contains(token))
+        }
+    }
+
+    @Test func websocketAndGenerationThroughTheGateway() async throws {
+        try await withGateway { url, token, _ in
+            let report = await runDoctor(url, token: token, timeout: .seconds(2), generate: true)
+            // The gateway's websocket relay does not answer the upgrade in this build (ComfyGateServerTests'
+            // WebSocketTests hang the same way); doctor names it instead of hanging. Flips to a failure when fixed.
+            #expect(report.cause(.webSocket) == "websocket_upgrade_timeout" || report.status(.webSocket) == .pass, "\(report.dump)")
+            withKnownIssue("gateway websocket relay: the upgrade gets no answer") {
+                #expect(report.status(.webSocket) == .pass)
+                #expect(report.status(.generation) == .pass)
+                #expect(report.exitCode == 0)
+            }
+        }
+    }
+
+    @Test(arguments: [
+        ("cgt_AAAAAAAAAAAA_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "gateway_token_refused"),
+        ("$2b$12$ubd9tM4L2pvqB/peVpwvyuASqddG9WVoNj0NaAPHYyH57LW.vVjr.", "gateway_token_is_hash"),
+    ])
+    func refusedTokensNameTheCause(token: String, cause: String) async throws {
+        try await withGateway { url, _, _ in
+            let report = await runDoctor(url, token: token)
+            #expect(report.status(.tokenAccepted) == .fail && report.cause(.tokenAccepted) == cause, "\(report.dump)")
+            #expect(report.exitCode == 1)
+        }
+    }
+
+    @Test func gatewayWhoseComfyUIIsDownSaysSo() async throws {
+        let closed = try await MisbehavingServer.closedPort()
+        try await withGateway(upstream: "http://127.0.0.1:\(closed)") { url, token, _ in
+            let report = await runDoctor(url, token: token)
+            #expect(report.target == .comfyGate)
+            #expect(report.status(.tokenAccepted) == .fail && report.cause(.tokenAccepted) == "gateway_upstream_unreachable", "\(report.dump)")
+        }
+    }
+}

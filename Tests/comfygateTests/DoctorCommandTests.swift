@@ -1,0 +1,53 @@
+import ComfyGateTestSupport
+import Foundation
+import Testing
+
+/// Runs the binary off the cooperative pool, so the in-process stand-in keeps answering while we wait.
+private func doctor(_ arguments: [String]) async throws -> CommandRunner.Result {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async {
+            continuation.resume(with: Result { try CommandRunner.run(["doctor"] + arguments, timeout: 60) })
+        }
+    }
+}
+
+@Suite("comfygate doctor (subprocess)", .timeLimit(.minutes(2)))
+struct DoctorCommandTests {
+    @Test func exitCodesForPassFailAndUsage() async throws {
+        var options = ComfyUIStandIn.Options()
+        options.login = .init(passwordHash: "$2b$12$abcdefghijklmnopqrstuuQ8Vq1mQ0n9Wm6cF9ZQd0bK7xJm3nZbSXY")
+        try await withComfyUIStandIn(options) { standIn in
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("doctor-cli-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let env = directory.appendingPathComponent(".env.generated")
+            try "QWEN_API_USER_TOKEN=2%=tVJ6@!Nc(7#VTvj-Bh3^nm0WY-Lij\nGOOD='$2b$12$abcdefghijklmnopqrstuuQ8Vq1mQ0n9Wm6cF9ZQd0bK7xJm3nZbSXY'\n"
+                .write(to: env, atomically: true, encoding: .utf8)
+            let report = directory.appendingPathComponent("validation.md")
+
+            let failing = try await doctor(
+                ["--url", standIn.baseURL, "--token-file", env.path, "--token-key", "QWEN_API_USER_TOKEN", "--report", report.path])
+            #expect(failing.exitCode == 1, "\(failing.standardError)")
+            #expect(failing.standardOutput.contains("FAIL  Token accepted on /system_stats"))
+            #expect(failing.standardOutput.contains("[login_token_is_raw_secret]"))
+            #expect(!failing.standardOutput.contains("\u{1B}["))
+            #expect(failing.standardError.contains("report written to \(report.path)"))
+            #expect(try String(contentsOf: report, encoding: .utf8).contains("## Failures: causes and fixes"))
+
+            let passing = try await doctor(["--url", standIn.baseURL, "--token-file", env.path, "--token-key", "GOOD", "--json"])
+            #expect(passing.exitCode == 0, "\(passing.standardOutput)")
+            let json = try JSONSerialization.jsonObject(with: Data(passing.standardOutput.utf8)) as? [String: Any]
+            #expect(json?["target"] as? String == "comfyui-login" && json?["outcome"] as? String == "pass")
+
+            for usage in [
+                ["--url", standIn.baseURL, "--token", "a", "--token-file", env.path],
+                ["--url", "127.0.0.1:8188"],
+                ["--url", standIn.baseURL, "--token-file", env.path, "--token-key", "MISSING"],
+                ["--url", standIn.baseURL, "--timeout", "0"],
+            ] {
+                let result = try await doctor(usage)
+                #expect(result.exitCode == 2, "\(usage): \(result.standardError)")
+            }
+        }
+    }
+}
