@@ -71,14 +71,9 @@ struct DoctorGatewayTests {
     @Test func websocketAndGenerationThroughTheGateway() async throws {
         try await withGateway { url, token, _ in
             let report = await runDoctor(url, token: token, timeout: .seconds(2), generate: true)
-            // The gateway's websocket relay does not answer the upgrade in this build (ComfyGateServerTests'
-            // WebSocketTests hang the same way); doctor names it instead of hanging. Flips to a failure when fixed.
-            #expect(report.cause(.webSocket) == "websocket_upgrade_timeout" || report.status(.webSocket) == .pass, "\(report.dump)")
-            withKnownIssue("gateway websocket relay: the upgrade gets no answer") {
-                #expect(report.status(.webSocket) == .pass)
-                #expect(report.status(.generation) == .pass)
-                #expect(report.exitCode == 0)
-            }
+            #expect(report.status(.webSocket) == .pass, "\(report.dump)")
+            #expect(report.status(.generation) == .pass, "\(report.dump)")
+            #expect(report.exitCode == 0)
         }
     }
 

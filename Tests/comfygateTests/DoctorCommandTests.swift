@@ -27,16 +27,16 @@ struct DoctorCommandTests {
 
             let failing = try await doctor(
                 ["--url", standIn.baseURL, "--token-file", env.path, "--token-key", "QWEN_API_USER_TOKEN", "--report", report.path])
-            #expect(failing.exitCode == 1, "\(failing.standardError)")
-            #expect(failing.standardOutput.contains("FAIL  Token accepted on /system_stats"))
-            #expect(failing.standardOutput.contains("[login_token_is_raw_secret]"))
-            #expect(!failing.standardOutput.contains("\u{1B}["))
-            #expect(failing.standardError.contains("report written to \(report.path)"))
+            #expect(failing.status == 1, "\(failing.stderr)")
+            #expect(failing.stdout.contains("FAIL  Token accepted on /system_stats"))
+            #expect(failing.stdout.contains("[login_token_is_raw_secret]"))
+            #expect(!failing.stdout.contains("\u{1B}["))
+            #expect(failing.stderr.contains("report written to \(report.path)"))
             #expect(try String(contentsOf: report, encoding: .utf8).contains("## Failures: causes and fixes"))
 
             let passing = try await doctor(["--url", standIn.baseURL, "--token-file", env.path, "--token-key", "GOOD", "--json"])
-            #expect(passing.exitCode == 0, "\(passing.standardOutput)")
-            let json = try JSONSerialization.jsonObject(with: Data(passing.standardOutput.utf8)) as? [String: Any]
+            #expect(passing.status == 0, "\(passing.stdout)")
+            let json = try JSONSerialization.jsonObject(with: Data(passing.stdout.utf8)) as? [String: Any]
             #expect(json?["target"] as? String == "comfyui-login" && json?["outcome"] as? String == "pass")
 
             for usage in [
@@ -46,7 +46,7 @@ struct DoctorCommandTests {
                 ["--url", standIn.baseURL, "--timeout", "0"],
             ] {
                 let result = try await doctor(usage)
-                #expect(result.exitCode == 2, "\(usage): \(result.standardError)")
+                #expect(result.status == 2, "\(usage): \(result.stderr)")
             }
         }
     }

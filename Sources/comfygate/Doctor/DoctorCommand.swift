@@ -1,4 +1,5 @@
 import ArgumentParser
+import ComfyGateCore
 import ComfyGateDoctor
 import Foundation
 
@@ -56,10 +57,11 @@ struct DoctorCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let file = try configurationFile()
         let doctor = Doctor(
             configuration: DoctorConfiguration(
                 url: url, token: try resolvedToken(), timeout: .milliseconds(Int64(timeout * 1000)), generate: generate,
-                models: try configurationFile()?.models))
+                models: file?.models, secretsCheck: file?.secretsManifest.map(Self.secretsCheck)))
         let finalReport: DoctorReport?
         if let watch {
             let watcher = DoctorWatch(doctor: doctor, interval: .milliseconds(Int64(watch * 1000)))
@@ -83,6 +85,17 @@ struct DoctorCommand: AsyncParsableCommand {
             }
         }
         if finalReport.exitCode != 0 { throw ExitCode(finalReport.exitCode) }
+    }
+
+    /// `comfygate secrets check` of a manifest: one problem per location that is not OK, naming no secret value.
+    static func secretsCheck(manifest path: String) -> SecretsCheck {
+        SecretsCheck(manifest: path) {
+            let manifest = try SecretsManifest(contentsOf: URL(fileURLWithPath: path))
+            let engine = SecretsEngine(manifest: manifest, writer: SecretsOutput.writer(), storeOpener: SecretsCommand.storeOpener)
+            return await engine.check().filter { $0.status != .ok }.map { report in
+                "\(report.secret) \(report.location): \(report.status.rawValue)" + (report.reason.map { " (\($0))" } ?? "")
+            }
+        }
     }
 
     private func resolvedToken() throws -> String? {
