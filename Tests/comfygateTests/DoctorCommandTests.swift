@@ -50,4 +50,31 @@ struct DoctorCommandTests {
             }
         }
     }
+
+    /// A secrets manifest named in `--config` is checked like `comfygate secrets check`: the seed's drifted
+    /// files fail the run, and pass once `secrets sync` has repaired them.
+    @Test func secretsManifestFromTheConfigurationIsChecked() async throws {
+        let root = try SeedSecretsFixture.temporaryDirectory("doctor")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try SeedSecretsFixture.write(.afterRepair, to: root)
+        #expect(try CommandRunner.run(["secrets", "init", "--layout", "comfyui-qwen"], in: root).status == 0)
+        let config = root.appendingPathComponent("doctor.toml")
+        try "secrets_manifest = \"comfygate-secrets.toml\"\n".write(to: config, atomically: true, encoding: .utf8)
+        try await withComfyUIStandIn { standIn in
+            func secretsCheck() async throws -> (status: String?, evidence: String?, exit: Int32) {
+                let result = try await doctor(["--url", standIn.baseURL, "--config", config.path, "--json"])
+                let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+                let checks = json?["checks"] as? [[String: Any]] ?? []
+                let check = checks.first { $0["id"] as? String == "secrets" }
+                return (check?["status"] as? String, check?["evidence"] as? String, result.status)
+            }
+            let drifted = try await secretsCheck()
+            #expect(drifted.status == "fail")
+            #expect(drifted.evidence?.contains("2 problem(s)") == true, "\(drifted.evidence ?? "")")
+            #expect(drifted.exit == 1)
+            #expect(try CommandRunner.run(["secrets", "sync"], in: root).status == 0)
+            let repaired = try await secretsCheck()
+            #expect(repaired.status == "pass", "\(repaired.evidence ?? "")")
+        }
+    }
 }
