@@ -57,7 +57,7 @@ private func withGateway<T: Sendable>(
 struct DoctorGatewayTests {
     @Test func healthyGatewayPassesTheHTTPChecks() async throws {
         try await withGateway { url, token, _ in
-            let report = await runDoctor(url, token: token, timeout: .seconds(2))
+            let report = await runDoctor(url, token: token)
             #expect(report.target == .comfyGate, "\(report.dump)")
             for id in [CheckID.tcpConnect, .httpAnswer, .target, .authEnforced, .tokenAccepted, .wrongTokenRefused, .loginPage] {
                 #expect(report.status(id) == .pass, "\(id): \(report.dump)")
@@ -70,7 +70,7 @@ struct DoctorGatewayTests {
 
     @Test func websocketAndGenerationThroughTheGateway() async throws {
         try await withGateway { url, token, _ in
-            let report = await runDoctor(url, token: token, timeout: .seconds(2), generate: true)
+            let report = await runDoctor(url, token: token, generate: true)
             #expect(report.status(.webSocket) == .pass, "\(report.dump)")
             #expect(report.status(.generation) == .pass, "\(report.dump)")
             #expect(report.exitCode == 0)
@@ -90,11 +90,13 @@ struct DoctorGatewayTests {
     }
 
     @Test func gatewayWhoseComfyUIIsDownSaysSo() async throws {
-        let closed = try await MisbehavingServer.closedPort()
+        let refusing = try MisbehavingServer.closedPort()
+        let closed = refusing.port
         try await withGateway(upstream: "http://127.0.0.1:\(closed)") { url, token, _ in
             let report = await runDoctor(url, token: token)
             #expect(report.target == .comfyGate)
             #expect(report.status(.tokenAccepted) == .fail && report.cause(.tokenAccepted) == "gateway_upstream_unreachable", "\(report.dump)")
         }
+        withExtendedLifetime(refusing) {}
     }
 }

@@ -1,4 +1,5 @@
 import ComfyGateDoctor
+import ComfyGateTestSupport
 import AsyncHTTPClient
 import Foundation
 import NIOCore
@@ -39,11 +40,9 @@ enum MisbehavingServer {
     }
 
     /// A port nothing listens on (bound, then released).
-    static func closedPort() async throws -> Int {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-        let port = channel.localAddress!.port!
-        try await channel.close()
-        return port
+    /// A port that refuses connections while the returned value lives (see ``RefusingPort``).
+    static func closedPort() throws -> RefusingPort {
+        try RefusingPort()
     }
 }
 
@@ -57,7 +56,7 @@ private final class CloseOnReadHandler: ChannelInboundHandler {
 
 /// Runs the doctor with a short timeout.
 func runDoctor(
-    _ url: String, token: String? = nil, timeout: Duration = .seconds(5), generate: Bool = false, models: ModelRequirements? = nil
+    _ url: String, token: String? = nil, timeout: Duration = .seconds(30), generate: Bool = false, models: ModelRequirements? = nil
 ) async -> DoctorReport {
     await Doctor(configuration: DoctorConfiguration(url: url, token: token, timeout: timeout, generate: generate, models: models)).run()
 }

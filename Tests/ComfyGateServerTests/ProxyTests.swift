@@ -88,7 +88,8 @@ import Testing
     }
 
     @Test func unreachableUpstreamGivesA502NamingIt() async throws {
-        let closedPort = try await Self.unusedPort()
+        let refusing = try RefusingPort()
+        let closedPort = refusing.port
         try await withGateway(upstream: "http://127.0.0.1:\(closedPort)") { gate in
             let (_, token) = try await gate.makeUser("alice")
             let response = try await TestHTTP.send(.GET, "\(gate.baseURL)/system_stats", headers: [("Authorization", "Bearer \(token)")])
@@ -101,6 +102,7 @@ import Testing
             #expect(ready.status == 503)
             #expect(try await TestHTTP.send(.GET, "\(gate.baseURL)/healthz").status == 200)
         }
+        withExtendedLifetime(refusing) {}
     }
 
     @Test func silentUpstreamGivesA504() async throws {
@@ -144,14 +146,6 @@ import Testing
             #expect(request.headerValues("Expect").isEmpty)
             #expect(request.bodyByteCount == body.utf8.count)
         }
-    }
-
-    /// A port with nothing listening: bind one, note it, close it.
-    static func unusedPort() async throws -> Int {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-        let port = channel.localAddress?.port ?? 0
-        try await channel.close()
-        return port
     }
 }
 

@@ -166,14 +166,15 @@ import WSClient
     }
 
     @Test func anUnreachableUpstreamRefusesTheUpgrade() async throws {
-        let closedPort = try await ProxyTests.unusedPort()
-        try await withGateway(upstream: "http://127.0.0.1:\(closedPort)") { gate in
+        let refusing = try RefusingPort()
+        try await withGateway(upstream: "http://127.0.0.1:\(refusing.port)") { gate in
             let (_, token) = try await gate.makeUser("alice")
             let connection = try RawConnection(port: gate.port)
             try await connection.write(Self.handshake(path: "/ws", port: gate.port, extra: "Authorization: Bearer \(token)\r\n"))
             let answer = await connection.read(until: "}")
             #expect(answer.hasPrefix("HTTP/1.1 502"), "got \(answer.prefix(40))")
         }
+        withExtendedLifetime(refusing) {}
     }
 
     /// A handshake with the key `x3JJHMbDL1EzLkh9GBhXDw==`, whose accept value is `HSmrc0sMlYUkAGmm5OPpG2HaGWk=`.
