@@ -131,7 +131,7 @@ import Testing
     @Test func expectContinueIsAnsweredBeforeTheBody() async throws {
         try await withGateway { gate in
             let (_, token) = try await gate.makeUser("alice")
-            let connection = try RawConnection(port: gate.port, timeoutSeconds: 5)
+            let connection = try RawConnection(port: gate.port, timeoutSeconds: 30)
             let body = #"{"unload_models":false,"free_memory":false}"#
             try await connection.write(
                 "POST /free HTTP/1.1\r\nHost: 127.0.0.1:\(gate.port)\r\nAuthorization: Bearer \(token)\r\n"

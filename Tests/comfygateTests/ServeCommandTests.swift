@@ -33,12 +33,12 @@ import Testing
 
             var request = HTTPClientRequest(url: "http://127.0.0.1:\(first.port)/system_stats")
             request.headers.add(name: "Authorization", value: "Bearer \(token)")
-            #expect(try await Self.client.execute(request, timeout: .seconds(10)).status.code == 200)
+            #expect(try await Self.client.execute(request, timeout: .seconds(60)).status.code == 200)
             var login = HTTPClientRequest(url: "http://127.0.0.1:\(first.port)/login")
             login.method = .POST
             login.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
             login.body = .bytes(ByteBuffer(string: "username=admin&password=\(password)"))
-            #expect(try await Self.client.execute(login, timeout: .seconds(10)).status.code == 303)
+            #expect(try await Self.client.execute(login, timeout: .seconds(60)).status.code == 303)
             #expect(first.stop() == 0, "SIGTERM stops the gateway gracefully")
 
             let second = try ServeProcess.start(arguments)
@@ -63,7 +63,7 @@ import Testing
             for _ in 0..<20 {
                 var warm = HTTPClientRequest(url: "http://127.0.0.1:\(gate.port)/system_stats")
                 warm.headers.add(name: "Authorization", value: "Bearer \(token)")
-                _ = try await Self.client.execute(warm, timeout: .seconds(10)).body.collect(upTo: 1 << 20)
+                _ = try await Self.client.execute(warm, timeout: .seconds(60)).body.collect(upTo: 1 << 20)
             }
             let baseline = try gate.residentBytes()
 

@@ -12,7 +12,7 @@ final class RawConnection: @unchecked Sendable {
 
     private let descriptor: Int32
 
-    init(port: Int, timeoutSeconds: Int = 10) throws {
+    init(port: Int, timeoutSeconds: Int = 30) throws {
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw RawError.socket }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
