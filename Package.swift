@@ -130,6 +130,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // A development tool for bench/run: times the native token check on an in-memory store.
+        .executableTarget(name: "comfygate-microbench", dependencies: ["ComfyGateCore"]),
         // Used by test targets only: the ComfyUI stand-in server and the store conformance suite.
         .target(
             name: "ComfyGateTestSupport",

@@ -43,7 +43,11 @@ public enum TokenFormat {
         let idStart = prefix.utf8.count
         let separator = idStart + idLength
         guard bytes[separator] == UInt8(ascii: "_") else { return nil }
-        let isBase62 = { (byte: UInt8) in alphabet.contains(byte) }
+        // Range checks rather than a search of `alphabet`: this runs for every request that carries a token.
+        let isBase62 = { (byte: UInt8) in
+            (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+        }
         guard bytes[idStart..<separator].allSatisfy(isBase62), bytes[(separator + 1)...].allSatisfy(isBase62)
         else { return nil }
         return String(decoding: bytes[idStart..<separator], as: UTF8.self)
@@ -67,13 +71,20 @@ public enum TokenFormat {
     }
 }
 
+private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
 extension Sequence<UInt8> {
     /// Lower-case hexadecimal rendering.
+    ///
+    /// Built byte by byte into one buffer: it runs for every request (token and session digests), and
+    /// `String(_:radix:)` per nibble cost tens of microseconds per digest.
     public var hexString: String {
-        var text = ""
+        var text = [UInt8]()
+        text.reserveCapacity(underestimatedCount * 2)
         for byte in self {
-            text += String(byte >> 4, radix: 16) + String(byte & 0x0F, radix: 16)
+            text.append(hexDigits[Int(byte >> 4)])
+            text.append(hexDigits[Int(byte & 0x0F)])
         }
-        return text
+        return String(decoding: text, as: UTF8.self)
     }
 }

@@ -1,0 +1,71 @@
+// A development tool for `bench/run`: times the native token check on an in-memory store.
+//
+// Prints one line per measurement, `RESULT name=… ns_per_op=… iterations=…`. Not part of the product.
+import ComfyGateCore
+import Foundation
+import Synchronization
+
+/// Just enough of a store for the token path; everything else is unused here and fails loudly.
+final class MemoryStore: GatewayStore {
+    private let users = Mutex([String: User]())
+    private let tokens = Mutex([String: APIToken]())
+
+    func insertUser(_ user: User) async throws { users.withLock { $0[user.id] = user } }
+    func updateUser(_ user: User) async throws { users.withLock { $0[user.id] = user } }
+    func user(id: String) async throws -> User? { users.withLock { $0[id] } }
+    func user(named name: String) async throws -> User? { users.withLock { $0.values.first { $0.name == name } } }
+    func users() async throws -> [User] { users.withLock { Array($0.values) } }
+    func userCount() async throws -> Int { users.withLock { $0.count } }
+    func insertToken(_ token: APIToken) async throws { tokens.withLock { $0[token.id] = token } }
+    func token(id: String) async throws -> APIToken? { tokens.withLock { $0[id] } }
+    func tokens(userID: String?) async throws -> [APIToken] { tokens.withLock { Array($0.values) } }
+    func usableBcryptTokens(at date: Date) async throws -> [APIToken] { [] }
+    func revokeToken(id: String, at date: Date) async throws -> Bool { false }
+    func setTokenExpiry(id: String, expiresAt: Date?) async throws {}
+    func touchToken(id: String, at date: Date) async throws {}
+    func insertSession(_ session: Session) async throws { unused() }
+    func session(idDigest: String) async throws -> Session? { unused() }
+    func touchSession(idDigest: String, at date: Date) async throws { unused() }
+    func deleteSession(idDigest: String) async throws { unused() }
+    func deleteSessions(userID: String) async throws { unused() }
+    func deleteSessions(expiredBefore date: Date) async throws -> Int { unused() }
+    func appendAudit(_ event: AuditEvent) async throws { unused() }
+    func auditEvents(limit: Int) async throws -> [AuditEvent] { unused() }
+
+    private func unused() -> Never { fatalError("not used by the micro-benchmark") }
+}
+
+func measure(_ name: String, iterations: Int, _ body: () async throws -> Bool) async rethrows {
+    var ok = true
+    for _ in 0..<min(iterations / 10, 10_000) { ok = try await body() && ok }  // warm-up
+    let clock = ContinuousClock()
+    let start = clock.now
+    for _ in 0..<iterations { ok = try await body() && ok }
+    let elapsed = clock.now - start
+    let nanoseconds = Double(elapsed.components.seconds) * 1e9 + Double(elapsed.components.attoseconds) / 1e9
+    guard ok else { fatalError("\(name): a check failed") }
+    print("RESULT name=\(name) ns_per_op=\(String(format: "%.1f", nanoseconds / Double(iterations))) iterations=\(iterations)")
+}
+
+/// Runs off the main actor, so awaiting the (nonisolated) verifier and store does not hop threads per call
+/// as it would from top-level code.
+@concurrent func run() async throws {
+    let iterations = CommandLine.arguments.dropFirst().first.flatMap { Int($0) } ?? 1_000_000
+    let store = MemoryStore()
+    let user = User(name: "bench", role: .user, passwordHash: nil, createdAt: Date())
+    try await store.insertUser(user)
+    let generated = TokenFormat.generate()
+    try await store.insertToken(APIToken(id: generated.id, userID: user.id, name: "bench", verifier: generated.verifier, createdAt: Date()))
+    let verifier = CredentialVerifier(store: store, hasher: PasswordHasher())
+    let storedDigest = TokenFormat.digest(generated.token)
+
+    await measure("digest_and_compare", iterations: iterations) {
+        ConstantTime.equals(Array(TokenFormat.digest(generated.token).utf8), Array(storedDigest.utf8))
+    }
+    try await measure("verify_native_token", iterations: iterations) {
+        if case .success = try await verifier.verify(token: generated.token) { return true }
+        return false
+    }
+}
+
+try await run()
