@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import NIOCore
+import NIOPosix
 
 /// `comfygate`: the authenticating gateway for ComfyUI and the tools around it.
 @main
@@ -18,6 +20,10 @@ struct ComfyGateCommand: AsyncParsableCommand {
     static func main() async {
         do {
             var command = try parseAsRoot()
+            if command is ServeCommand {
+                // The gateway's tasks then run on the event loops that do its I/O, without a thread hop per step.
+                NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+            }
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

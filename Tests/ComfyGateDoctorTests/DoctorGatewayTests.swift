@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import ComfyGateCore
 import ComfyGateDoctor
 import ComfyGateServer
@@ -16,10 +15,10 @@ private func withGateway<T: Sendable>(
 ) async throws -> T {
     try await withComfyUIStandIn { standIn in
         let store = try SQLiteStore.inMemory()
-        let configuration = GatewayConfiguration(listenHost: "127.0.0.1", listenPort: 0, upstream: URL(string: upstream ?? standIn.baseURL)!)
-        let client = HTTPClientTransport.makeClient(connectTimeout: 2, readTimeout: 5)
-        let components = Gateway.Components(
-            configuration: configuration, store: store, transport: HTTPClientTransport(client: client, upstream: configuration.upstream))
+        var configuration = GatewayConfiguration(listenHost: "127.0.0.1", listenPort: 0, upstream: URL(string: upstream ?? standIn.baseURL)!)
+        configuration.upstreamConnectTimeout = 2
+        configuration.upstreamTimeout = 5
+        let components = Gateway.Components(configuration: configuration, store: store)
         let accounts = AccountService(store: store, hasher: components.hasher)
         let hash = try await accounts.hasher.hash("correct-horse-battery", cost: 4)
         try await store.insertUser(User(name: "alice", role: .user, passwordHash: hash, createdAt: Date()))
@@ -28,7 +27,7 @@ private func withGateway<T: Sendable>(
         logger.logLevel = .critical
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let application = try await Gateway.buildApplication(
-            components: components, httpClient: client, logger: logger,
+            components: components, logger: logger,
             onServerRunning: { channel in
                 continuation.yield(channel.localAddress?.port ?? 0)
                 continuation.finish()

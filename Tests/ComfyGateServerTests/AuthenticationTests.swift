@@ -68,6 +68,18 @@ import Testing
         }
     }
 
+    @Test func revocationsByAnotherProcessTakeEffectWithinTheCacheLifetime() async throws {
+        try await withGateway { gate in
+            let (alice, token) = try await gate.makeUser("alice")
+            #expect(try await TestHTTP.send(.GET, "\(gate.baseURL)/prompt?token=\(token)").status == 200)
+            // Written to the database under the gateway's cache, as `comfygate tokens revoke` does from another process.
+            let record = try #require(try await gate.databaseStore.tokens(userID: alice.id).first)
+            #expect(try await gate.databaseStore.revokeToken(id: record.id, at: Date()))
+            try await Task.sleep(for: .milliseconds(1_100))
+            #expect(try await TestHTTP.send(.GET, "\(gate.baseURL)/prompt?token=\(token)").status == 401)
+        }
+    }
+
     @Test func tokenUseIsRecorded() async throws {
         try await withGateway { gate in
             let (alice, token) = try await gate.makeUser("alice")

@@ -8,6 +8,8 @@ public final class LoginThrottle: Sendable {
     private struct Record {
         var failures: Int
         var lastFailure: Date
+        /// Whether a refusal during the current lockout was already reported.
+        var refusalReported = false
     }
 
     private let freeAttempts: Int
@@ -34,6 +36,20 @@ public final class LoginThrottle: Sendable {
                 }
                 return lockout > elapsed ? lockout - elapsed : nil
             }.max()
+        }
+    }
+
+    /// True for the first refused attempt of a lockout of this account or address, false for the ones after it:
+    /// a password-guessing flood leaves one audit entry per lockout instead of one per attempt.
+    public func isFirstRefusal(account: String, address: String) -> Bool {
+        records.withLock { records in
+            var first = false
+            for key in [Self.key(account: account), Self.key(address: address)] {
+                guard let record = records[key], !record.refusalReported, lockout(for: record.failures) > 0 else { continue }
+                records[key]!.refusalReported = true
+                first = true
+            }
+            return first
         }
     }
 

@@ -1,4 +1,3 @@
-public import AsyncHTTPClient
 public import ComfyGateCore
 public import Foundation
 public import Hummingbird
@@ -13,21 +12,27 @@ public enum Gateway {
     /// The parts the gateway is made of, shared by the HTTP routes and the websocket upgrade.
     public struct Components: Sendable {
         public let configuration: GatewayConfiguration
+        /// The store, behind a ``CachedGatewayStore``: writes through it take effect at once, writes by other
+        /// processes within a second.
         public let store: any GatewayStore
         public let hasher: PasswordHasher
         public let verifier: CredentialVerifier
         public let sessions: SessionManager
         public let transport: any UpstreamTransport
 
+        /// - Parameters:
+        ///   - transport: how ComfyUI is reached; by default ``Gateway/makeTransport(for:)``.
+        ///   - now: the clock, replaceable in tests.
         public init(
             configuration: GatewayConfiguration,
             store: any GatewayStore,
-            transport: any UpstreamTransport,
+            transport: (any UpstreamTransport)? = nil,
             now: @escaping @Sendable () -> Date = { Date() }
         ) {
             self.configuration = configuration
+            let store = CachedGatewayStore(store)
             self.store = store
-            self.transport = transport
+            self.transport = transport ?? Gateway.makeTransport(for: configuration)
             self.hasher = PasswordHasher(maxConcurrent: configuration.bcryptConcurrency)
             self.verifier = CredentialVerifier(
                 store: store, hasher: hasher, cacheLifetime: configuration.tokenCacheLifetime, now: now
@@ -39,15 +44,26 @@ public enum Gateway {
         }
     }
 
-    /// Builds the application.
+    /// The transport for the configured upstream: pooled SwiftNIO connections for http, AsyncHTTPClient for https.
+    public static func makeTransport(for configuration: GatewayConfiguration) -> any UpstreamTransport {
+        if configuration.upstream.scheme?.lowercased() == "https" {
+            return HTTPClientTransport(
+                upstream: configuration.upstream, connectTimeout: configuration.upstreamConnectTimeout,
+                readTimeout: configuration.upstreamTimeout
+            )
+        }
+        return PooledUpstreamTransport(
+            upstream: configuration.upstream, connectTimeout: configuration.upstreamConnectTimeout,
+            readTimeout: configuration.upstreamTimeout
+        )
+    }
+
+    /// Builds the application. The transport is shut down with it.
     /// - Parameters:
     ///   - components: the store, transport and services the gateway uses.
-    ///   - httpClient: the client behind ``HTTPClientTransport``, shut down with the application; nil when the
-    ///     caller owns the transport's lifetime.
     ///   - onServerRunning: called with the bound channel once the gateway listens (tests read the port here).
     public static func buildApplication(
         components: Components,
-        httpClient: HTTPClient? = nil,
         logger: Logger,
         onServerRunning: (@Sendable (any Channel) async -> Void)? = nil
     ) async throws -> some ApplicationProtocol {
@@ -100,8 +116,6 @@ public enum Gateway {
         let server = HTTPServerBuilder { responder in
             GatewayChannel(responder: responder, webSocket: webSocket, idleTimeout: nil, webSocketCloseTimeout: .seconds(10))
         }
-        var services: [any Service] = []
-        if let httpClient { services.append(HTTPClientService(client: httpClient)) }
         return Application(
             router: router,
             server: server,
@@ -111,7 +125,7 @@ public enum Gateway {
                 backlog: 1024,
                 reuseAddress: true
             ),
-            services: services,
+            services: [UpstreamTransportService(transport: components.transport)],
             onServerRunning: onServerRunning ?? { _ in },
             logger: logger
         )
@@ -133,12 +147,12 @@ public enum Gateway {
     }
 }
 
-/// Shuts the upstream HTTP client down with the application.
-struct HTTPClientService: Service {
-    let client: HTTPClient
+/// Closes the upstream connections when the application stops.
+struct UpstreamTransportService: Service {
+    let transport: any UpstreamTransport
 
     func run() async throws {
         try? await gracefulShutdown()
-        try await client.shutdown()
+        await transport.shutdown()
     }
 }

@@ -40,7 +40,9 @@ struct LoginController: Sendable {
             try await audit("login.failed", user: userName, address: address)
             return GatewayResponse.html(.unauthorized, LoginPage.render(next: next, error: "Wrong user name or password."))
         case .throttled(let wait):
-            try await audit("login.throttled", user: userName, address: address)
+            if login.throttle.isFirstRefusal(account: userName, address: address) {
+                try await audit("login.throttled", user: userName, address: address)
+            }
             let seconds = Int(wait.rounded(.up))
             return GatewayResponse.html(
                 .tooManyRequests,

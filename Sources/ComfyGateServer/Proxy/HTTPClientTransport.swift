@@ -1,4 +1,4 @@
-public import AsyncHTTPClient
+import AsyncHTTPClient
 public import Foundation
 import HTTPTypes
 public import Hummingbird
@@ -6,23 +6,29 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// ``UpstreamTransport`` over AsyncHTTPClient: pooled keep-alive connections, bodies streamed both ways.
+/// ``UpstreamTransport`` over AsyncHTTPClient, for ComfyUI behind https: pooled keep-alive connections, TLS,
+/// bodies streamed both ways.
 public struct HTTPClientTransport: UpstreamTransport {
     let client: HTTPClient
     let baseURL: String
 
     /// - Parameters:
-    ///   - client: a client configured with the connect and read timeouts (see ``makeClient(connectTimeout:readTimeout:)``).
     ///   - upstream: ComfyUI's base URL; a path in it is prefixed to every request.
-    public init(client: HTTPClient, upstream: URL) {
-        self.client = client
+    ///   - connectTimeout: how long connecting may take.
+    ///   - readTimeout: how long ComfyUI may stay silent while an answer is due.
+    public init(upstream: URL, connectTimeout: TimeInterval, readTimeout: TimeInterval) {
+        self.client = Self.makeClient(connectTimeout: connectTimeout, readTimeout: readTimeout)
         var base = upstream.absoluteString
         while base.hasSuffix("/") { base.removeLast() }
         self.baseURL = base
     }
 
+    public func shutdown() async {
+        try? await client.shutdown()
+    }
+
     /// A client suited to proxying: no redirects followed, no decompression, bounded connect and idle-read time.
-    public static func makeClient(connectTimeout: TimeInterval, readTimeout: TimeInterval) -> HTTPClient {
+    static func makeClient(connectTimeout: TimeInterval, readTimeout: TimeInterval) -> HTTPClient {
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
             timeout: .init(connect: .milliseconds(Int64(connectTimeout * 1000)), read: .milliseconds(Int64(readTimeout * 1000))),

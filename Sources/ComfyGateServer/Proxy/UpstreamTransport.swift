@@ -12,11 +12,13 @@ public struct UpstreamRequest: Sendable {
     public var contentLength: Int?
 }
 
-/// How the gateway reaches ComfyUI over HTTP. Kept to one call so the transport can be replaced (a pooled
-/// SwiftNIO client, say) without touching authentication or policy.
+/// How the gateway reaches ComfyUI over HTTP. Kept to one call so the transport can be replaced without
+/// touching authentication or policy.
 public protocol UpstreamTransport: Sendable {
     /// Sends `request` and returns ComfyUI's response with its body still streaming.
     func send(_ request: UpstreamRequest) async throws(UpstreamError) -> Response
+    /// Closes the connections; called once when the gateway stops.
+    func shutdown() async
 }
 
 /// Why ComfyUI could not be reached or did not answer in time.

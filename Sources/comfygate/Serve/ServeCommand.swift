@@ -51,20 +51,11 @@ struct ServeCommand: AsyncParsableCommand {
         if let admin = try await AccountService(store: store).bootstrapIfEmpty() {
             Self.announce(admin)
         }
-        let client = HTTPClientTransport.makeClient(
-            connectTimeout: configuration.upstreamConnectTimeout,
-            readTimeout: configuration.upstreamTimeout
-        )
-        let components = Gateway.Components(
-            configuration: configuration,
-            store: store,
-            transport: HTTPClientTransport(client: client, upstream: configuration.upstream)
-        )
+        let components = Gateway.Components(configuration: configuration, store: store)
         let listen = "\(configuration.listenHost):\(configuration.listenPort)"
         let upstream = configuration.upstream.absoluteString
         let application = try await Gateway.buildApplication(
             components: components,
-            httpClient: client,
             logger: logger,
             onServerRunning: { channel in
                 let address = channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? listen

@@ -30,4 +30,18 @@ import Testing
         let wait = throttle.retryAfter(account: "x", address: "b", at: start)
         #expect(wait == 40)
     }
+
+    @Test func aLockoutIsReportedOnceNotOnEveryRefusedAttempt() {
+        let throttle = LoginThrottle(freeAttempts: 2, window: 60, maxLockout: 600)
+        let start = Date(timeIntervalSince1970: 1_000_000)
+        throttle.recordFailure(account: "alice", address: "192.0.2.7", at: start)
+        #expect(!throttle.isFirstRefusal(account: "alice", address: "192.0.2.7"), "no lockout yet")
+        throttle.recordFailure(account: "alice", address: "192.0.2.7", at: start)
+        #expect(throttle.isFirstRefusal(account: "alice", address: "192.0.2.7"))
+        for _ in 0..<100 { #expect(!throttle.isFirstRefusal(account: "alice", address: "192.0.2.7")) }
+        #expect(throttle.retryAfter(account: "alice", address: "192.0.2.7", at: start.addingTimeInterval(3600)) == nil)
+        throttle.recordFailure(account: "alice", address: "192.0.2.7", at: start.addingTimeInterval(3600))
+        throttle.recordFailure(account: "alice", address: "192.0.2.7", at: start.addingTimeInterval(3600))
+        #expect(throttle.isFirstRefusal(account: "alice", address: "192.0.2.7"), "a new lockout is reported again")
+    }
 }

@@ -14,7 +14,10 @@ import Synchronization
 struct GatewayHarness: Sendable {
     let port: Int
     let standIn: ComfyUIStandIn
-    let store: SQLiteStore
+    /// The store as the gateway sees it (cached): writes through it take effect at once.
+    let store: any GatewayStore
+    /// The database under the cache, as another process (the CLI) would write to it.
+    let databaseStore: SQLiteStore
     let accounts: AccountService
     let clock: TestClock
     /// Starts the gateway's graceful shutdown, as SIGTERM does.
@@ -59,21 +62,12 @@ func withGateway<T: Sendable>(
         )
         configuration.upstreamTimeout = 10
         configure(&configuration)
-        let client = HTTPClientTransport.makeClient(
-            connectTimeout: configuration.upstreamConnectTimeout, readTimeout: configuration.upstreamTimeout
-        )
-        let components = Gateway.Components(
-            configuration: configuration,
-            store: store,
-            transport: HTTPClientTransport(client: client, upstream: configuration.upstream),
-            now: { clock.now() }
-        )
+        let components = Gateway.Components(configuration: configuration, store: store, now: { clock.now() })
         var logger = Logger(label: "gateway-test")
         logger.logLevel = .critical
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let application = try await Gateway.buildApplication(
             components: components,
-            httpClient: client,
             logger: logger,
             onServerRunning: { channel in
                 continuation.yield(channel.localAddress?.port ?? 0)
@@ -89,8 +83,8 @@ func withGateway<T: Sendable>(
                 throw HarnessError.gatewayDidNotStart
             }
             let harness = GatewayHarness(
-                port: port, standIn: standIn, store: store,
-                accounts: AccountService(store: store, hasher: components.hasher, now: { clock.now() }), clock: clock,
+                port: port, standIn: standIn, store: components.store, databaseStore: store,
+                accounts: AccountService(store: components.store, hasher: components.hasher, now: { clock.now() }), clock: clock,
                 shutdown: { await serviceGroup.triggerGracefulShutdown() }
             )
             do {

@@ -1,0 +1,165 @@
+public import Foundation
+import Synchronization
+
+/// A ``GatewayStore`` that answers the lookups every request makes (token by id, session by digest, user by id)
+/// from memory for a short time, so authenticating a request usually costs no database round trip.
+///
+/// Writes made through this store take effect at once: they drop the entries they change. Writes made by
+/// another process (the CLI revoking a token or disabling a user while `serve` runs, another gateway replica)
+/// take effect within `lifetime`. Only records that exist are cached, so a new token works on its first use,
+/// and the cache is bounded: it is emptied when it reaches `maxEntries`.
+public final class CachedGatewayStore: GatewayStore {
+    private struct Entry<Value: Sendable>: Sendable {
+        var value: Value
+        var expiresAt: ContinuousClock.Instant
+    }
+
+    private struct Entries {
+        var tokens: [String: Entry<APIToken>] = [:]
+        var sessions: [String: Entry<Session>] = [:]
+        var users: [String: Entry<User>] = [:]
+        var bcryptTokens: Entry<[APIToken]>?
+        /// Counts writes, so a read that raced with a write does not cache what the write replaced.
+        var generation = 0
+        var count: Int { tokens.count + sessions.count + users.count }
+    }
+
+    /// The store that holds the records.
+    public let base: any GatewayStore
+    private let lifetime: Duration
+    private let maxEntries: Int
+    private let entries = Mutex(Entries())
+    private let clock = ContinuousClock()
+
+    /// - Parameters:
+    ///   - base: the store that holds the records.
+    ///   - lifetime: how long a record read from `base` is reused: the longest a change made elsewhere goes unseen.
+    ///   - maxEntries: the most records kept before the cache starts over.
+    public init(_ base: any GatewayStore, lifetime: Duration = .seconds(1), maxEntries: Int = 50_000) {
+        self.base = base
+        self.lifetime = lifetime
+        self.maxEntries = maxEntries
+    }
+
+    // MARK: Cached lookups
+
+    public func token(id: String) async throws -> APIToken? {
+        try await cached(\.tokens, id) { try await $0.token(id: id) }
+    }
+
+    public func session(idDigest: String) async throws -> Session? {
+        try await cached(\.sessions, idDigest) { try await $0.session(idDigest: idDigest) }
+    }
+
+    public func user(id: String) async throws -> User? {
+        try await cached(\.users, id) { try await $0.user(id: id) }
+    }
+
+    /// Imported tokens usable at `date`, filtered from the list of unrevoked ones as read at most `lifetime` ago.
+    public func usableBcryptTokens(at date: Date) async throws -> [APIToken] {
+        let now = clock.now
+        let (hit, generation) = entries.withLock { ($0.bcryptTokens, $0.generation) }
+        let unrevoked: [APIToken]
+        if let hit, hit.expiresAt > now {
+            unrevoked = hit.value
+        } else {
+            unrevoked = try await base.usableBcryptTokens(at: .distantPast)
+            entries.withLock { entries in
+                if entries.generation == generation { entries.bcryptTokens = Entry(value: unrevoked, expiresAt: now + lifetime) }
+            }
+        }
+        return unrevoked.filter { $0.isUsable(at: date) }
+    }
+
+    private func cached<Value: Sendable>(
+        _ table: WritableKeyPath<Entries, [String: Entry<Value>]>,
+        _ key: String,
+        read: (any GatewayStore) async throws -> Value?
+    ) async throws -> Value? {
+        let now = clock.now
+        let (hit, generation) = entries.withLock { ($0[keyPath: table][key], $0.generation) }
+        if let hit, hit.expiresAt > now { return hit.value }
+        guard let value = try await read(base) else { return nil }
+        entries.withLock { entries in
+            guard entries.generation == generation else { return }
+            if entries.count >= maxEntries { entries = Entries(generation: generation) }
+            entries[keyPath: table][key] = Entry(value: value, expiresAt: now + lifetime)
+        }
+        return value
+    }
+
+    /// Runs a write, then drops or adjusts the records it changed (after it, so no read in between caches the old record).
+    private func write<Result>(_ body: () async throws -> Result, afterwards adjust: (inout Entries) -> Void) async throws -> Result {
+        defer {
+            entries.withLock { entries in
+                entries.generation += 1
+                adjust(&entries)
+            }
+        }
+        return try await body()
+    }
+
+    // MARK: Writes update the cache
+
+    public func insertUser(_ user: User) async throws {
+        try await base.insertUser(user)
+    }
+
+    public func updateUser(_ user: User) async throws {
+        try await write({ try await base.updateUser(user) }, afterwards: { $0.users[user.id] = nil })
+    }
+
+    public func insertToken(_ token: APIToken) async throws {
+        try await write({ try await base.insertToken(token) }, afterwards: { $0.bcryptTokens = nil })
+    }
+
+    public func revokeToken(id: String, at date: Date) async throws -> Bool {
+        try await write({ try await base.revokeToken(id: id, at: date) }, afterwards: { $0.tokens[id] = nil; $0.bcryptTokens = nil })
+    }
+
+    public func setTokenExpiry(id: String, expiresAt: Date?) async throws {
+        try await write(
+            { try await base.setTokenExpiry(id: id, expiresAt: expiresAt) },
+            afterwards: { $0.tokens[id] = nil; $0.bcryptTokens = nil }
+        )
+    }
+
+    public func touchToken(id: String, at date: Date) async throws {
+        try await write({ try await base.touchToken(id: id, at: date) }, afterwards: { $0.tokens[id]?.value.lastUsedAt = date })
+    }
+
+    public func insertSession(_ session: Session) async throws {
+        try await base.insertSession(session)
+    }
+
+    public func touchSession(idDigest: String, at date: Date) async throws {
+        try await write({ try await base.touchSession(idDigest: idDigest, at: date) }, afterwards: { $0.sessions[idDigest] = nil })
+    }
+
+    public func deleteSession(idDigest: String) async throws {
+        try await write({ try await base.deleteSession(idDigest: idDigest) }, afterwards: { $0.sessions[idDigest] = nil })
+    }
+
+    public func deleteSessions(userID: String) async throws {
+        try await write(
+            { try await base.deleteSessions(userID: userID) },
+            afterwards: { $0.sessions = $0.sessions.filter { $0.value.value.userID != userID } }
+        )
+    }
+
+    public func deleteSessions(expiredBefore date: Date) async throws -> Int {
+        try await write(
+            { try await base.deleteSessions(expiredBefore: date) },
+            afterwards: { $0.sessions = $0.sessions.filter { $0.value.value.expiresAt >= date } }
+        )
+    }
+
+    // MARK: Read straight from the store
+
+    public func user(named name: String) async throws -> User? { try await base.user(named: name) }
+    public func users() async throws -> [User] { try await base.users() }
+    public func userCount() async throws -> Int { try await base.userCount() }
+    public func tokens(userID: String?) async throws -> [APIToken] { try await base.tokens(userID: userID) }
+    public func appendAudit(_ event: AuditEvent) async throws { try await base.appendAudit(event) }
+    public func auditEvents(limit: Int) async throws -> [AuditEvent] { try await base.auditEvents(limit: limit) }
+}

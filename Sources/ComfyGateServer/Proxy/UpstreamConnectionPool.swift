@@ -1,0 +1,120 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// A connection to ComfyUI and the handler that runs its exchanges.
+final class UpstreamConnection: Sendable {
+    let channel: any Channel
+    let handler: NIOLoopBound<UpstreamConnectionHandler>
+
+    init(channel: any Channel, handler: NIOLoopBound<UpstreamConnectionHandler>) {
+        self.channel = channel
+        self.handler = handler
+    }
+
+    var eventLoop: any EventLoop { channel.eventLoop }
+
+    /// Runs `body` with the handler on the connection's event loop, after every call submitted before it.
+    func onLoop(_ body: @escaping @Sendable (UpstreamConnectionHandler) -> Void) {
+        let handler = handler
+        channel.eventLoop.execute { body(handler.value) }
+    }
+}
+
+/// Keep-alive connections to ComfyUI, kept per event loop so an exchange runs on the thread that serves its
+/// client whenever it can. Connections come back when an answer ends and leave when ComfyUI closes them.
+final class UpstreamConnectionPool: Sendable {
+    private struct Idle {
+        var byLoop: [ObjectIdentifier: [UpstreamConnection]] = [:]
+        var isShutDown = false
+    }
+
+    let host: String
+    let port: Int
+    private let group: MultiThreadedEventLoopGroup
+    private let connectTimeout: TimeAmount
+    private let readTimeout: TimeAmount
+    private let maxIdlePerLoop: Int
+    private let idle = Mutex(Idle())
+
+    init(host: String, port: Int, group: MultiThreadedEventLoopGroup, connectTimeout: TimeAmount, readTimeout: TimeAmount, maxIdlePerLoop: Int = 256) {
+        self.host = host
+        self.port = port
+        self.group = group
+        self.connectTimeout = connectTimeout
+        self.readTimeout = readTimeout
+        self.maxIdlePerLoop = maxIdlePerLoop
+    }
+
+    /// An idle connection on the current event loop (or any loop when the caller is not on one), else a new one.
+    /// - Returns: the connection, and whether it carried an exchange before.
+    func acquire() async throws -> (connection: UpstreamConnection, reused: Bool) {
+        let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? group.any()
+        let key = ObjectIdentifier(loop)
+        let pooled: UpstreamConnection? = idle.withLock { idle in
+            while let connection = idle.byLoop[key]?.popLast() {
+                if connection.channel.isActive { return connection }
+            }
+            return nil
+        }
+        if let pooled { return (pooled, true) }
+        return (try await connect(on: loop), false)
+    }
+
+    /// Opens a new connection on `loop`.
+    func connect(on loop: any EventLoop) async throws -> UpstreamConnection {
+        let readTimeout = readTimeout
+        return try await ClientBootstrap(group: loop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: host, port: port) { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let key = ObjectIdentifier(channel)
+                    let connection = NIOLoopBoundBox<UpstreamConnection?>(nil, eventLoop: channel.eventLoop)
+                    let handler = UpstreamConnectionHandler(
+                        readTimeout: readTimeout,
+                        onReusable: { [weak self] in
+                            if let self, let reusable = connection.value { self.release(reusable) }
+                        },
+                        onClosed: { [weak self] in self?.forget(channel: key, loop: channel.eventLoop) }
+                    )
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                    let made = UpstreamConnection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+                    connection.value = made
+                    return made
+                }
+            }
+    }
+
+    /// Takes a connection back after an answer ended; closes it when the pool is full or shut down.
+    private func release(_ connection: UpstreamConnection) {
+        let key = ObjectIdentifier(connection.eventLoop)
+        let kept = idle.withLock { idle in
+            guard !idle.isShutDown, idle.byLoop[key, default: []].count < maxIdlePerLoop else { return false }
+            idle.byLoop[key, default: []].append(connection)
+            return true
+        }
+        if !kept { connection.channel.close(promise: nil) }
+    }
+
+    private func forget(channel: ObjectIdentifier, loop: any EventLoop) {
+        let key = ObjectIdentifier(loop)
+        idle.withLock { idle in
+            idle.byLoop[key]?.removeAll { ObjectIdentifier($0.channel) == channel }
+        }
+    }
+
+    /// Closes the idle connections and every connection that becomes idle from now on.
+    func shutdown() async {
+        let connections = idle.withLock { idle in
+            idle.isShutDown = true
+            defer { idle.byLoop = [:] }
+            return idle.byLoop.values.flatMap { $0 }
+        }
+        for connection in connections {
+            try? await connection.channel.close()
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import ComfyGateCore
+import ComfyGateSQLite
+import ComfyGateTestSupport
+import Foundation
+import Testing
+
+@Suite struct CachedGatewayStoreTests {
+    @Test(arguments: GatewayStoreConformance.Check.allCases)
+    func passesTheStoreConformanceSuite(_ check: GatewayStoreConformance.Check) async throws {
+        try await check.run(on: CachedGatewayStore(SQLiteStore.inMemory()))
+    }
+
+    /// A user with one native token and one session, written to `store`.
+    private func seed(_ store: any GatewayStore) async throws -> (User, APIToken, Session) {
+        let now = Date()
+        let user = User(name: "alice", role: .user, passwordHash: nil, createdAt: now)
+        let token = APIToken(id: "tok000000001", userID: user.id, name: "laptop", verifier: .sha256("ab"), createdAt: now)
+        let session = Session(idDigest: "digest-1", userID: user.id, createdAt: now, lastSeenAt: now, expiresAt: now + 3600)
+        try await store.insertUser(user)
+        try await store.insertToken(token)
+        try await store.insertSession(session)
+        return (user, token, session)
+    }
+
+    @Test func writesThroughTheCacheTakeEffectAtOnce() async throws {
+        let cache = CachedGatewayStore(try SQLiteStore.inMemory(), lifetime: .seconds(3600))
+        let (seededUser, token, seededSession) = try await seed(cache)
+        var user = seededUser
+        var session = seededSession
+        #expect(try await cache.token(id: token.id)?.revokedAt == nil)
+        #expect(try await cache.user(id: user.id)?.isDisabled == false)
+        #expect(try await cache.session(idDigest: session.idDigest) != nil)
+
+        #expect(try await cache.revokeToken(id: token.id, at: Date()))
+        #expect(try await cache.token(id: token.id)?.revokedAt != nil)
+        user.isDisabled = true
+        try await cache.updateUser(user)
+        #expect(try await cache.user(id: user.id)?.isDisabled == true)
+        try await cache.touchSession(idDigest: session.idDigest, at: session.lastSeenAt + 60)
+        #expect(try await cache.session(idDigest: session.idDigest)?.lastSeenAt == session.lastSeenAt + 60)
+        try await cache.deleteSessions(userID: user.id)
+        #expect(try await cache.session(idDigest: session.idDigest) == nil)
+
+        session.idDigest = "digest-2"
+        try await cache.insertSession(session)
+        #expect(try await cache.session(idDigest: "digest-2") != nil)
+        try await cache.deleteSession(idDigest: "digest-2")
+        #expect(try await cache.session(idDigest: "digest-2") == nil)
+    }
+
+    @Test func writesByAnotherProcessAreSeenOnceTheLifetimeHasPassed() async throws {
+        let database = try SQLiteStore.inMemory()
+        let cache = CachedGatewayStore(database, lifetime: .milliseconds(300))
+        let (user, token, _) = try await seed(database)
+        #expect(try await cache.token(id: token.id)?.revokedAt == nil)
+        #expect(try await cache.user(id: user.id)?.isDisabled == false)
+
+        // Written under the cache, as `comfygate tokens revoke` or `users disable` does from another process.
+        #expect(try await database.revokeToken(id: token.id, at: Date()))
+        var disabled = user
+        disabled.isDisabled = true
+        try await database.updateUser(disabled)
+        #expect(try await cache.token(id: token.id)?.revokedAt == nil, "within the lifetime the cached record answers")
+
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(try await cache.token(id: token.id)?.revokedAt != nil)
+        #expect(try await cache.user(id: user.id)?.isDisabled == true)
+    }
+
+    @Test func recordsThatDoNotExistAreNotCached() async throws {
+        let database = try SQLiteStore.inMemory()
+        let cache = CachedGatewayStore(database, lifetime: .seconds(3600))
+        #expect(try await cache.token(id: "tok000000001") == nil)
+        _ = try await seed(database)
+        #expect(try await cache.token(id: "tok000000001") != nil, "a token created elsewhere works on its first use")
+    }
+
+    @Test func importedTokenListFollowsImportsAndRevocations() async throws {
+        let cache = CachedGatewayStore(try SQLiteStore.inMemory(), lifetime: .seconds(3600))
+        let (user, _, _) = try await seed(cache)
+        #expect(try await cache.usableBcryptTokens(at: Date()).isEmpty)
+        let imported = APIToken(
+            id: "imp000000001", userID: user.id, name: "seed", verifier: .bcrypt("$2b$04$" + String(repeating: "a", count: 53)),
+            createdAt: Date()
+        )
+        try await cache.insertToken(imported)
+        #expect(try await cache.usableBcryptTokens(at: Date()).map(\.id) == [imported.id])
+        #expect(try await cache.revokeToken(id: imported.id, at: Date()))
+        #expect(try await cache.usableBcryptTokens(at: Date()).isEmpty)
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// A bare HTTP/1.1 server that answers each bodiless request with canned bytes, for connection-level behaviour
+/// the ComfyUI stand-in (a real HTTP server) never shows: closing keep-alive connections, huge answers.
+final class ScriptedUpstream: Sendable {
+    struct Answer: Sendable {
+        var bytes: ByteBuffer
+        /// Close the connection right after the answer, without saying so in a header.
+        var thenClose: Bool
+    }
+
+    private let answer: @Sendable (_ path: String) -> Answer
+    private let accepted = Atomic<Int>(0)
+    private let requests = Atomic<Int>(0)
+
+    /// Connections accepted so far.
+    var connectionCount: Int { accepted.load(ordering: .relaxed) }
+    /// Requests answered so far.
+    var requestCount: Int { requests.load(ordering: .relaxed) }
+
+    private init(answer: @escaping @Sendable (String) -> Answer) {
+        self.answer = answer
+    }
+
+    /// A `200` with a JSON body naming the path.
+    static func json(_ path: String, thenClose: Bool = false) -> Answer {
+        let body = #"{"path":"\#(path)"}"#
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
+        return Answer(bytes: ByteBuffer(string: head + body), thenClose: thenClose)
+    }
+
+    /// Runs `body` with the server listening on a free loopback port.
+    static func with<T: Sendable>(
+        answer: @escaping @Sendable (String) -> Answer,
+        _ body: (_ server: ScriptedUpstream, _ baseURL: String) async throws -> T
+    ) async throws -> T {
+        let server = ScriptedUpstream(answer: answer)
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { child in
+                server.accepted.add(1, ordering: .relaxed)
+                return child.eventLoop.makeCompletedFuture {
+                    try child.pipeline.syncOperations.addHandler(RequestReader(server: server))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        do {
+            let result = try await body(server, "http://127.0.0.1:\(channel.localAddress?.port ?? 0)")
+            try await channel.close()
+            return result
+        } catch {
+            try? await channel.close()
+            throw error
+        }
+    }
+
+    /// Splits the byte stream into request heads and answers each one.
+    private final class RequestReader: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+
+        let server: ScriptedUpstream
+        private var pending = ""
+
+        init(server: ScriptedUpstream) {
+            self.server = server
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            pending += String(buffer: unwrapInboundIn(data))
+            while let end = pending.range(of: "\r\n\r\n") {
+                let head = pending[..<end.lowerBound]
+                pending = String(pending[end.upperBound...])
+                let path = head.split(separator: " ").dropFirst().first.map(String.init) ?? "/"
+                server.requests.add(1, ordering: .relaxed)
+                let answer = server.answer(path)
+                context.writeAndFlush(wrapOutboundOut(answer.bytes), promise: nil)
+                if answer.thenClose {
+                    context.close(promise: nil)
+                    return
+                }
+            }
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            context.close(promise: nil)
+        }
+    }
+}

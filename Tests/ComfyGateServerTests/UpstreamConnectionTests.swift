@@ -1,0 +1,65 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+/// How the gateway's pooled connections to ComfyUI behave when ComfyUI or the client does something unusual.
+@Suite struct UpstreamConnectionTests {
+    @Test func keepAliveConnectionsCarryManyRequests() async throws {
+        try await ScriptedUpstream.with(answer: { ScriptedUpstream.json($0) }) { upstream, baseURL in
+            try await withGateway(upstream: baseURL) { gate in
+                let (_, token) = try await gate.makeUser("alice")
+                for index in 0..<20 {
+                    let response = try await TestHTTP.send(.GET, "\(gate.baseURL)/history/\(index)", headers: [("Authorization", "Bearer \(token)")])
+                    #expect(response.status == 200)
+                    #expect(response.text == #"{"path":"/history/\#(index)"}"#)
+                }
+                #expect(upstream.requestCount == 20)
+                #expect(upstream.connectionCount <= NIOSingletons.groupLoopCountSuggestion, "at most one connection per event loop")
+            }
+        }
+    }
+
+    @Test func anUpstreamClosingIdleConnectionsLosesNoRequest() async throws {
+        // Every connection is closed right after its answer, without `Connection: close`: as a keep-alive timeout does.
+        try await ScriptedUpstream.with(answer: { ScriptedUpstream.json($0, thenClose: true) }) { upstream, baseURL in
+            try await withGateway(upstream: baseURL) { gate in
+                let (_, token) = try await gate.makeUser("alice")
+                for index in 0..<20 {
+                    let response = try await TestHTTP.send(.GET, "\(gate.baseURL)/view/\(index)", headers: [("Authorization", "Bearer \(token)")])
+                    #expect(response.status == 200)
+                    #expect(response.text == #"{"path":"/view/\#(index)"}"#)
+                }
+                #expect(upstream.connectionCount >= 20, "a closed connection is never used again")
+            }
+        }
+    }
+
+    @Test func aClientLeavingMidAnswerDoesNotSpoilTheNextExchange() async throws {
+        let large = 32 << 20
+        let answer: @Sendable (String) -> ScriptedUpstream.Answer = { path in
+            guard path == "/large" else { return ScriptedUpstream.json(path) }
+            var bytes = ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: \(large)\r\n\r\n")
+            bytes.writeRepeatingByte(0x61, count: large)
+            return ScriptedUpstream.Answer(bytes: bytes, thenClose: false)
+        }
+        try await ScriptedUpstream.with(answer: answer) { upstream, baseURL in
+            try await withGateway(upstream: baseURL) { gate in
+                let (_, token) = try await gate.makeUser("alice")
+                for _ in 0..<3 {
+                    let connection = try RawConnection(port: gate.port, timeoutSeconds: 30)
+                    try await connection.write("GET /large HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\n\r\n")
+                    let head = await connection.read(until: "\r\n\r\n")
+                    #expect(head.hasPrefix("HTTP/1.1 200"), "got: \(head.prefix(40))")
+                }
+                for index in 0..<10 {
+                    let response = try await TestHTTP.send(.GET, "\(gate.baseURL)/small/\(index)", headers: [("Authorization", "Bearer \(token)")])
+                    #expect(response.status == 200)
+                    #expect(response.text == #"{"path":"/small/\#(index)"}"#, "an answer never carries the rest of an abandoned one")
+                }
+                #expect(upstream.requestCount == 13)
+            }
+        }
+    }
+}
