@@ -108,9 +108,14 @@ import Testing
             for _ in 0..<7 { statuses.append(try await Self.login(gate, user: "alice", password: "wrong-password").status) }
             #expect(statuses.prefix(5).allSatisfy { $0 == 401 })
             #expect(statuses.last == 429)
+            let started = ContinuousClock.now
             let blocked = try await Self.login(gate, user: "alice", password: "correct-horse-battery")
             #expect(blocked.status == 429, "even the right password waits out the lockout")
             #expect(blocked.header("Retry-After") != nil)
+            #expect(ContinuousClock.now - started >= .milliseconds(900), "a throttled guess is answered only after a pause")
+            let actions = try await gate.store.auditEvents(limit: 50).map(\.action)
+            #expect(actions.filter { $0 == "login.throttled" }.count == 1, "one audit entry per lockout, not per attempt")
+            #expect(actions.filter { $0 == "login.failed" }.count == 5)
         }
     }
 

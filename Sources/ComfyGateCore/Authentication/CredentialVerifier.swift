@@ -65,7 +65,7 @@ public final class CredentialVerifier: Sendable {
         let record: APIToken
         if let id = TokenFormat.id(ofPresented: presented) {
             guard let stored = try await store.token(id: id), case .sha256(let digest) = stored.verifier,
-                ConstantTime.equals(Array(TokenFormat.digest(presented).utf8), Array(digest.utf8))
+                ConstantTime.equals(TokenFormat.digest(presented).utf8, digest.utf8)
             else { return .failure(.unknown) }
             record = stored
         } else {

@@ -43,6 +43,9 @@ struct LoginController: Sendable {
             if login.throttle.isFirstRefusal(account: userName, address: address) {
                 try await audit("login.throttled", user: userName, address: address)
             }
+            // Answer a locked-out guesser only after a pause: a flood then waits on its own connections
+            // instead of taking the CPU from everyone else's requests.
+            try await Task.sleep(for: Self.throttledAnswerDelay)
             let seconds = Int(wait.rounded(.up))
             return GatewayResponse.html(
                 .tooManyRequests,
@@ -66,6 +69,9 @@ struct LoginController: Sendable {
         logger.info("\(action)", metadata: ["user": "\(user)", "client": "\(address)"])
         try await store.appendAudit(AuditEvent(time: Date(), action: action, userName: user, clientAddress: address))
     }
+
+    /// How long a throttled login attempt waits for its 429.
+    static let throttledAnswerDelay = Duration.seconds(1)
 
     /// Only same-site relative paths: `/x`, never `//host`, `/\host` or an absolute URL.
     static func safeNext(_ next: String?) -> String {
