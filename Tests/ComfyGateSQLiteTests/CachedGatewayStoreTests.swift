@@ -2,6 +2,7 @@ import ComfyGateCore
 import ComfyGateSQLite
 import ComfyGateTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 @Suite struct CachedGatewayStoreTests {
@@ -90,5 +91,55 @@ import Testing
         #expect(try await cache.usableBcryptTokens(at: Date()).map(\.id) == [imported.id])
         #expect(try await cache.revokeToken(id: imported.id, at: Date()))
         #expect(try await cache.usableBcryptTokens(at: Date()).isEmpty)
+    }
+}
+
+/// A store whose token lookups are slow and counted, to see concurrent misses share one read.
+private final class SlowTokenLookups: GatewayStore {
+    let base: SQLiteStore
+    let tokenReads = Mutex(0)
+
+    init(_ base: SQLiteStore) { self.base = base }
+
+    func token(id: String) async throws -> APIToken? {
+        tokenReads.withLock { $0 += 1 }
+        try await Task.sleep(for: .milliseconds(500))
+        return try await base.token(id: id)
+    }
+
+    func insertUser(_ user: User) async throws { try await base.insertUser(user) }
+    func updateUser(_ user: User) async throws { try await base.updateUser(user) }
+    func user(id: String) async throws -> User? { try await base.user(id: id) }
+    func user(named name: String) async throws -> User? { try await base.user(named: name) }
+    func users() async throws -> [User] { try await base.users() }
+    func userCount() async throws -> Int { try await base.userCount() }
+    func insertToken(_ token: APIToken) async throws { try await base.insertToken(token) }
+    func tokens(userID: String?) async throws -> [APIToken] { try await base.tokens(userID: userID) }
+    func usableBcryptTokens(at date: Date) async throws -> [APIToken] { try await base.usableBcryptTokens(at: date) }
+    func revokeToken(id: String, at date: Date) async throws -> Bool { try await base.revokeToken(id: id, at: date) }
+    func setTokenExpiry(id: String, expiresAt: Date?) async throws { try await base.setTokenExpiry(id: id, expiresAt: expiresAt) }
+    func touchToken(id: String, at date: Date) async throws { try await base.touchToken(id: id, at: date) }
+    func insertSession(_ session: Session) async throws { try await base.insertSession(session) }
+    func session(idDigest: String) async throws -> Session? { try await base.session(idDigest: idDigest) }
+    func touchSession(idDigest: String, at date: Date) async throws { try await base.touchSession(idDigest: idDigest, at: date) }
+    func deleteSession(idDigest: String) async throws { try await base.deleteSession(idDigest: idDigest) }
+    func deleteSessions(userID: String) async throws { try await base.deleteSessions(userID: userID) }
+    func deleteSessions(expiredBefore date: Date) async throws -> Int { try await base.deleteSessions(expiredBefore: date) }
+    func appendAudit(_ event: AuditEvent) async throws { try await base.appendAudit(event) }
+    func auditEvents(limit: Int) async throws -> [AuditEvent] { try await base.auditEvents(limit: limit) }
+}
+
+@Suite struct CachedGatewayStoreLoadSharingTests {
+    @Test func concurrentMissesOfOneRecordShareOneRead() async throws {
+        let slow = SlowTokenLookups(try SQLiteStore.inMemory())
+        let cache = CachedGatewayStore(slow, lifetime: .seconds(3600))
+        let token = APIToken(id: "tok000000001", userID: "u", name: "laptop", verifier: .sha256("ab"), createdAt: Date(timeIntervalSince1970: 0))
+        try await slow.insertToken(token)
+        let found = try await withThrowingTaskGroup(of: APIToken?.self) { group in
+            for _ in 0..<20 { group.addTask { try await cache.token(id: token.id) } }
+            return try await group.reduce(into: [APIToken?]()) { $0.append($1) }
+        }
+        #expect(found.count == 20 && found.allSatisfy { $0 == token })
+        #expect(slow.tokenReads.withLock { $0 } < 5, "lookups that arrive while a read is in progress wait for it")
     }
 }

@@ -85,6 +85,20 @@ public final class CredentialVerifier: Sendable {
         return .success(Identity(user: user, credential: kind))
     }
 
+    /// The identity behind a native token when everything needed is cached and nothing is due to be written;
+    /// nil means "ask ``verify(token:)``", never "refused". It never waits, so it can run on an event loop.
+    public func cachedIdentity(token presented: String) -> Identity? {
+        guard let cache = store as? CachedGatewayStore, let id = TokenFormat.id(ofPresented: presented),
+            let record = cache.cachedToken(id: id), case .sha256(let digest) = record.verifier,
+            ConstantTime.equals(TokenFormat.digest(presented).utf8, digest.utf8)
+        else { return nil }
+        let date = now()
+        guard record.isUsable(at: date), let user = cache.cachedUser(id: record.userID), !user.isDisabled else { return nil }
+        let touched = state.withLock { $0.lastTouched[id].map { date.timeIntervalSince($0) < 60 } ?? false }
+        guard touched else { return nil }
+        return Identity(user: user, credential: .token(id: record.id))
+    }
+
     private func verifyImported(_ presented: String, at date: Date) async throws -> Result<APIToken, Refusal> {
         guard (try? PasswordHasher.checkSecret(presented)) != nil, !presented.isEmpty else { return .failure(.unknown) }
         let candidates = try await store.usableBcryptTokens(at: date)

@@ -49,12 +49,28 @@ public struct SessionManager: Sendable {
             try await store.deleteSession(idDigest: digest)
             return nil
         }
-        // Renew at most every few seconds so a page load's burst of requests costs one write.
-        if date.timeIntervalSince(session.lastSeenAt) > min(30, idleTimeout / 10) {
+        if date.timeIntervalSince(session.lastSeenAt) > renewalInterval {
             try await store.touchSession(idDigest: digest, at: date)
         }
         return Identity(user: user, credential: .session)
     }
+
+    /// The identity behind a cookie value when the session and user are cached, valid and no renewal is due;
+    /// nil means "ask ``resolve(cookieValue:)``", never "refused". It never waits, so it can run on an event loop.
+    public func cachedIdentity(cookieValue: String) -> Identity? {
+        guard cookieValue.utf8.count == 43, let cache = store as? CachedGatewayStore,
+            let session = cache.cachedSession(idDigest: TokenFormat.digest(cookieValue))
+        else { return nil }
+        let date = now()
+        guard session.expiresAt > date, date.timeIntervalSince(session.lastSeenAt) <= renewalInterval,
+            let user = cache.cachedUser(id: session.userID), !user.isDisabled
+        else { return nil }
+        return Identity(user: user, credential: .session)
+    }
+
+    /// How often activity renews a session: at most every few seconds, so a page load's burst of requests costs
+    /// one write.
+    private var renewalInterval: TimeInterval { min(30, idleTimeout / 10) }
 
     /// Ends the session behind a cookie value.
     public func close(cookieValue: String) async throws {

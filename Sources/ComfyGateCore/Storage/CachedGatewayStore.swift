@@ -29,6 +29,8 @@ public final class CachedGatewayStore: GatewayStore {
     private let lifetime: Duration
     private let maxEntries: Int
     private let entries = Mutex(Entries())
+    /// Reads in progress, by record, with the lookups waiting for them.
+    private let loads = Mutex([String: [CheckedContinuation<LoadOutcome, any Error>]]())
     private let clock = ContinuousClock()
 
     /// - Parameters:
@@ -44,15 +46,15 @@ public final class CachedGatewayStore: GatewayStore {
     // MARK: Cached lookups
 
     public func token(id: String) async throws -> APIToken? {
-        try await cached(\.tokens, id) { try await $0.token(id: id) }
+        try await cached(\.tokens, id, flight: "token:" + id) { try await $0.token(id: id) }
     }
 
     public func session(idDigest: String) async throws -> Session? {
-        try await cached(\.sessions, idDigest) { try await $0.session(idDigest: idDigest) }
+        try await cached(\.sessions, idDigest, flight: "session:" + idDigest) { try await $0.session(idDigest: idDigest) }
     }
 
     public func user(id: String) async throws -> User? {
-        try await cached(\.users, id) { try await $0.user(id: id) }
+        try await cached(\.users, id, flight: "user:" + id) { try await $0.user(id: id) }
     }
 
     /// Imported tokens usable at `date`, filtered from the list of unrevoked ones as read at most `lifetime` ago.
@@ -71,21 +73,78 @@ public final class CachedGatewayStore: GatewayStore {
         return unrevoked.filter { $0.isUsable(at: date) }
     }
 
+    // MARK: Without waiting
+
+    /// The token if it is in the cache and fresh; never reads the store (for decisions on an event loop).
+    public func cachedToken(id: String) -> APIToken? { peek(\.tokens, id) }
+    /// The session if it is in the cache and fresh; never reads the store.
+    public func cachedSession(idDigest: String) -> Session? { peek(\.sessions, idDigest) }
+    /// The user if it is in the cache and fresh; never reads the store.
+    public func cachedUser(id: String) -> User? { peek(\.users, id) }
+
+    private func peek<Value: Sendable>(_ table: KeyPath<Entries, [String: Entry<Value>]>, _ key: String) -> Value? {
+        let now = clock.now
+        guard let hit = entries.withLock({ $0[keyPath: table][key] }), hit.expiresAt > now else { return nil }
+        return hit.value
+    }
+
+    /// The cached record, or one read from the store. Concurrent misses of one key share a single read, so the
+    /// requests in flight when a record expires cost one database round trip, not one each.
     private func cached<Value: Sendable>(
         _ table: WritableKeyPath<Entries, [String: Entry<Value>]>,
         _ key: String,
+        flight: String,
         read: (any GatewayStore) async throws -> Value?
     ) async throws -> Value? {
-        let now = clock.now
-        let (hit, generation) = entries.withLock { ($0[keyPath: table][key], $0.generation) }
-        if let hit, hit.expiresAt > now { return hit.value }
-        guard let value = try await read(base) else { return nil }
-        entries.withLock { entries in
-            guard entries.generation == generation else { return }
-            if entries.count >= maxEntries { entries = Entries(generation: generation) }
-            entries[keyPath: table][key] = Entry(value: value, expiresAt: now + lifetime)
+        while true {
+            let now = clock.now
+            let (hit, generation) = entries.withLock { ($0[keyPath: table][key], $0.generation) }
+            if let hit, hit.expiresAt > now { return hit.value }
+            let leads = loads.withLock { loads in
+                if loads[flight] != nil { return false }
+                loads[flight] = []
+                return true
+            }
+            if !leads {
+                switch try await joinLoad(flight) {
+                case .loaded(let value): return value as? Value
+                case .finishedBeforeJoining: continue
+                }
+            }
+            let value: Value?
+            do {
+                value = try await read(base)
+            } catch {
+                for waiter in loads.withLock({ $0.removeValue(forKey: flight) ?? [] }) { waiter.resume(throwing: error) }
+                throw error
+            }
+            if let value {
+                entries.withLock { entries in
+                    guard entries.generation == generation else { return }
+                    if entries.count >= maxEntries { entries = Entries(generation: generation) }
+                    entries[keyPath: table][key] = Entry(value: value, expiresAt: now + lifetime)
+                }
+            }
+            for waiter in loads.withLock({ $0.removeValue(forKey: flight) ?? [] }) { waiter.resume(returning: .loaded(value)) }
+            return value
         }
-        return value
+    }
+
+    private enum LoadOutcome: Sendable {
+        case loaded((any Sendable)?)
+        /// The read ended between the check and the wait: look again.
+        case finishedBeforeJoining
+    }
+
+    private func joinLoad(_ flight: String) async throws -> LoadOutcome {
+        try await withCheckedThrowingContinuation { continuation in
+            let joined = loads.withLock { loads in
+                guard loads[flight] != nil else { return false }
+                loads[flight]!.append(continuation)
+                return true
+            }
+            if !joined { continuation.resume(returning: .finishedBeforeJoining) }
+        }
     }
 
     /// Runs a write, then drops or adjusts the records it changed (after it, so no read in between caches the old record).

@@ -109,12 +109,13 @@ public enum Gateway {
                 authority: upstreamAuthority,
                 port: configuration.upstream.port ?? (configuration.upstream.scheme == "https" ? 443 : 80),
                 connectTimeout: configuration.upstreamConnectTimeout,
-                maxFrameSize: configuration.maxWebSocketFrame
+                maxFrameSize: configuration.maxWebSocketFrame,
+                closeTimeout: .seconds(10)
             ),
             logger: logger
         )
         let server = HTTPServerBuilder { responder in
-            GatewayChannel(responder: responder, webSocket: webSocket, idleTimeout: nil, webSocketCloseTimeout: .seconds(10))
+            GatewayChannel(responder: responder, webSocket: webSocket, idleTimeout: nil)
         }
         return Application(
             router: router,

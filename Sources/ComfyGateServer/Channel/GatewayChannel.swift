@@ -8,19 +8,17 @@ import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 import NIOWebSocket
+import ServiceLifecycle
 
 /// The server's per-connection pipeline: HTTP/1.1 for ordinary requests (with `Expect: 100-continue`
-/// answered), and a websocket upgrade that hands both ends to ``WebSocketRelay``.
+/// answered), and a websocket upgrade that joins both ends with a ``WebSocketRelay``.
 struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
     enum UpgradeResult: Sendable {
         case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
         /// A websocket handshake the gateway refused: the answer is written and the connection closed.
         case refusedUpgrade(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, WebSocketUpgrader.Refusal)
-        case webSocket(
-            client: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>,
-            upstream: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>,
-            identity: Identity
-        )
+        /// A relayed websocket: both channels, and the client's half of the relay between them.
+        case webSocket(client: any Channel, upstream: any Channel, relay: NIOLoopBound<WebSocketRelay>, identity: Identity)
     }
 
     struct Value: ServerChildChannelValue {
@@ -31,7 +29,6 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
     let responder: HTTPChannelHandler.Responder
     let webSocket: WebSocketUpgrader.Dependencies
     let idleTimeout: Duration?
-    let webSocketCloseTimeout: Duration
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
@@ -71,11 +68,15 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                 await handleHTTP(asyncChannel: channel, logger: logger)
             case .refusedUpgrade(let channel, let refusal):
                 try await Self.write(refusal, to: channel)
-            case .webSocket(let client, let upstream, let identity):
-                var logger = logger
-                logger[metadataKey: "user"] = "\(identity.userName)"
-                logger.debug("websocket relay started")
-                await WebSocketRelay.run(client: client, upstream: upstream, closeTimeout: webSocketCloseTimeout, logger: logger)
+            case .webSocket(let client, let upstream, let relay, let identity):
+                logger.debug("websocket relay started", metadata: ["user": "\(identity.userName)"])
+                // The relay runs in the two pipelines; this task only waits for both ends and relays a shutdown.
+                await withGracefulShutdownHandler {
+                    try? await client.closeFuture.get()
+                    try? await upstream.closeFuture.get()
+                } onGracefulShutdown: {
+                    relay.eventLoop.execute { relay.value.goAway() }
+                }
             }
         } catch {
             logger.debug("connection ended before a request was handled", metadata: ["error": "\(error)"])

@@ -53,14 +53,9 @@ public struct HTTPClientTransport: UpstreamTransport {
         } catch {
             throw Self.classify(error, upstream: baseURL)
         }
-        var headers = HTTPFields()
-        headers.reserveCapacity(response.headers.count)
-        for (name, value) in response.headers {
-            if let fieldName = HTTPField.Name(name) { headers.append(HTTPField(name: fieldName, value: value)) }
-        }
         return Response(
             status: HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase),
-            headers: UpstreamResponseHeaders.filter(headers),
+            headers: UpstreamResponseHeaders.fields(from: response.headers),
             body: ResponseBody(asyncSequence: response.body)
         )
     }

@@ -120,12 +120,7 @@ public final class PooledUpstreamTransport: UpstreamTransport {
     }
 
     private static func headers(_ head: HTTPResponseHead) -> HTTPFields {
-        var fields = HTTPFields()
-        fields.reserveCapacity(head.headers.count)
-        for (name, value) in head.headers {
-            if let fieldName = HTTPField.Name(name) { fields.append(HTTPField(name: fieldName, value: value)) }
-        }
-        return UpstreamResponseHeaders.filter(fields)
+        UpstreamResponseHeaders.fields(from: head.headers)
     }
 
     private func classify(_ error: any Error) -> UpstreamError {

@@ -14,6 +14,18 @@ enum UpstreamAnswer: Sendable {
     case streaming(HTTPResponseHead, UpstreamBody)
 }
 
+/// Takes ComfyUI's answer part by part on the connection's event loop (the gateway's SwiftNIO fast path).
+protocol UpstreamAnswerSink: AnyObject {
+    func upstreamHead(_ head: HTTPResponseHead)
+    func upstreamBody(_ part: ByteBuffer)
+    /// The answer is complete; the connection goes back to its pool.
+    func upstreamEnd()
+    /// The end of a read batch: time to flush.
+    func upstreamReadComplete()
+    /// The exchange failed; `answered` tells whether the head had already been passed on.
+    func upstreamFailed(_ error: any Error, answered: Bool)
+}
+
 /// Why an exchange with ComfyUI ended without a complete answer.
 enum UpstreamExchangeError: Error {
     /// The connection closed before any byte of the answer: on a reused connection, ComfyUI closed it while idle.
@@ -41,6 +53,8 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         /// The head is in; body bytes are gathered until the read batch ends.
         case gathering(EventLoopPromise<UpstreamAnswer>, HTTPResponseHead, ByteBuffer?)
         case streaming(UpstreamBody.Source)
+        /// Parts go straight to a sink; `answered` once the head has.
+        case direct(any UpstreamAnswerSink, answered: Bool)
         case closed
     }
 
@@ -56,16 +70,16 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     private var readsPaused = false
     private var readHeld = false
     private var timer: Scheduled<Void>?
+    /// When ComfyUI last sent something (or the exchange began): the read timeout counts from here.
+    private var lastActivity = NIODeadline.now()
     private let readTimeout: TimeAmount
-    private let onReusable: () -> Void
+    /// Called on the event loop when an answer has ended and the connection can carry another.
+    var onReusable: () -> Void = {}
     private let onClosed: () -> Void
 
-    /// - Parameters:
-    ///   - onReusable: called on the event loop when an answer has ended and the connection can carry another.
-    ///   - onClosed: called on the event loop when the connection closes.
-    init(readTimeout: TimeAmount, onReusable: @escaping () -> Void, onClosed: @escaping () -> Void) {
+    /// - Parameter onClosed: called on the event loop when the connection closes.
+    init(readTimeout: TimeAmount, onClosed: @escaping () -> Void) {
         self.readTimeout = readTimeout
-        self.onReusable = onReusable
         self.onClosed = onClosed
     }
 
@@ -95,6 +109,31 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         armTimer()
     }
 
+    /// Starts a bodiless exchange whose answer goes part by part to `sink`, on this event loop.
+    func begin(_ head: HTTPRequestHead, sink: any UpstreamAnswerSink) {
+        guard case .idle = state, let context, context.channel.isActive else {
+            return sink.upstreamFailed(UpstreamExchangeError.closedBeforeAnswer, answered: false)
+        }
+        state = .direct(sink, answered: false)
+        exchange &+= 1
+        reusable = head.isKeepAlive
+        requestEnded = true
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        armTimer()
+    }
+
+    /// Stops reading the answer until ``resumeDirectReads()``: the client is not taking it fast enough.
+    func pauseDirectReads() {
+        readsPaused = true
+    }
+
+    /// Reads the answer again.
+    func resumeDirectReads() {
+        guard case .direct = state else { return }
+        resumeReading(exchange: exchange)
+    }
+
     /// Writes one piece of the request body.
     func writeBody(_ buffer: ByteBuffer, promise: EventLoopPromise<Void>) {
         guard let context else { return promise.fail(ChannelError.ioOnClosedChannel) }
@@ -117,13 +156,20 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     // MARK: Answers
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        armTimer()
+        lastActivity = .now()
         switch unwrapInboundIn(data) {
         case .head(let head):
-            guard case .awaitingHead(let promise) = state else { return protocolViolation(context) }
             if (100..<200).contains(head.status.code) && head.status != .switchingProtocols { return }
             if !head.isKeepAlive { reusable = false }
-            state = .gathering(promise, head, nil)
+            switch state {
+            case .awaitingHead(let promise):
+                state = .gathering(promise, head, nil)
+            case .direct(let sink, answered: false):
+                state = .direct(sink, answered: true)
+                sink.upstreamHead(head)
+            default:
+                protocolViolation(context)
+            }
         case .body(var part):
             switch state {
             case .gathering(let promise, let head, var gathered):
@@ -133,6 +179,8 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
                 if gathered!.readableBytes > Self.gatherLimit { startStreaming(context) }
             case .streaming(let source):
                 if source.yield(part) == .stopProducing { readsPaused = true }
+            case .direct(let sink, answered: true):
+                sink.upstreamBody(part)
             default:
                 protocolViolation(context)
             }
@@ -144,6 +192,9 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
             case .streaming(let source):
                 state = .idle
                 source.finish()
+            case .direct(let sink, answered: true):
+                state = .idle
+                sink.upstreamEnd()
             default:
                 return protocolViolation(context)
             }
@@ -152,7 +203,11 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if case .gathering = state { startStreaming(context) }
+        switch state {
+        case .gathering: startStreaming(context)
+        case .direct(let sink, _): sink.upstreamReadComplete()
+        default: break
+        }
         context.fireChannelReadComplete()
     }
 
@@ -170,9 +225,8 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         promise.succeed(.streaming(head, produced.sequence))
     }
 
+    /// The read timer is left running: it lapses by itself on an idle connection, and the next exchange reuses it.
     private func finishExchange(_ context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
         readsPaused = false
         if readHeld {
             readHeld = false
@@ -221,15 +275,29 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
 
     // MARK: Failures and timeouts
 
+    /// Starts the read timeout from now. One timer serves a whole exchange: when it fires after recent activity,
+    /// it sets itself again for the time left, so reads never touch the scheduler.
     private func armTimer() {
-        timer?.cancel()
+        lastActivity = .now()
+        guard timer == nil else { return }
+        schedule(in: readTimeout)
+    }
+
+    private func schedule(in delay: TimeAmount) {
         guard let context else { return }
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: readTimeout) { [self] in
-            guard !readsPaused else { return }
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
+            timer = nil
             switch state {
-            case .awaitingHead, .gathering, .streaming:
-                fail(UpstreamExchangeError.readTimeout)
-                self.context?.close(promise: nil)
+            case .awaitingHead, .gathering, .streaming, .direct:
+                let silence = NIODeadline.now() - lastActivity
+                if readsPaused {
+                    return
+                } else if silence < readTimeout {
+                    schedule(in: readTimeout - silence)
+                } else {
+                    fail(UpstreamExchangeError.readTimeout)
+                    self.context?.close(promise: nil)
+                }
             case .idle, .closed:
                 break
             }
@@ -245,6 +313,8 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
             promise.fail(error)
         case .streaming(let source):
             source.finish(error)
+        case .direct(let sink, let answered):
+            sink.upstreamFailed(error, answered: answered)
         case .idle, .closed:
             break
         }
@@ -257,7 +327,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
 
     func channelInactive(context: ChannelHandlerContext) {
         switch state {
-        case .awaitingHead: fail(UpstreamExchangeError.closedBeforeAnswer)
+        case .awaitingHead, .direct(_, answered: false): fail(UpstreamExchangeError.closedBeforeAnswer)
         default: fail(UpstreamExchangeError.closedDuringAnswer)
         }
         onClosed()

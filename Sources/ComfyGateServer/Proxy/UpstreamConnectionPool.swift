@@ -51,40 +51,49 @@ final class UpstreamConnectionPool: Sendable {
     /// - Returns: the connection, and whether it carried an exchange before.
     func acquire() async throws -> (connection: UpstreamConnection, reused: Bool) {
         let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? group.any()
+        if let idle = takeIdle(on: loop) { return (idle, true) }
+        return (try await connect(on: loop), false)
+    }
+
+    /// An idle connection on `loop`, without waiting; nil when there is none.
+    func takeIdle(on loop: any EventLoop) -> UpstreamConnection? {
         let key = ObjectIdentifier(loop)
-        let pooled: UpstreamConnection? = idle.withLock { idle in
+        return idle.withLock { idle in
             while let connection = idle.byLoop[key]?.popLast() {
                 if connection.channel.isActive { return connection }
             }
             return nil
         }
-        if let pooled { return (pooled, true) }
-        return (try await connect(on: loop), false)
     }
 
     /// Opens a new connection on `loop`.
     func connect(on loop: any EventLoop) async throws -> UpstreamConnection {
+        try await connectFuture(on: loop).get()
+    }
+
+    /// Opens a new connection on `loop`; the future completes on that loop.
+    func connectFuture(on loop: any EventLoop) -> EventLoopFuture<UpstreamConnection> {
         let readTimeout = readTimeout
-        return try await ClientBootstrap(group: loop)
+        return ClientBootstrap(group: loop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connect(host: host, port: port) { [self] channel in
+            .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     let key = ObjectIdentifier(channel)
-                    let connection = NIOLoopBoundBox<UpstreamConnection?>(nil, eventLoop: channel.eventLoop)
                     let handler = UpstreamConnectionHandler(
                         readTimeout: readTimeout,
-                        onReusable: { [weak self] in
-                            if let self, let reusable = connection.value { self.release(reusable) }
-                        },
                         onClosed: { [weak self] in self?.forget(channel: key, loop: channel.eventLoop) }
                     )
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
                     try channel.pipeline.syncOperations.addHandler(handler)
-                    let made = UpstreamConnection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
-                    connection.value = made
-                    return made
                 }
+            }
+            .connect(host: host, port: port)
+            .flatMapThrowing { [weak self] channel in
+                let handler = try channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self)
+                let connection = UpstreamConnection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+                handler.onReusable = { [weak self] in self?.release(connection) }
+                return connection
             }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import NIOHTTP1
 
 /// Builds the headers ComfyUI receives: the client's own, less hop-by-hop headers and the gateway's
 /// credentials, with `Host`/`Origin` made consistent for ComfyUI's origin check and `X-Forwarded-*` set.
@@ -75,8 +76,22 @@ enum UpstreamResponseHeaders {
         return names
     }
 
-    static func filter(_ incoming: HTTPFields) -> HTTPFields {
-        let listedInConnection = UpstreamResponseHeaders.namedInConnection(incoming)
-        return HTTPFields(incoming.filter { !removed.contains($0.name) && !listedInConnection.contains($0.name) })
+    /// The headers of ComfyUI's answer as the client gets them, in one pass: connection-level headers and
+    /// those `Connection` names are left out.
+    static func fields(from incoming: HTTPHeaders) -> HTTPFields {
+        var listedInConnection = Set<HTTPField.Name>()
+        for token in incoming[canonicalForm: "connection"] {
+            let lowercased = token.lowercased()
+            if lowercased != "keep-alive", lowercased != "close", let name = HTTPField.Name(lowercased) { listedInConnection.insert(name) }
+        }
+        var fields = HTTPFields()
+        fields.reserveCapacity(incoming.count)
+        for (name, value) in incoming {
+            guard let fieldName = HTTPField.Name(name), !removed.contains(fieldName),
+                listedInConnection.isEmpty || !listedInConnection.contains(fieldName)
+            else { continue }
+            fields.append(HTTPField(name: fieldName, value: value))
+        }
+        return fields
     }
 }

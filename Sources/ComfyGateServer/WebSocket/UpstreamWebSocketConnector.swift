@@ -10,7 +10,9 @@ import NIOWebSocket
 struct UpstreamWebSocketConnector: Sendable, CustomStringConvertible {
     /// An upstream websocket, ready for frames.
     struct Connection: Sendable {
-        let channel: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>
+        let channel: any Channel
+        /// ComfyUI's half of the relay, waiting to be paired with the client's.
+        let relay: NIOLoopBound<WebSocketRelay>
         /// Headers of ComfyUI's 101 answer.
         let responseHeaders: HTTPHeaders
     }
@@ -36,6 +38,8 @@ struct UpstreamWebSocketConnector: Sendable, CustomStringConvertible {
     let port: Int
     let connectTimeout: TimeInterval
     let maxFrameSize: Int
+    /// How long a closing websocket may take to finish its close handshake.
+    let closeTimeout: TimeAmount
 
     /// Connects and performs the handshake for `pathAndQuery` with the given (already cleaned) headers.
     func connect(pathAndQuery: String, headers: HTTPFields, key: String, on eventLoop: any EventLoop) async throws -> Connection {
@@ -44,12 +48,15 @@ struct UpstreamWebSocketConnector: Sendable, CustomStringConvertible {
         for field in headers { requestHeaders.add(name: field.name.rawName, value: field.value) }
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: pathAndQuery, headers: requestHeaders)
         let maxFrameSize = self.maxFrameSize
+        let closeTimeout = self.closeTimeout
         let upgradeResult: EventLoopFuture<UpgradeResult>
         do {
             upgradeResult = try await ClientBootstrap(group: eventLoop)
                 .connectTimeout(.milliseconds(Int64(connectTimeout * 1000)))
                 .channelOption(.socketOption(.so_reuseaddr), value: 1)
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                // Previews are frames of hundreds of KiB: read them in few large reads, not many 64 KiB ones.
+                .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 4096, maximum: 1 << 20))
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let upgrader = NIOTypedWebSocketClientUpgrader<UpgradeResult>(
@@ -58,11 +65,12 @@ struct UpstreamWebSocketConnector: Sendable, CustomStringConvertible {
                             enableAutomaticErrorHandling: true,
                             upgradePipelineHandler: { channel, response in
                                 channel.eventLoop.makeCompletedFuture {
-                                    let asyncChannel = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(
-                                        wrappingChannelSynchronously: channel,
-                                        configuration: .init(isOutboundHalfClosureEnabled: true)
-                                    )
-                                    return .upgraded(Connection(channel: asyncChannel, responseHeaders: response.headers))
+                                    let relay = WebSocketRelay(masksWrites: true, closeTimeout: closeTimeout)
+                                    try channel.pipeline.syncOperations.addHandler(relay)
+                                    return .upgraded(Connection(
+                                        channel: channel, relay: NIOLoopBound(relay, eventLoop: channel.eventLoop),
+                                        responseHeaders: response.headers
+                                    ))
                                 }
                             }
                         )

@@ -1,71 +1,151 @@
-import Logging
 import NIOCore
 import NIOWebSocket
-import ServiceLifecycle
 
-/// Relays frames between a client and ComfyUI until either side closes.
+/// Relays websocket frames between a client and ComfyUI inside their channel pipelines, on their shared event
+/// loop: no task and no thread hop per frame, one flush per read batch.
 ///
-/// Frames pass as they are — text, binary, continuation, ping, pong and close, with their close codes — so
-/// each side sees the other's close code. Frames to ComfyUI are masked, as a client's must be; frames to
-/// the client are not, as a server's must not be. On graceful shutdown both sides get a
-/// `1001 going away` close frame.
-enum WebSocketRelay {
-    static func run(
-        client: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>,
-        upstream: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>,
-        closeTimeout: Duration,
-        logger: Logger
-    ) async {
-        do {
-            try await client.executeThenClose { clientInbound, clientOutbound in
-                try await upstream.executeThenClose { upstreamInbound, upstreamOutbound in
-                    try await withGracefulShutdownHandler {
-                        try await withThrowingTaskGroup(of: Void.self) { group in
-                            group.addTask {
-                                try await pump(from: clientInbound, to: upstreamOutbound, maskOutgoing: true)
-                            }
-                            group.addTask {
-                                try await pump(from: upstreamInbound, to: clientOutbound, maskOutgoing: false)
-                            }
-                            // One side has finished: give the other the close handshake's time, then stop.
-                            _ = try await group.next()
-                            group.addTask {
-                                try await Task.sleep(for: closeTimeout)
-                                throw CancellationError()
-                            }
-                            _ = try? await group.next()
-                            group.cancelAll()
-                        }
-                    } onGracefulShutdown: {
-                        clientOutbound.finishAfterWriting(closeFrame(code: .goingAway, masked: false))
-                        upstreamOutbound.finishAfterWriting(closeFrame(code: .goingAway, masked: true))
-                    }
-                }
-            }
-        } catch {
-            logger.debug("websocket relay ended", metadata: ["error": "\(error)"])
+/// One handler sits in each of the two pipelines, paired with the other. Frames pass as they are — text,
+/// binary, continuation, ping, pong and close, with their close codes — so each side sees the other's close
+/// code. Frames to ComfyUI are masked, as a client's must be; frames to the client are not, as a server's must
+/// not be. A side that stops taking bytes stops the reads on the other side. Once a close frame has passed or
+/// either connection has ended, both are closed at the latest after `closeTimeout`.
+final class WebSocketRelay: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    /// Whether frames written by this side are masked: true on the connection to ComfyUI.
+    private let masksWrites: Bool
+    private let closeTimeout: TimeAmount
+    private var context: ChannelHandlerContext?
+    private var partner: WebSocketRelay?
+    /// Frames that arrived before the two sides were paired.
+    private var early: [WebSocketFrame] = []
+    private var hasUnflushedWrites = false
+    private var readHeld = false
+    private var closing = false
+
+    init(masksWrites: Bool, closeTimeout: TimeAmount) {
+        self.masksWrites = masksWrites
+        self.closeTimeout = closeTimeout
+    }
+
+    /// Joins the client's side and ComfyUI's side; both must run on the same event loop. Frames that arrived
+    /// early are relayed now.
+    static func pair(client: WebSocketRelay, upstream: WebSocketRelay) {
+        client.partner = upstream
+        upstream.partner = client
+        for side in [client, upstream] {
+            let early = side.early
+            side.early = []
+            for frame in early { upstream === side ? client.relay(frame) : upstream.relay(frame) }
+        }
+        client.flushIfNeeded()
+        upstream.flushIfNeeded()
+        let bothOpen = [client, upstream].allSatisfy { $0.context?.channel.isActive ?? false }
+        if !bothOpen { client.closeBoth() }
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: Frames
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        guard let partner else { return early.append(frame) }
+        partner.relay(frame)
+        if frame.opcode == .connectionClose { closeBothLater() }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        partner?.flushIfNeeded()
+        context.fireChannelReadComplete()
+    }
+
+    /// Writes a frame that came from the other side, with the masking this side needs.
+    private func relay(_ incoming: WebSocketFrame) {
+        guard let context else { return }
+        var frame = incoming
+        // NIO's decoder leaves payloads masked and its encoder masks whenever a key is set: write the unmasked
+        // payload, with a key towards ComfyUI and none towards the client.
+        if let key = frame.maskKey {
+            frame.data = frame.unmaskedData
+            frame.maskKey = masksWrites ? key : nil
+        } else if masksWrites {
+            frame.maskKey = .random()
+        }
+        context.write(wrapOutboundOut(frame), promise: nil)
+        hasUnflushedWrites = true
+    }
+
+    private func flushIfNeeded() {
+        guard hasUnflushedWrites, let context else { return }
+        hasUnflushedWrites = false
+        context.flush()
+    }
+
+    // MARK: Backpressure
+
+    /// Holds this side's reads while the other side cannot take more bytes.
+    func read(context: ChannelHandlerContext) {
+        if let partner, let partnerContext = partner.context, !partnerContext.channel.isWritable {
+            readHeld = true
+        } else {
+            context.read()
         }
     }
 
-    /// Copies frames until the inbound side ends, then half-closes the outbound side.
-    private static func pump(
-        from inbound: NIOAsyncChannelInboundStream<WebSocketFrame>,
-        to outbound: NIOAsyncChannelOutboundWriter<WebSocketFrame>,
-        maskOutgoing: Bool
-    ) async throws {
-        defer { outbound.finish() }
-        for try await frame in inbound {
-            var frame = frame
-            // NIO's decoder leaves payloads masked and its encoder masks whenever a key is set: forward the
-            // unmasked payload, with a key towards ComfyUI (a client must mask) and none towards the client.
-            if let key = frame.maskKey {
-                frame.data = frame.unmaskedData
-                frame.maskKey = maskOutgoing ? key : nil
-            } else if maskOutgoing {
-                frame.maskKey = .random()
-            }
-            try await outbound.write(frame)
-            if frame.opcode == .connectionClose { return }
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let partner, partner.readHeld, let partnerContext = partner.context {
+            partner.readHeld = false
+            partnerContext.read()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Ends
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let partner, let partnerContext = partner.context {
+            partner.flushIfNeeded()
+            // Whatever was relayed is delivered before the other side's connection ends.
+            partnerContext.close(mode: .output, promise: nil)
+            partner.closeBothLater()
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        closeBoth()
+    }
+
+    /// Sends `1001 going away` both ways (graceful shutdown) and closes both sides once the close handshake
+    /// is done or `closeTimeout` has passed.
+    func goAway() {
+        for side in [self, partner].compactMap({ $0 }) {
+            guard let context = side.context else { continue }
+            context.writeAndFlush(side.wrapOutboundOut(Self.closeFrame(code: .goingAway, masked: side.masksWrites)), promise: nil)
+        }
+        closeBothLater()
+    }
+
+    private func closeBothLater() {
+        guard !closing, let context else { return }
+        closing = true
+        partner?.closing = true
+        context.eventLoop.assumeIsolated().scheduleTask(in: closeTimeout) { [self] in closeBoth() }
+    }
+
+    private func closeBoth() {
+        for side in [self, partner].compactMap({ $0 }) {
+            side.flushIfNeeded()
+            side.context?.close(promise: nil)
         }
     }
 
@@ -73,16 +153,5 @@ enum WebSocketRelay {
         var data = ByteBuffer()
         data.write(webSocketErrorCode: code)
         return WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: masked ? .random() : nil, data: data)
-    }
-}
-
-extension NIOAsyncChannelOutboundWriter where OutboundOut == WebSocketFrame {
-    /// Writes a last frame without waiting, then finishes; used from synchronous shutdown handlers.
-    func finishAfterWriting(_ frame: WebSocketFrame) {
-        let writer = self
-        Task {
-            try? await writer.write(frame)
-            writer.finish()
-        }
     }
 }

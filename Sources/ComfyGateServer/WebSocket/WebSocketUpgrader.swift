@@ -136,11 +136,13 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
                 ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: dependencies.connector.maxFrameSize))
             )
             try channel.pipeline.syncOperations.addHandler(WebSocketProtocolErrorHandler())
-            let client = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(
-                wrappingChannelSynchronously: channel,
-                configuration: .init(isOutboundHalfClosureEnabled: true)
+            let relay = WebSocketRelay(masksWrites: false, closeTimeout: dependencies.connector.closeTimeout)
+            try channel.pipeline.syncOperations.addHandler(relay)
+            // ComfyUI's connection was opened on this channel's event loop, so both halves can meet here.
+            WebSocketRelay.pair(client: relay, upstream: upstream.relay.value)
+            return .webSocket(
+                client: channel, upstream: upstream.channel, relay: NIOLoopBound(relay, eventLoop: channel.eventLoop), identity: identity
             )
-            return .webSocket(client: client, upstream: upstream.channel, identity: identity)
         }
     }
 
