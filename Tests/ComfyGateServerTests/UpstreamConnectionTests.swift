@@ -62,4 +62,50 @@ import Testing
             }
         }
     }
+
+    @Test func largeAnswersStreamCompletelyOneAfterAnother() async throws {
+        let size = 8 << 20
+        let answer: @Sendable (String) -> ScriptedUpstream.Answer = { path in
+            guard path == "/view" else { return ScriptedUpstream.json(path) }
+            var bytes = ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: \(size)\r\n\r\n")
+            for index in 0..<(size / 4) { bytes.writeInteger(UInt32(index)) }
+            return ScriptedUpstream.Answer(bytes: bytes, thenClose: false)
+        }
+        try await ScriptedUpstream.with(answer: answer) { _, baseURL in
+            try await withGateway(upstream: baseURL) { gate in
+                let (_, token) = try await gate.makeUser("alice")
+                let authorization = [("Authorization", "Bearer \(token)")]
+                // Back to back, so that most go the fast path (credential cached) and reuse one upstream connection.
+                for _ in 0..<4 {
+                    let response = try await TestHTTP.send(.GET, "\(gate.baseURL)/view", headers: authorization)
+                    #expect(response.status == 200)
+                    #expect(response.body.readableBytes == size)
+                    var body = response.body
+                    #expect(body.getInteger(at: body.readerIndex + size - 4, as: UInt32.self) == UInt32(size / 4 - 1))
+                    #expect(body.readInteger(as: UInt32.self) == 0)
+                }
+            }
+        }
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        try await ScriptedUpstream.with(answer: { ScriptedUpstream.json($0) }) { upstream, baseURL in
+            try await withGateway(upstream: baseURL) { gate in
+                let (_, token) = try await gate.makeUser("alice")
+                // The first request fills the cache, so the later ones can take the fast path.
+                #expect(try await TestHTTP.send(.GET, "\(gate.baseURL)/warm", headers: [("Authorization", "Bearer \(token)")]).status == 200)
+                let connection = try RawConnection(port: gate.port, timeoutSeconds: 30)
+                let paths = ["/a", "/healthz", "/b", "/login", "/c"]
+                try await connection.write(paths.map { "GET \($0) HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\n\r\n" }.joined())
+                let received = await connection.read(until: #"{"path":"/c"}"#)
+                let order = [#"{"path":"/a"}"#, #"{"status":"ok"}"#, #"{"path":"/b"}"#, "<form", #"{"path":"/c"}"#].map {
+                    received.range(of: $0)?.lowerBound
+                }
+                #expect(order.allSatisfy { $0 != nil }, "every request is answered: \(received.suffix(300))")
+                let positions = order.compactMap { $0 }
+                #expect(positions == positions.sorted(), "answers come in the order of the requests")
+                #expect(upstream.requestCount == 4, "the gateway's own routes never reach ComfyUI")
+            }
+        }
+    }
 }

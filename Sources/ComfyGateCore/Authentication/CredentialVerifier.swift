@@ -33,6 +33,8 @@ public final class CredentialVerifier: Sendable {
     }
 
     private let store: any GatewayStore
+    /// `store` when it is a cache, for lookups that must not wait.
+    private let cache: CachedGatewayStore?
     private let hasher: PasswordHasher
     private let now: @Sendable () -> Date
     private let cacheLifetime: TimeInterval
@@ -52,6 +54,7 @@ public final class CredentialVerifier: Sendable {
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.store = store
+        self.cache = store as? CachedGatewayStore
         self.hasher = hasher
         self.cacheLifetime = cacheLifetime
         self.maxCacheEntries = maxCacheEntries
@@ -88,7 +91,7 @@ public final class CredentialVerifier: Sendable {
     /// The identity behind a native token when everything needed is cached and nothing is due to be written;
     /// nil means "ask ``verify(token:)``", never "refused". It never waits, so it can run on an event loop.
     public func cachedIdentity(token presented: String) -> Identity? {
-        guard let cache = store as? CachedGatewayStore, let id = TokenFormat.id(ofPresented: presented),
+        guard let cache, let id = TokenFormat.id(ofPresented: presented),
             let record = cache.cachedToken(id: id), case .sha256(let digest) = record.verifier,
             ConstantTime.equals(TokenFormat.digest(presented).utf8, digest.utf8)
         else { return nil }

@@ -4,6 +4,8 @@ public import Foundation
 /// renewed by activity and an absolute timeout that activity never extends.
 public struct SessionManager: Sendable {
     public let store: any GatewayStore
+    /// `store` when it is a cache, for lookups that must not wait.
+    private let cache: CachedGatewayStore?
     public let idleTimeout: TimeInterval
     public let absoluteTimeout: TimeInterval
     private let now: @Sendable () -> Date
@@ -15,6 +17,7 @@ public struct SessionManager: Sendable {
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.store = store
+        self.cache = store as? CachedGatewayStore
         self.idleTimeout = idleTimeout
         self.absoluteTimeout = absoluteTimeout
         self.now = now
@@ -58,7 +61,7 @@ public struct SessionManager: Sendable {
     /// The identity behind a cookie value when the session and user are cached, valid and no renewal is due;
     /// nil means "ask ``resolve(cookieValue:)``", never "refused". It never waits, so it can run on an event loop.
     public func cachedIdentity(cookieValue: String) -> Identity? {
-        guard cookieValue.utf8.count == 43, let cache = store as? CachedGatewayStore,
+        guard cookieValue.utf8.count == 43, let cache,
             let session = cache.cachedSession(idDigest: TokenFormat.digest(cookieValue))
         else { return nil }
         let date = now()

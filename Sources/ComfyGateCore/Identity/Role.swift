@@ -13,7 +13,7 @@ public enum Role: String, Sendable, Codable, CaseIterable, CustomStringConvertib
     public func allows(method: String) -> Bool {
         switch self {
         case .admin, .user: true
-        case .viewer: ["GET", "HEAD", "OPTIONS"].contains(method.uppercased())
+        case .viewer: method == "GET" || method == "HEAD" || method == "OPTIONS" || ["GET", "HEAD", "OPTIONS"].contains(method.uppercased())
         }
     }
 }

@@ -76,15 +76,23 @@ public final class CachedGatewayStore: GatewayStore {
     // MARK: Without waiting
 
     /// The token if it is in the cache and fresh; never reads the store (for decisions on an event loop).
-    public func cachedToken(id: String) -> APIToken? { peek(\.tokens, id) }
-    /// The session if it is in the cache and fresh; never reads the store.
-    public func cachedSession(idDigest: String) -> Session? { peek(\.sessions, idDigest) }
-    /// The user if it is in the cache and fresh; never reads the store.
-    public func cachedUser(id: String) -> User? { peek(\.users, id) }
-
-    private func peek<Value: Sendable>(_ table: KeyPath<Entries, [String: Entry<Value>]>, _ key: String) -> Value? {
+    public func cachedToken(id: String) -> APIToken? {
         let now = clock.now
-        guard let hit = entries.withLock({ $0[keyPath: table][key] }), hit.expiresAt > now else { return nil }
+        guard let hit = entries.withLock({ $0.tokens[id] }), hit.expiresAt > now else { return nil }
+        return hit.value
+    }
+
+    /// The session if it is in the cache and fresh; never reads the store.
+    public func cachedSession(idDigest: String) -> Session? {
+        let now = clock.now
+        guard let hit = entries.withLock({ $0.sessions[idDigest] }), hit.expiresAt > now else { return nil }
+        return hit.value
+    }
+
+    /// The user if it is in the cache and fresh; never reads the store.
+    public func cachedUser(id: String) -> User? {
+        let now = clock.now
+        guard let hit = entries.withLock({ $0.users[id] }), hit.expiresAt > now else { return nil }
         return hit.value
     }
 

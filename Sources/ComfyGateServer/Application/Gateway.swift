@@ -114,8 +114,14 @@ public enum Gateway {
             ),
             logger: logger
         )
+        let fastPath = (components.transport as? PooledUpstreamTransport).map { transport in
+            FastProxyHandler.Dependencies(
+                authenticator: authenticator, originPolicy: originPolicy, upstreamHeaders: upstreamHeaders, transport: transport,
+                gatewayPaths: Self.gatewayPaths, logger: logger
+            )
+        }
         let server = HTTPServerBuilder { responder in
-            GatewayChannel(responder: responder, webSocket: webSocket, idleTimeout: nil)
+            GatewayChannel(responder: responder, webSocket: webSocket, fastPath: fastPath, idleTimeout: nil)
         }
         return Application(
             router: router,
@@ -131,6 +137,9 @@ public enum Gateway {
             logger: logger
         )
     }
+
+    /// The routes the gateway answers itself (``LoginController``, ``HealthController``): never proxied.
+    static let gatewayPaths: Set<String> = ["/login", "/logout", "/healthz", "/readyz"]
 
     /// A bcrypt hash, at the default cost, of 32 random bytes nobody kept: checked for unknown users so they take
     /// as long as real ones. A match against it never signs anyone in, so it can be a constant; computing one at

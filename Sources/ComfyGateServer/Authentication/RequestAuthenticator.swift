@@ -43,6 +43,18 @@ struct RequestAuthenticator: Sendable {
     }
 }
 
+extension RequestAuthenticator {
+    /// The identity behind the request's credential when the cache alone can tell (a native token or a
+    /// session seen recently, nothing due to be written); nil means "ask ``authenticate(headers:query:)``".
+    func cachedIdentity(headers: HTTPFields, query: String?) -> Identity? {
+        switch PresentedCredential(headers: headers, query: query, cookieName: cookie.name) {
+        case .token(let value): verifier.cachedIdentity(token: value)
+        case .session(let value): sessions.cachedIdentity(cookieValue: value)
+        case .malformed, nil: nil
+        }
+    }
+}
+
 /// The name and attributes of the session cookie.
 struct SessionCookie: Sendable {
     let secure: Bool

@@ -28,6 +28,8 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
 
     let responder: HTTPChannelHandler.Responder
     let webSocket: WebSocketUpgrader.Dependencies
+    /// What the SwiftNIO fast path needs; nil when ComfyUI is reached another way (https).
+    let fastPath: FastProxyHandler.Dependencies?
     let idleTimeout: Duration?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
@@ -43,6 +45,9 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                             try channel.pipeline.syncOperations.addHandler(
                                 HTTPConnectionStateHandler(idleTimeout: idleTimeout, logger: logger)
                             )
+                            if let fastPath {
+                                try channel.pipeline.syncOperations.addHandler(FastProxyHandler(dependencies: fastPath))
+                            }
                             let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                                 wrappingChannelSynchronously: channel,
                                 configuration: .init(isOutboundHalfClosureEnabled: true)

@@ -9,7 +9,7 @@ public import NIOPosix
 /// loop, request and response bodies streamed with backpressure, and small answers written to the client in
 /// one piece. For plain-HTTP upstreams (ComfyUI on the same host or network); ``HTTPClientTransport`` covers https.
 public final class PooledUpstreamTransport: UpstreamTransport {
-    private let pool: UpstreamConnectionPool
+    let pool: UpstreamConnectionPool
     private let authority: String
     private let basePath: String
     private let upstreamName: String
@@ -95,7 +95,8 @@ public final class PooledUpstreamTransport: UpstreamTransport {
         try await ended.futureResult.get()
     }
 
-    private func requestHead(_ request: UpstreamRequest) -> HTTPRequestHead {
+    /// The HTTP/1.1 head ComfyUI gets for `request`.
+    func requestHead(_ request: UpstreamRequest) -> HTTPRequestHead {
         var headers = HTTPHeaders()
         headers.reserveCapacity(request.headers.count + 2)
         headers.add(name: "Host", value: authority)
@@ -123,7 +124,8 @@ public final class PooledUpstreamTransport: UpstreamTransport {
         UpstreamResponseHeaders.fields(from: head.headers)
     }
 
-    private func classify(_ error: any Error) -> UpstreamError {
+    /// The gateway's account of a failed exchange.
+    func classify(_ error: any Error) -> UpstreamError {
         switch error {
         case UpstreamExchangeError.readTimeout:
             return UpstreamError(kind: .timeout, upstream: upstreamName, cause: "no answer within the read timeout")
