@@ -143,3 +143,29 @@ private final class SlowTokenLookups: GatewayStore {
         #expect(slow.tokenReads.withLock { $0 } < 5, "lookups that arrive while a read is in progress wait for it")
     }
 }
+
+@Suite struct CachedGatewayStoreRefreshTests {
+    @Test func recordsInUseAreReadAgainBeforeTheyExpire() async throws {
+        let start = ContinuousClock.now
+        let elapsed = Mutex(Duration.zero)
+        let database = try SQLiteStore.inMemory()
+        let cache = CachedGatewayStore(database, lifetime: .seconds(4), now: { start + elapsed.withLock { $0 } })
+        let token = APIToken(id: "tok000000001", userID: "u", name: "laptop", verifier: .sha256("ab"), createdAt: Date(timeIntervalSince1970: 0))
+        try await database.insertToken(token)
+        #expect(try await cache.token(id: token.id) == token)
+        #expect(try await database.revokeToken(id: token.id, at: Date(timeIntervalSince1970: 60)))
+
+        elapsed.withLock { $0 = .seconds(2) }
+        #expect(cache.cachedToken(id: token.id)?.revokedAt == nil, "halfway through its lifetime the record is used as it is")
+        elapsed.withLock { $0 = .milliseconds(3_500) }
+        #expect(cache.cachedToken(id: token.id)?.revokedAt == nil, "in its last quarter it is still used while it is read again")
+        var refreshed: APIToken?
+        for _ in 0..<1_000 where refreshed?.revokedAt == nil {
+            refreshed = cache.cachedToken(id: token.id)
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(refreshed?.revokedAt != nil, "the background read replaced it")
+        elapsed.withLock { $0 = .milliseconds(7_000) }
+        #expect(cache.cachedToken(id: token.id) != nil, "the replacement has a lifetime of its own")
+    }
+}

@@ -68,7 +68,7 @@ public final class CredentialVerifier: Sendable {
         let record: APIToken
         if let id = TokenFormat.id(ofPresented: presented) {
             guard let stored = try await store.token(id: id), case .sha256(let digest) = stored.verifier,
-                ConstantTime.equals(TokenFormat.digest(presented).utf8, digest.utf8)
+                ConstantTime.equals(TokenFormat.digest(presented), digest)
             else { return .failure(.unknown) }
             record = stored
         } else {
@@ -93,7 +93,7 @@ public final class CredentialVerifier: Sendable {
     public func cachedIdentity(token presented: String) -> Identity? {
         guard let cache, let id = TokenFormat.id(ofPresented: presented),
             let record = cache.cachedToken(id: id), case .sha256(let digest) = record.verifier,
-            ConstantTime.equals(TokenFormat.digest(presented).utf8, digest.utf8)
+            ConstantTime.equals(TokenFormat.digest(presented), digest)
         else { return nil }
         let date = now()
         guard record.isUsable(at: date), let user = cache.cachedUser(id: record.userID), !user.isDisabled else { return nil }

@@ -14,4 +14,18 @@ public enum ConstantTime {
         if lhs.count != rhs.count { difference |= 1 }
         return difference == 0
     }
+
+    /// Whether two strings have the same UTF-8 bytes, examining every byte of both. Compares the contiguous
+    /// storage: walking `String.UTF8View` index by index costs several times the comparison itself.
+    @inlinable
+    public static func equals(_ lhs: String, _ rhs: String) -> Bool {
+        var lhs = lhs
+        var rhs = rhs
+        lhs.makeContiguousUTF8()
+        rhs.makeContiguousUTF8()
+        let result = lhs.utf8.withContiguousStorageIfAvailable { left in
+            rhs.utf8.withContiguousStorageIfAvailable { right in equals(left, right) }
+        }
+        return (result ?? nil) ?? equals(Array(lhs.utf8), Array(rhs.utf8))
+    }
 }

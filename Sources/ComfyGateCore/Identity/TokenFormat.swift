@@ -36,14 +36,16 @@ public enum TokenFormat {
     public static func randomID() -> String { randomBase62(count: idLength) }
 
     /// The id part of a presented value, if it has the shape of a ComfyGate token.
+    ///
+    /// Byte comparisons and range checks rather than string operations: this runs for every request that
+    /// carries a token.
     public static func id(ofPresented value: some StringProtocol) -> String? {
         let utf8 = value.utf8
-        guard utf8.count == tokenLength, value.hasPrefix(prefix) else { return nil }
-        let bytes = Array(utf8)
-        let idStart = prefix.utf8.count
+        guard utf8.count == tokenLength else { return nil }
+        let bytes = utf8.withContiguousStorageIfAvailable { Array($0) } ?? Array(utf8)
+        let idStart = prefixBytes.count
         let separator = idStart + idLength
-        guard bytes[separator] == UInt8(ascii: "_") else { return nil }
-        // Range checks rather than a search of `alphabet`: this runs for every request that carries a token.
+        guard bytes[..<idStart].elementsEqual(prefixBytes), bytes[separator] == UInt8(ascii: "_") else { return nil }
         let isBase62 = { (byte: UInt8) in
             (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
                 || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
@@ -53,13 +55,27 @@ public enum TokenFormat {
         return String(decoding: bytes[idStart..<separator], as: UTF8.self)
     }
 
+    private static let prefixBytes = Array(prefix.utf8)
+
     /// Hex-encoded SHA-256 of a value.
     public static func digest(_ value: some StringProtocol) -> String {
         var hasher = SHA256()
         if value.utf8.withContiguousStorageIfAvailable({ hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }) == nil {
             hasher.update(data: Array(value.utf8))
         }
-        return hasher.finalize().hexString
+        return hasher.finalize().withUnsafeBytes(hex)
+    }
+
+    /// Lower-case hexadecimal, written straight into the string's storage: it runs for every request that
+    /// carries a token or a session (`String(_:radix:)` per nibble cost tens of microseconds per digest).
+    static func hex(_ bytes: UnsafeRawBufferPointer) -> String {
+        String(unsafeUninitializedCapacity: bytes.count * 2) { text in
+            for (index, byte) in bytes.enumerated() {
+                text[2 * index] = hexDigits[Int(byte >> 4)]
+                text[2 * index + 1] = hexDigits[Int(byte & 0x0F)]
+            }
+            return bytes.count * 2
+        }
     }
 
     /// Uniform random base62 characters by rejection sampling (no modulo bias); also used for passwords.
@@ -76,20 +92,3 @@ public enum TokenFormat {
 }
 
 private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-
-extension Sequence<UInt8> {
-    /// Lower-case hexadecimal rendering.
-    ///
-    /// Written straight into the string's own storage: it runs for every request (token and session digests),
-    /// and `String(_:radix:)` per nibble cost tens of microseconds per digest.
-    public var hexString: String {
-        let bytes = Array(self)
-        return String(unsafeUninitializedCapacity: bytes.count * 2) { text in
-            for (index, byte) in bytes.enumerated() {
-                text[2 * index] = hexDigits[Int(byte >> 4)]
-                text[2 * index + 1] = hexDigits[Int(byte & 0x0F)]
-            }
-            return bytes.count * 2
-        }
-    }
-}

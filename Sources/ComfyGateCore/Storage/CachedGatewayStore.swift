@@ -12,6 +12,8 @@ public final class CachedGatewayStore: GatewayStore {
     private struct Entry<Value: Sendable>: Sendable {
         var value: Value
         var expiresAt: ContinuousClock.Instant
+        /// Whether a read to replace it before it expires has been started.
+        var refreshing = false
     }
 
     private struct Entries {
@@ -31,16 +33,23 @@ public final class CachedGatewayStore: GatewayStore {
     private let entries = Mutex(Entries())
     /// Reads in progress, by record, with the lookups waiting for them.
     private let loads = Mutex([String: [CheckedContinuation<LoadOutcome, any Error>]]())
-    private let clock = ContinuousClock()
+    private let now: @Sendable () -> ContinuousClock.Instant
 
     /// - Parameters:
     ///   - base: the store that holds the records.
     ///   - lifetime: how long a record read from `base` is reused: the longest a change made elsewhere goes unseen.
     ///   - maxEntries: the most records kept before the cache starts over.
-    public init(_ base: any GatewayStore, lifetime: Duration = .seconds(1), maxEntries: Int = 50_000) {
+    ///   - now: the clock, replaceable in tests.
+    public init(
+        _ base: any GatewayStore,
+        lifetime: Duration = .seconds(1),
+        maxEntries: Int = 50_000,
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }
+    ) {
         self.base = base
         self.lifetime = lifetime
         self.maxEntries = maxEntries
+        self.now = now
     }
 
     // MARK: Cached lookups
@@ -59,7 +68,7 @@ public final class CachedGatewayStore: GatewayStore {
 
     /// Imported tokens usable at `date`, filtered from the list of unrevoked ones as read at most `lifetime` ago.
     public func usableBcryptTokens(at date: Date) async throws -> [APIToken] {
-        let now = clock.now
+        let now = now()
         let (hit, generation) = entries.withLock { ($0.bcryptTokens, $0.generation) }
         let unrevoked: [APIToken]
         if let hit, hit.expiresAt > now {
@@ -77,37 +86,63 @@ public final class CachedGatewayStore: GatewayStore {
 
     /// The token if it is in the cache and fresh; never reads the store (for decisions on an event loop).
     public func cachedToken(id: String) -> APIToken? {
-        let now = clock.now
+        let now = now()
         guard let hit = entries.withLock({ $0.tokens[id] }), hit.expiresAt > now else { return nil }
+        if hit.expiresAt - now < refreshAhead, entries.withLock({ Self.startRefresh(&$0.tokens[id]) }) {
+            Task { _ = try? await cached(\.tokens, id, flight: "token:" + id, replacing: true) { try await $0.token(id: id) } }
+        }
         return hit.value
     }
 
     /// The session if it is in the cache and fresh; never reads the store.
     public func cachedSession(idDigest: String) -> Session? {
-        let now = clock.now
+        let now = now()
         guard let hit = entries.withLock({ $0.sessions[idDigest] }), hit.expiresAt > now else { return nil }
+        if hit.expiresAt - now < refreshAhead, entries.withLock({ Self.startRefresh(&$0.sessions[idDigest]) }) {
+            Task {
+                _ = try? await cached(\.sessions, idDigest, flight: "session:" + idDigest, replacing: true) {
+                    try await $0.session(idDigest: idDigest)
+                }
+            }
+        }
         return hit.value
     }
 
     /// The user if it is in the cache and fresh; never reads the store.
     public func cachedUser(id: String) -> User? {
-        let now = clock.now
+        let now = now()
         guard let hit = entries.withLock({ $0.users[id] }), hit.expiresAt > now else { return nil }
+        if hit.expiresAt - now < refreshAhead, entries.withLock({ Self.startRefresh(&$0.users[id]) }) {
+            Task { _ = try? await cached(\.users, id, flight: "user:" + id, replacing: true) { try await $0.user(id: id) } }
+        }
         return hit.value
+    }
+
+    /// Records in use are read again in the last quarter of their lifetime, in the background, so a busy
+    /// credential never expires under the requests that use it (each expiry would send them all the slow way).
+    private var refreshAhead: Duration { lifetime / 4 }
+
+    /// Marks an entry as being refreshed; false when it already was (one background read per entry).
+    private static func startRefresh<Value>(_ entry: inout Entry<Value>?) -> Bool {
+        guard entry != nil, !entry!.refreshing else { return false }
+        entry!.refreshing = true
+        return true
     }
 
     /// The cached record, or one read from the store. Concurrent misses of one key share a single read, so the
     /// requests in flight when a record expires cost one database round trip, not one each.
+    /// - Parameter replacing: read even if a fresh record is cached (a refresh ahead of expiry).
     private func cached<Value: Sendable>(
         _ table: WritableKeyPath<Entries, [String: Entry<Value>]>,
         _ key: String,
         flight: String,
+        replacing: Bool = false,
         read: (any GatewayStore) async throws -> Value?
     ) async throws -> Value? {
         while true {
-            let now = clock.now
+            let now = now()
             let (hit, generation) = entries.withLock { ($0[keyPath: table][key], $0.generation) }
-            if let hit, hit.expiresAt > now { return hit.value }
+            if let hit, hit.expiresAt > now, !replacing { return hit.value }
             let leads = loads.withLock { loads in
                 if loads[flight] != nil { return false }
                 loads[flight] = []

@@ -49,8 +49,10 @@ enum PresentedCredential: Equatable {
     static func cookie(named name: String, in headers: HTTPFields) -> String? {
         for header in headers[values: .cookie] {
             for pair in header.split(separator: ";") {
-                let trimmed = pair.trimmingCharacters(in: .whitespaces)
-                if trimmed.hasPrefix(name + "=") { return String(trimmed.dropFirst(name.count + 1)) }
+                let trimmed = pair.trimmingSpaces
+                guard trimmed.utf8.count > name.utf8.count, trimmed.utf8.starts(with: name.utf8) else { continue }
+                let rest = trimmed.utf8.dropFirst(name.utf8.count)
+                if rest.first == UInt8(ascii: "=") { return String(Substring(rest.dropFirst())) }
             }
         }
         return nil
@@ -83,5 +85,14 @@ enum QueryString {
     private static func decode(_ text: Substring) -> String {
         let spaced = text.replacingOccurrences(of: "+", with: " ")
         return spaced.removingPercentEncoding ?? spaced
+    }
+}
+
+extension Substring {
+    /// Without leading and trailing spaces and tabs (cookie and header list separators), without Foundation.
+    var trimmingSpaces: Substring {
+        let isSpace = { (character: Character) in character == " " || character == "\t" }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return self[first...last]
     }
 }

@@ -53,8 +53,8 @@ struct UpstreamRequestHeaders: Sendable {
     }
 
     static func removingCookie(_ name: String, from header: String) -> String? {
-        let kept = header.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty && !$0.hasPrefix(name + "=") }
+        let prefix = name + "="
+        let kept = header.split(separator: ";").map(\.trimmingSpaces).filter { !$0.isEmpty && !$0.hasPrefix(prefix) }
         return kept.isEmpty ? nil : kept.joined(separator: "; ")
     }
 }

@@ -30,6 +30,7 @@ import Testing
         "cgt_abcdefghijk!_" + String(repeating: "a", count: 43),
         "cgt_abcdefghijkl_" + String(repeating: "a", count: 42),
         "xyz_abcdefghijkl_" + String(repeating: "a", count: 43),
+        "cgt_abcdéfghijk_" + String(repeating: "a", count: 43),
     ])
     func otherValuesAreNotNativeTokens(_ value: String) {
         #expect(TokenFormat.id(ofPresented: value) == nil)
@@ -44,6 +45,12 @@ import Testing
         for (left, right) in cases {
             #expect(ConstantTime.equals(left, right) == (left == right))
         }
+        let strings = [("", ""), ("abc", "abc"), ("abc", "abd"), ("abc", "ab"), ("é", "é"), ("é", "e\u{301}")]
+        for (left, right) in strings {
+            #expect(ConstantTime.equals(left, right) == (Array(left.utf8) == Array(right.utf8)), "\(left) / \(right)")
+        }
+        let bridged = String(decoding: Array("ba7816bf".utf8), as: UTF8.self)
+        #expect(ConstantTime.equals(bridged, "ba7816bf"))
     }
 
     @Test func namesAreValidated() {
