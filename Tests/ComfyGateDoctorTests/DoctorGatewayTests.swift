@@ -16,8 +16,8 @@ private func withGateway<T: Sendable>(
     try await withComfyUIStandIn { standIn in
         let store = try SQLiteStore.inMemory()
         var configuration = GatewayConfiguration(listenHost: "127.0.0.1", listenPort: 0, upstream: URL(string: upstream ?? standIn.baseURL)!)
-        configuration.upstreamConnectTimeout = 2
-        configuration.upstreamTimeout = 5
+        configuration.upstreamConnectTimeout = 10  // generous: these bound hangs on a loaded machine, not speed
+        configuration.upstreamTimeout = 30
         let components = Gateway.Components(configuration: configuration, store: store)
         let accounts = AccountService(store: store, hasher: components.hasher)
         let hash = try await accounts.hasher.hash("correct-horse-battery", cost: 4)

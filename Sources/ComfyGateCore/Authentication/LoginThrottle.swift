@@ -3,13 +3,16 @@ import Synchronization
 
 /// Slows password guessing: after `freeAttempts` failures within `window`, further attempts for the same
 /// account or from the same client address are refused until the window has passed since the last failure.
-/// The lockout doubles with every further failure, up to `maxLockout`.
+/// The lockout doubles with every further failure, up to `maxLockout`. Attempts still being checked count
+/// too, so parallel guesses cannot all slip in before the first failure is recorded.
 public final class LoginThrottle: Sendable {
     private struct Record {
         var failures: Int
         var lastFailure: Date
         /// Whether a refusal during the current lockout was already reported.
         var refusalReported = false
+        /// Attempts started and not yet finished.
+        var pending = 0
     }
 
     private let freeAttempts: Int
@@ -39,6 +42,46 @@ public final class LoginThrottle: Sendable {
         }
     }
 
+    /// Starts an attempt, or says how long to wait: during a lockout, or (1 s) while the attempts already being
+    /// checked would use up the free ones. A started attempt must be finished with
+    /// ``finishAttempt(account:address:succeeded:at:)``.
+    public func startAttempt(account: String, address: String, at date: Date) -> TimeInterval? {
+        records.withLock { records in
+            let keys = [Self.key(account: account), Self.key(address: address)]
+            var wait: TimeInterval?
+            for key in keys {
+                guard let record = records[key] else { continue }
+                let lockout = lockout(for: record.failures)
+                let elapsed = date.timeIntervalSince(record.lastFailure)
+                if elapsed >= max(lockout, window), record.pending == 0 {
+                    records[key] = nil
+                } else if lockout > elapsed {
+                    wait = max(wait ?? 0, lockout - elapsed)
+                } else if record.failures + record.pending >= freeAttempts {
+                    wait = max(wait ?? 0, 1)
+                }
+            }
+            if wait != nil { return wait }
+            for key in keys { records[key, default: Record(failures: 0, lastFailure: .distantPast)].pending += 1 }
+            return nil
+        }
+    }
+
+    /// Ends an attempt started with ``startAttempt(account:address:at:)``, counting its outcome; `nil` when the
+    /// password could not be checked (busy, store error), which counts as nothing.
+    public func finishAttempt(account: String, address: String, succeeded: Bool?, at date: Date) {
+        records.withLock { records in
+            for key in [Self.key(account: account), Self.key(address: address)] where records[key] != nil {
+                records[key]!.pending = max(0, records[key]!.pending - 1)
+            }
+        }
+        switch succeeded {
+        case true?: recordSuccess(account: account)
+        case false?: recordFailure(account: account, address: address, at: date)
+        case nil: break
+        }
+    }
+
     /// True for the first refused attempt of a lockout of this account or address, false for the ones after it:
     /// a password-guessing flood leaves one audit entry per lockout instead of one per attempt.
     public func isFirstRefusal(account: String, address: String) -> Bool {
@@ -58,8 +101,11 @@ public final class LoginThrottle: Sendable {
         records.withLock { records in
             if records.count > 100_000 { records.removeAll() }
             for key in [Self.key(account: account), Self.key(address: address)] {
-                let failures = (records[key]?.failures ?? 0) + 1
-                records[key] = Record(failures: failures, lastFailure: date)
+                var record = records[key] ?? Record(failures: 0, lastFailure: date)
+                record.failures += 1
+                record.lastFailure = date
+                record.refusalReported = false
+                records[key] = record
             }
         }
     }

@@ -36,9 +36,11 @@ public struct PasswordLogin: Sendable {
 
     public func attempt(userName: String, password: String, clientAddress: String) async throws -> Outcome {
         let date = now()
-        if let wait = throttle.retryAfter(account: userName, address: clientAddress, at: date) {
+        if let wait = throttle.startAttempt(account: userName, address: clientAddress, at: date) {
             return .throttled(retryAfter: wait)
         }
+        var succeeded: Bool?
+        defer { throttle.finishAttempt(account: userName, address: clientAddress, succeeded: succeeded, at: date) }
         let user = try await store.user(named: userName)
         let hash = user?.passwordHash.flatMap { try? BcryptHash(parsing: $0) }
         let matches: Bool
@@ -50,10 +52,10 @@ public struct PasswordLogin: Sendable {
             matches = false
         }
         if matches, let user, hash != nil, !user.isDisabled {
-            throttle.recordSuccess(account: userName)
+            succeeded = true
             return .success(user)
         }
-        throttle.recordFailure(account: userName, address: clientAddress, at: date)
+        succeeded = false
         return .refused
     }
 }

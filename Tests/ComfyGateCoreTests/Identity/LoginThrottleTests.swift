@@ -44,4 +44,24 @@ import Testing
         throttle.recordFailure(account: "alice", address: "192.0.2.7", at: start.addingTimeInterval(3600))
         #expect(throttle.isFirstRefusal(account: "alice", address: "192.0.2.7"), "a new lockout is reported again")
     }
+
+    @Test func attemptsInProgressCountAgainstTheFreeOnes() {
+        let throttle = LoginThrottle(freeAttempts: 3, window: 60, maxLockout: 600)
+        let start = Date(timeIntervalSince1970: 1_000_000)
+        // Ten guesses sent at once: only as many as there are free attempts are checked.
+        let started = (0..<10).filter { _ in throttle.startAttempt(account: "alice", address: "192.0.2.7", at: start) == nil }
+        #expect(started.count == 3)
+        #expect(throttle.startAttempt(account: "alice", address: "192.0.2.8", at: start) != nil, "the account is busy too")
+        for _ in started { throttle.finishAttempt(account: "alice", address: "192.0.2.7", succeeded: false, at: start) }
+        let wait = throttle.startAttempt(account: "alice", address: "192.0.2.7", at: start.addingTimeInterval(1))
+        #expect(wait != nil && wait! > 1, "three failures lock the account")
+
+        #expect(throttle.startAttempt(account: "bob", address: "192.0.2.9", at: start) == nil)
+        throttle.finishAttempt(account: "bob", address: "192.0.2.9", succeeded: nil, at: start)
+        for _ in 0..<3 {
+            #expect(throttle.startAttempt(account: "bob", address: "192.0.2.9", at: start) == nil)
+            throttle.finishAttempt(account: "bob", address: "192.0.2.9", succeeded: true, at: start)
+        }
+        #expect(throttle.startAttempt(account: "bob", address: "192.0.2.9", at: start) == nil, "unchecked and successful attempts are free")
+    }
 }
