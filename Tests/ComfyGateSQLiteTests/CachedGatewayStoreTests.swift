@@ -101,10 +101,12 @@ private final class SlowTokenLookups: GatewayStore {
 
     init(_ base: SQLiteStore) { self.base = base }
 
+    /// Reads, then takes its time to answer: what it returns is as of the start of the call.
     func token(id: String) async throws -> APIToken? {
         tokenReads.withLock { $0 += 1 }
+        let token = try await base.token(id: id)
         try await Task.sleep(for: .milliseconds(500))
-        return try await base.token(id: id)
+        return token
     }
 
     func insertUser(_ user: User) async throws { try await base.insertUser(user) }
@@ -141,6 +143,18 @@ private final class SlowTokenLookups: GatewayStore {
         }
         #expect(found.count == 20 && found.allSatisfy { $0 == token })
         #expect(slow.tokenReads.withLock { $0 } < 5, "lookups that arrive while a read is in progress wait for it")
+    }
+
+    @Test func aLookupAfterARevocationNeverSharesAReadFromBeforeIt() async throws {
+        let slow = SlowTokenLookups(try SQLiteStore.inMemory())
+        let cache = CachedGatewayStore(slow, lifetime: .seconds(3600))
+        let token = APIToken(id: "tok000000001", userID: "u", name: "laptop", verifier: .sha256("ab"), createdAt: Date(timeIntervalSince1970: 0))
+        try await slow.insertToken(token)
+        async let early = cache.token(id: token.id)  // reads the unrevoked record, answers half a second later
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(try await cache.revokeToken(id: token.id, at: Date(timeIntervalSince1970: 60)))
+        #expect(try await cache.token(id: token.id)?.revokedAt != nil, "revoked through the cache: refused at once")
+        _ = try await early
     }
 }
 

@@ -130,7 +130,9 @@ public final class CachedGatewayStore: GatewayStore {
     }
 
     /// The cached record, or one read from the store. Concurrent misses of one key share a single read, so the
-    /// requests in flight when a record expires cost one database round trip, not one each.
+    /// requests in flight when a record expires cost one database round trip, not one each. Reads are shared
+    /// only between lookups that saw the same writes, so a revocation made here is never undone by a read
+    /// that started before it.
     /// - Parameter replacing: read even if a fresh record is cached (a refresh ahead of expiry).
     private func cached<Value: Sendable>(
         _ table: WritableKeyPath<Entries, [String: Entry<Value>]>,
@@ -143,6 +145,8 @@ public final class CachedGatewayStore: GatewayStore {
             let now = now()
             let (hit, generation) = entries.withLock { ($0[keyPath: table][key], $0.generation) }
             if let hit, hit.expiresAt > now, !replacing { return hit.value }
+            // A lookup never joins a read that started before a write it has seen complete.
+            let flight = "\(flight)@\(generation)"
             let leads = loads.withLock { loads in
                 if loads[flight] != nil { return false }
                 loads[flight] = []
