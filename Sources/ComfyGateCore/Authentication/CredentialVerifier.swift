@@ -67,9 +67,7 @@ public final class CredentialVerifier: Sendable {
         let date = now()
         let record: APIToken
         if let id = TokenFormat.id(ofPresented: presented) {
-            guard let stored = try await store.token(id: id), case .sha256(let digest) = stored.verifier,
-                ConstantTime.equals(TokenFormat.digest(presented), digest)
-            else { return .failure(.unknown) }
+            guard let stored = try await store.token(id: id), Self.matchesNative(presented, stored) else { return .failure(.unknown) }
             record = stored
         } else {
             switch try await verifyImported(presented, at: date) {
@@ -92,14 +90,19 @@ public final class CredentialVerifier: Sendable {
     /// nil means "ask ``verify(token:)``", never "refused". It never waits, so it can run on an event loop.
     public func cachedIdentity(token presented: String) -> Identity? {
         guard let cache, let id = TokenFormat.id(ofPresented: presented),
-            let record = cache.cachedToken(id: id), case .sha256(let digest) = record.verifier,
-            ConstantTime.equals(TokenFormat.digest(presented), digest)
+            let record = cache.cachedToken(id: id), Self.matchesNative(presented, record)
         else { return nil }
         let date = now()
         guard record.isUsable(at: date), let user = cache.cachedUser(id: record.userID), !user.isDisabled else { return nil }
-        let touched = state.withLock { $0.lastTouched[id].map { date.timeIntervalSince($0) < 60 } ?? false }
+        let touched = state.withLock { $0.lastTouched[id].map { date.timeIntervalSince($0) < Self.touchInterval } ?? false }
         guard touched else { return nil }
         return Identity(user: user, credential: .token(id: record.id))
+    }
+
+    /// Whether a native token's stored digest is the presented value's, compared in constant time.
+    private static func matchesNative(_ presented: String, _ record: APIToken) -> Bool {
+        guard case .sha256(let digest) = record.verifier else { return false }
+        return ConstantTime.equals(TokenFormat.digest(presented), digest)
     }
 
     private func verifyImported(_ presented: String, at date: Date) async throws -> Result<APIToken, Refusal> {
@@ -169,10 +172,13 @@ public final class CredentialVerifier: Sendable {
         return .success(record)
     }
 
-    /// Writes `lastUsedAt` at most once a minute per token, so a busy client does not turn reads into writes.
+    /// How often `lastUsedAt` is written per token: a busy client does not turn reads into writes.
+    private static let touchInterval: TimeInterval = 60
+
+    /// Writes `lastUsedAt` at most once per ``touchInterval`` per token.
     private func touchIfStale(_ id: String, at date: Date) async throws {
         let stale = state.withLock { state in
-            if let last = state.lastTouched[id], date.timeIntervalSince(last) < 60 { return false }
+            if let last = state.lastTouched[id], date.timeIntervalSince(last) < Self.touchInterval { return false }
             state.lastTouched[id] = date
             return true
         }

@@ -9,11 +9,14 @@ public enum Role: String, Sendable, Codable, CaseIterable, CustomStringConvertib
 
     public var description: String { rawValue }
 
+    /// The methods a viewer may use; checked as sent first, so the usual upper-case spelling costs no copy.
+    private static let safeMethods: Set<String> = ["GET", "HEAD", "OPTIONS"]
+
     /// Whether this role may send a request with the given HTTP method upstream.
     public func allows(method: String) -> Bool {
         switch self {
         case .admin, .user: true
-        case .viewer: method == "GET" || method == "HEAD" || method == "OPTIONS" || ["GET", "HEAD", "OPTIONS"].contains(method.uppercased())
+        case .viewer: Self.safeMethods.contains(method) || Self.safeMethods.contains(method.uppercased())
         }
     }
 }

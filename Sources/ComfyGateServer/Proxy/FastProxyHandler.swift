@@ -1,5 +1,4 @@
 import ComfyGateCore
-import Foundation
 import HTTPTypes
 import Logging
 import NIOCore
@@ -228,13 +227,8 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     private func answerFailure(_ error: any Error, exchange: Exchange) {
         guard let context else { return }
         let failure = dependencies.transport.classify(error)
-        dependencies.logger.warning(
-            "upstream request failed",
-            metadata: ["upstream": "\(failure.upstream)", "cause": "\(failure.cause)", "path": "\(exchange.path)"]
-        )
-        let object = ["error": failure.kind == .timeout ? "upstream timed out" : "upstream unreachable", "upstream": failure.upstream,
-                      "cause": failure.cause]
-        let body = ByteBuffer(bytes: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8))
+        failure.log(to: dependencies.logger, path: exchange.path)
+        let body = GatewayResponse.jsonBody(failure.answer)
         let head = HTTPResponse(
             status: failure.status,
             headerFields: [.contentType: "application/json", .cacheControl: "no-store", .contentLength: String(body.readableBytes)]

@@ -95,11 +95,23 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
 
     /// Starts an exchange: writes the head (and the end when the request has no body) and flushes.
     func begin(_ head: HTTPRequestHead, endsRequest: Bool, answer: EventLoopPromise<UpstreamAnswer>) {
-        guard case .idle = state, let context, context.channel.isActive else {
+        if !start(head, endsRequest: endsRequest, as: .awaitingHead(answer)) {
             answer.fail(UpstreamExchangeError.closedBeforeAnswer)
-            return
         }
-        state = .awaitingHead(answer)
+    }
+
+    /// Starts a bodiless exchange whose answer goes part by part to `sink`, on this event loop.
+    func begin(_ head: HTTPRequestHead, sink: any UpstreamAnswerSink) {
+        if !start(head, endsRequest: true, as: .direct(sink, answered: false)) {
+            sink.upstreamFailed(UpstreamExchangeError.closedBeforeAnswer, answered: false)
+        }
+    }
+
+    /// Writes the head (and the end when the request has no body), flushes, and enters `exchangeState`;
+    /// false when the connection is busy or closed.
+    private func start(_ head: HTTPRequestHead, endsRequest: Bool, as exchangeState: State) -> Bool {
+        guard case .idle = state, let context, context.channel.isActive else { return false }
+        state = exchangeState
         exchange &+= 1
         reusable = head.isKeepAlive
         requestEnded = endsRequest
@@ -107,20 +119,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         if endsRequest { context.write(wrapOutboundOut(.end(nil)), promise: nil) }
         context.flush()
         armTimer()
-    }
-
-    /// Starts a bodiless exchange whose answer goes part by part to `sink`, on this event loop.
-    func begin(_ head: HTTPRequestHead, sink: any UpstreamAnswerSink) {
-        guard case .idle = state, let context, context.channel.isActive else {
-            return sink.upstreamFailed(UpstreamExchangeError.closedBeforeAnswer, answered: false)
-        }
-        state = .direct(sink, answered: false)
-        exchange &+= 1
-        reusable = head.isKeepAlive
-        requestEnded = true
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        armTimer()
+        return true
     }
 
     /// Stops reading the answer until ``resumeDirectReads()``: the client is not taking it fast enough.

@@ -29,15 +29,8 @@ struct UpstreamProxy: RouterMiddleware {
         do {
             return try await transport.send(upstreamRequest)
         } catch {
-            context.logger.warning(
-                "upstream request failed",
-                metadata: ["upstream": "\(error.upstream)", "cause": "\(error.cause)", "path": "\(request.uri.path)"]
-            )
-            return GatewayResponse.json(
-                error.status,
-                ["error": error.kind == .timeout ? "upstream timed out" : "upstream unreachable", "upstream": error.upstream,
-                 "cause": error.cause]
-            )
+            error.log(to: context.logger, path: request.uri.path)
+            return GatewayResponse.json(error.status, error.answer)
         }
     }
 }

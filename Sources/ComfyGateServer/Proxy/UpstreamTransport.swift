@@ -1,5 +1,6 @@
 public import HTTPTypes
 public import Hummingbird
+import Logging
 
 /// One request on its way to ComfyUI.
 public struct UpstreamRequest: Sendable {
@@ -43,4 +44,14 @@ public struct UpstreamError: Error, Equatable, CustomStringConvertible {
     public var description: String { "upstream \(upstream): \(cause)" }
 
     var status: HTTPResponse.Status { kind == .timeout ? .gatewayTimeout : .badGateway }
+
+    /// The JSON object the client gets, whichever path the request took.
+    var answer: [String: String] {
+        ["error": kind == .timeout ? "upstream timed out" : "upstream unreachable", "upstream": upstream, "cause": cause]
+    }
+
+    /// Logs the failure of the request for `path`.
+    func log(to logger: Logger, path: String) {
+        logger.warning("upstream request failed", metadata: ["upstream": "\(upstream)", "cause": "\(cause)", "path": "\(path)"])
+    }
 }
