@@ -1,9 +1,8 @@
-import Dispatch
 import HummingbirdBcrypt
 import Synchronization
 
-/// bcrypt hashing and verification, run on a dedicated queue (never on an event loop or the cooperative pool)
-/// with at most `maxConcurrent` computations at once and at most `maxWaiting` callers waiting for a turn.
+/// bcrypt hashing and verification, each on a thread of its own (never on an event loop or Swift concurrency's
+/// threads) with at most `maxConcurrent` computations at once and at most `maxWaiting` callers waiting for a turn.
 public final class PasswordHasher: Sendable {
     /// bcrypt reads at most 72 bytes; longer secrets are refused rather than silently truncated.
     public static let maxSecretBytes = 72
@@ -14,7 +13,6 @@ public final class PasswordHasher: Sendable {
     public let maxCost: Int
     private let limiter: AsyncLimiter
     private let verifications = Atomic<Int>(0)
-    private let queue = DispatchQueue(label: "comfygate.bcrypt", attributes: .concurrent)
 
     public init(maxConcurrent: Int = 2, maxWaiting: Int = 64, maxCost: Int = 14) {
         self.maxCost = maxCost
@@ -49,9 +47,7 @@ public final class PasswordHasher: Sendable {
     private func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async throws(PasswordError) -> T {
         guard await limiter.acquire() else { throw .busy }
         defer { limiter.release() }
-        return await withCheckedContinuation { continuation in
-            queue.async { continuation.resume(returning: work()) }
-        }
+        return await DedicatedThread.run(name: "comfygate-bcrypt", work)
     }
 }
 
