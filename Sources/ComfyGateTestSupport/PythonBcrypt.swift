@@ -1,7 +1,8 @@
+import ComfyGateCore
 import Foundation
 
 /// Python's `bcrypt` package, run as a subprocess: the reference the secrets tests check interoperability
-/// against. A missing `python3` or `bcrypt` is an error, never a reason to skip.
+/// against, waited for on a thread of its own. A missing `python3` or `bcrypt` is an error, never a reason to skip.
 public enum PythonBcrypt {
     /// Why Python's bcrypt could not be run.
     public struct Unavailable: Error, CustomStringConvertible {
@@ -9,20 +10,24 @@ public enum PythonBcrypt {
     }
 
     /// Whether Python's `bcrypt.checkpw` accepts `secret` for `hash`.
-    public static func verify(_ secret: String, hash: String) throws -> Bool {
-        let output = try run(
+    public static func verify(_ secret: String, hash: String) async throws -> Bool {
+        let output = try await run(
             "import bcrypt,sys; print(bcrypt.checkpw(sys.argv[1].encode(), sys.argv[2].encode()))", secret, hash)
         return output == "True"
     }
 
     /// A hash made by Python's `bcrypt.hashpw` with the given cost.
-    public static func hash(_ secret: String, cost: Int) throws -> String {
-        try run(
+    public static func hash(_ secret: String, cost: Int) async throws -> String {
+        try await run(
             "import bcrypt,sys; print(bcrypt.hashpw(sys.argv[1].encode(), bcrypt.gensalt(int(sys.argv[2]))).decode())",
             secret, String(cost))
     }
 
-    private static func run(_ script: String, _ arguments: String...) throws -> String {
+    private static func run(_ script: String, _ arguments: String...) async throws -> String {
+        try await DedicatedThread.run(name: "test-python") { try runBlocking(script, arguments) }
+    }
+
+    private static func runBlocking(_ script: String, _ arguments: [String]) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "-c", script] + arguments

@@ -244,10 +244,12 @@ struct DoctorTests {
             let watch = DoctorWatch(doctor: doctor, interval: .milliseconds(100), now: { Date(timeIntervalSince1970: 1_763_077_620) })
             let last = await watch.run(
                 until: {
-                    while !lines.all.contains(where: { $0.contains("overall: fail") }) { try? await Task.sleep(for: .milliseconds(20)) }
+                    // Bounded, and ended by cancellation: a loop that swallowed it would spin.
+                    guard (try? await eventually(within: .seconds(60), { lines.all.contains { $0.contains("overall: fail") } })) == true
+                    else { return }
                     // Someone sets the password through /login: the deployment becomes healthy.
                     _ = try? await HTTPProbe.postForm(standIn.baseURL + "/login", "username=admin&password=secret")
-                    while !lines.all.contains(where: { $0.contains("overall: pass") }) { try? await Task.sleep(for: .milliseconds(20)) }
+                    _ = try? await eventually(within: .seconds(60)) { lines.all.contains { $0.contains("overall: pass") } }
                 },
                 emit: lines.append)
             let all = lines.all

@@ -38,11 +38,11 @@ import Testing
 
     @Test func aClientLeavingMidAnswerDoesNotSpoilTheNextExchange() async throws {
         let large = 32 << 20
-        let answer: @Sendable (String) -> ScriptedUpstream.Answer = { path in
-            guard path == "/large" else { return ScriptedUpstream.json(path) }
-            var bytes = ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: \(large)\r\n\r\n")
-            bytes.writeRepeatingByte(0x61, count: large)
-            return ScriptedUpstream.Answer(bytes: bytes, thenClose: false)
+        // Built once, here: an answer built inside `answer` would hold up the event loop it runs on.
+        var largeAnswer = ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: \(large)\r\n\r\n")
+        largeAnswer.writeRepeatingByte(0x61, count: large)
+        let answer: @Sendable (String) -> ScriptedUpstream.Answer = { [largeAnswer] path in
+            path == "/large" ? ScriptedUpstream.Answer(bytes: largeAnswer, thenClose: false) : ScriptedUpstream.json(path)
         }
         try await ScriptedUpstream.with(answer: answer) { upstream, baseURL in
             try await withGateway(upstream: baseURL) { gate in
@@ -65,11 +65,14 @@ import Testing
 
     @Test func largeAnswersStreamCompletelyOneAfterAnother() async throws {
         let size = 8 << 20
-        let answer: @Sendable (String) -> ScriptedUpstream.Answer = { path in
-            guard path == "/view" else { return ScriptedUpstream.json(path) }
-            var bytes = ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: \(size)\r\n\r\n")
-            for index in 0..<(size / 4) { bytes.writeInteger(UInt32(index)) }
-            return ScriptedUpstream.Answer(bytes: bytes, thenClose: false)
+        // Built once, here: an answer built inside `answer` would hold up the event loop it runs on.
+        var viewAnswer = ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: \(size)\r\n\r\n")
+        viewAnswer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { bytes in
+            for index in 0..<(size / 4) { bytes.storeBytes(of: UInt32(index).bigEndian, toByteOffset: index * 4, as: UInt32.self) }
+            return size
+        }
+        let answer: @Sendable (String) -> ScriptedUpstream.Answer = { [viewAnswer] path in
+            path == "/view" ? ScriptedUpstream.Answer(bytes: viewAnswer, thenClose: false) : ScriptedUpstream.json(path)
         }
         try await ScriptedUpstream.with(answer: answer) { _, baseURL in
             try await withGateway(upstream: baseURL) { gate in

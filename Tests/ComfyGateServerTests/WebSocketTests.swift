@@ -114,8 +114,7 @@ import WSClient
                 #expect(gate.standIn.connectedWebSocketCount == 1)
                 try await outbound.close(.goingAway, reason: nil)
             }
-            for _ in 0..<300 where gate.standIn.connectedWebSocketCount > 0 { try await Task.sleep(for: .milliseconds(10)) }
-            #expect(gate.standIn.connectedWebSocketCount == 0)
+            #expect(try await eventually { gate.standIn.connectedWebSocketCount == 0 })
         }
     }
 
@@ -133,8 +132,7 @@ import WSClient
                 while try await messages.next() != nil {}
             }
             #expect(closeFrame?.closeCode == .goingAway)
-            for _ in 0..<300 where gate.standIn.connectedWebSocketCount > 0 { try await Task.sleep(for: .milliseconds(10)) }
-            #expect(gate.standIn.connectedWebSocketCount == 0, "ComfyUI's side is closed too")
+            #expect(try await eventually { gate.standIn.connectedWebSocketCount == 0 }, "ComfyUI's side is closed too")
         }
     }
 

@@ -477,7 +477,8 @@ struct ComfyUIStandInTests {
                 inbound, _, _ in
                 for try await _ in inbound.messages(maxSize: 1 << 20) {}
             }
-            #expect(try await eventually { standIn.connectedWebSocketCount == 1 })
+            // Without the connection there is nothing to close, and the client would wait for ever.
+            try #require(try await eventually { standIn.connectedWebSocketCount == 1 })
             standIn.closeAllWebSockets(code: 4001, reason: "bye")
             let frame = try await closeFrame
             #expect(frame?.closeCode == WebSocketErrorCode(codeNumber: 4001))

@@ -89,15 +89,6 @@ func withTimeout<T: Sendable>(_ seconds: Int, _ body: @escaping @Sendable () asy
 
 struct TimeoutError: Error {}
 
-/// Polls until `condition` holds (at most ~5 s).
-func eventually(_ condition: () -> Bool) async throws -> Bool {
-    for _ in 0..<500 {
-        if condition() { return true }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    return condition()
-}
-
 func bigEndianUInt32(_ bytes: ArraySlice<UInt8>) -> UInt32 {
     bytes.prefix(4).reduce(0) { $0 << 8 | UInt32($1) }
 }

@@ -8,34 +8,34 @@ import Testing
         return url
     }
 
-    @Test func usersAreAddedListedDisabledAndGivenPasswords() throws {
+    @Test func usersAreAddedListedDisabledAndGivenPasswords() async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let data = ["--data", directory.appendingPathComponent("data").path]
 
-        let added = try CommandRunner.run(["users", "add", "alice", "--role", "user"] + data)
+        let added = try await CommandRunner.run(["users", "add", "alice", "--role", "user"] + data)
         #expect(added.status == 0, "\(added.stderr)")
         let password = added.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(password.count == 20, "a generated password is printed alone on stdout")
 
-        let piped = try CommandRunner.run(["users", "add", "bob", "--role", "viewer", "--password-stdin"] + data, standardInput: "bobs-password-1\n")
+        let piped = try await CommandRunner.run(["users", "add", "bob", "--role", "viewer", "--password-stdin"] + data, standardInput: "bobs-password-1\n")
         #expect(piped.status == 0, "\(piped.stderr)")
         #expect(piped.stdout.isEmpty)
 
-        let duplicate = try CommandRunner.run(["users", "add", "alice", "--role", "admin"] + data)
+        let duplicate = try await CommandRunner.run(["users", "add", "alice", "--role", "admin"] + data)
         #expect(duplicate.status == 1)
         #expect(duplicate.stderr.contains("already exists"))
         #expect(!duplicate.stderr.contains("Fatal"))
 
-        let badRole = try CommandRunner.run(["users", "add", "carol", "--role", "root"] + data)
+        let badRole = try await CommandRunner.run(["users", "add", "carol", "--role", "root"] + data)
         #expect(badRole.status == 2, "usage error, got \(badRole.status)")
 
-        let shortPassword = try CommandRunner.run(["users", "add", "dan", "--role", "user", "--password-stdin"] + data, standardInput: "short\n")
+        let shortPassword = try await CommandRunner.run(["users", "add", "dan", "--role", "user", "--password-stdin"] + data, standardInput: "short\n")
         #expect(shortPassword.status == 1)
         #expect(shortPassword.stderr.contains("at least 8 characters"))
 
-        #expect(try CommandRunner.run(["users", "disable", "bob"] + data).status == 0)
-        let list = try CommandRunner.run(["users", "list", "--json"] + data)
+        #expect(try await CommandRunner.run(["users", "disable", "bob"] + data).status == 0)
+        let list = try await CommandRunner.run(["users", "list", "--json"] + data)
         #expect(list.status == 0)
         let users = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])
         #expect(users.map { $0["name"] as? String } == ["alice", "bob"])
@@ -43,31 +43,31 @@ import Testing
         #expect(users[1]["role"] as? String == "viewer")
         #expect(!list.stdout.contains("$2b$"), "hashes are never listed")
 
-        let table = try CommandRunner.run(["users", "list"] + data)
+        let table = try await CommandRunner.run(["users", "list"] + data)
         #expect(table.stdout.hasPrefix("NAME"))
 
-        #expect(try CommandRunner.run(["users", "passwd", "alice", "--password-stdin"] + data, standardInput: "new-password-2\n").status == 0)
-        let unknown = try CommandRunner.run(["users", "disable", "nobody"] + data)
+        #expect(try await CommandRunner.run(["users", "passwd", "alice", "--password-stdin"] + data, standardInput: "new-password-2\n").status == 0)
+        let unknown = try await CommandRunner.run(["users", "disable", "nobody"] + data)
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("user 'nobody' does not exist"))
     }
 
-    @Test func tokensAreCreatedListedRevokedAndImported() throws {
+    @Test func tokensAreCreatedListedRevokedAndImported() async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let data = ["--data", directory.appendingPathComponent("data").path]
-        #expect(try CommandRunner.run(["users", "add", "alice", "--role", "user"] + data).status == 0)
+        #expect(try await CommandRunner.run(["users", "add", "alice", "--role", "user"] + data).status == 0)
 
-        let created = try CommandRunner.run(["tokens", "create", "--user", "alice", "--name", "laptop", "--expires", "30d"] + data)
+        let created = try await CommandRunner.run(["tokens", "create", "--user", "alice", "--name", "laptop", "--expires", "30d"] + data)
         #expect(created.status == 0, "\(created.stderr)")
         let token = created.stdout.trimmingCharacters(in: .newlines)
         #expect(token.hasPrefix("cgt_") && token.count == 60 && !token.contains("\n"), "only the token on stdout")
 
-        let badExpiry = try CommandRunner.run(["tokens", "create", "--user", "alice", "--expires", "soon"] + data)
+        let badExpiry = try await CommandRunner.run(["tokens", "create", "--user", "alice", "--expires", "soon"] + data)
         #expect(badExpiry.status == 2)
         #expect(badExpiry.stderr.contains("--expires"))
 
-        let listed = try CommandRunner.run(["tokens", "list", "--user", "alice", "--json"] + data)
+        let listed = try await CommandRunner.run(["tokens", "list", "--user", "alice", "--json"] + data)
         let tokens = try #require(try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]])
         #expect(tokens.count == 1)
         #expect(tokens[0]["name"] as? String == "laptop")
@@ -77,51 +77,51 @@ import Testing
         let id = try #require(tokens[0]["id"] as? String)
         #expect(token.contains(id), "the public id is part of the token")
 
-        #expect(try CommandRunner.run(["tokens", "revoke", id] + data).status == 0)
-        let again = try CommandRunner.run(["tokens", "revoke", id] + data)
+        #expect(try await CommandRunner.run(["tokens", "revoke", id] + data).status == 0)
+        let again = try await CommandRunner.run(["tokens", "revoke", id] + data)
         #expect(again.status == 1)
-        let state = try CommandRunner.run(["tokens", "list", "--json"] + data)
+        let state = try await CommandRunner.run(["tokens", "list", "--json"] + data)
         #expect(state.stdout.contains("\"revoked\""))
 
         // The seed's server token file holds a valid hash: it imports. Its Docker hash has 63 characters: refused.
         let hashFile = directory.appendingPathComponent("qwen-api-user.token")
         try "$2b$12$ubd9tM4L2pvqB/peVpwvyuASqddG9WVoNj0NaAPHYyH57LW.vVjr.\n".write(to: hashFile, atomically: true, encoding: .utf8)
-        let imported = try CommandRunner.run(["tokens", "import", "--user", "alice", "--bcrypt-hash-file", hashFile.path] + data)
+        let imported = try await CommandRunner.run(["tokens", "import", "--user", "alice", "--bcrypt-hash-file", hashFile.path] + data)
         #expect(imported.status == 0, "\(imported.stderr)")
         try "$2b$12$6kSChnnUFiCUPfyAllJPoHm.9O9LL9KnIlX88zomudAiJDvMRoJ3uOXa\n".write(to: hashFile, atomically: true, encoding: .utf8)
-        let malformed = try CommandRunner.run(["tokens", "import", "--user", "alice", "--bcrypt-hash-file", hashFile.path] + data)
+        let malformed = try await CommandRunner.run(["tokens", "import", "--user", "alice", "--bcrypt-hash-file", hashFile.path] + data)
         #expect(malformed.status == 1)
         #expect(malformed.stderr.contains("60 characters, this one has 63"))
-        let missing = try CommandRunner.run(["tokens", "import", "--user", "alice", "--bcrypt-hash-file", "/nonexistent/file"] + data)
+        let missing = try await CommandRunner.run(["tokens", "import", "--user", "alice", "--bcrypt-hash-file", "/nonexistent/file"] + data)
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("cannot read /nonexistent/file"))
     }
 
-    @Test func theDataDirectoryAndDatabaseArePrivate() throws {
+    @Test func theDataDirectoryAndDatabaseArePrivate() async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let data = directory.appendingPathComponent("data")
-        #expect(try CommandRunner.run(["users", "add", "alice", "--role", "user", "--data", data.path]).status == 0)
+        #expect(try await CommandRunner.run(["users", "add", "alice", "--role", "user", "--data", data.path]).status == 0)
         let directoryMode = try FileManager.default.attributesOfItem(atPath: data.path)[.posixPermissions] as? Int
         #expect(directoryMode == 0o700)
         let fileMode = try FileManager.default.attributesOfItem(atPath: data.appendingPathComponent("comfygate.sqlite").path)[.posixPermissions] as? Int
         #expect(fileMode == 0o600)
     }
 
-    @Test func badConfigurationIsOneLinePerProblemAndExitCode2() throws {
+    @Test func badConfigurationIsOneLinePerProblemAndExitCode2() async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let config = directory.appendingPathComponent("comfygate.toml")
         try "upstream = \"not a url\"\nlisten = \"x\"\n".write(to: config, atomically: true, encoding: .utf8)
-        let result = try CommandRunner.run(["serve", "--config", config.path])
+        let result = try await CommandRunner.run(["serve", "--config", config.path])
         #expect(result.status == 2)
         let lines = result.stderr.split(separator: "\n")
         #expect(lines.count == 2, "\(result.stderr)")
         #expect(result.stderr.contains("upstream (from \(config.path))"))
-        let environment = try CommandRunner.run(["serve", "--data", directory.path], environment: ["COMFYGATE_LISTEN": "nowhere"])
+        let environment = try await CommandRunner.run(["serve", "--data", directory.path], environment: ["COMFYGATE_LISTEN": "nowhere"])
         #expect(environment.status == 2)
         #expect(environment.stderr.contains("listen (from COMFYGATE_LISTEN)"))
-        let missing = try CommandRunner.run(["serve", "--config", "/nonexistent.toml"])
+        let missing = try await CommandRunner.run(["serve", "--config", "/nonexistent.toml"])
         #expect(missing.status == 2)
         #expect(missing.stderr.contains("cannot read configuration file /nonexistent.toml"))
     }
@@ -130,22 +130,22 @@ import Testing
 @Suite struct SharedStoreCommandTests {
     /// The same commands against PostgreSQL (the shared store for several replicas), from
     /// `COMFYGATE_TEST_POSTGRES_URL` as `scripts/test` sets it.
-    @Test func usersAndTokensWorkAgainstPostgreSQL() throws {
+    @Test func usersAndTokensWorkAgainstPostgreSQL() async throws {
         guard let url = ProcessInfo.processInfo.environment["COMFYGATE_TEST_POSTGRES_URL"] else {
             Issue.record("COMFYGATE_TEST_POSTGRES_URL is not set: run the tests through scripts/test")
             return
         }
         let name = "pg-\(UUID().uuidString.prefix(8).lowercased())"
         let store = ["--database-url", url]
-        let added = try CommandRunner.run(["users", "add", name, "--role", "viewer"] + store)
+        let added = try await CommandRunner.run(["users", "add", name, "--role", "viewer"] + store)
         #expect(added.status == 0, "\(added.stderr)")
-        let token = try CommandRunner.run(["tokens", "create", "--user", name] + store)
+        let token = try await CommandRunner.run(["tokens", "create", "--user", name] + store)
         #expect(token.status == 0, "\(token.stderr)")
         #expect(token.stdout.hasPrefix("cgt_"))
-        let listed = try CommandRunner.run(["tokens", "list", "--user", name, "--json"] + store)
+        let listed = try await CommandRunner.run(["tokens", "list", "--user", name, "--json"] + store)
         #expect(listed.status == 0)
         #expect(listed.stdout.contains("\"active\""))
-        let bad = try CommandRunner.run(["users", "list"], environment: ["COMFYGATE_DATABASE_URL": "mysql://nope"])
+        let bad = try await CommandRunner.run(["users", "list"], environment: ["COMFYGATE_DATABASE_URL": "mysql://nope"])
         #expect(bad.status == 2)
         #expect(bad.stderr.contains("database_url (from COMFYGATE_DATABASE_URL)"))
     }

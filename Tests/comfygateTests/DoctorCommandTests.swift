@@ -2,13 +2,8 @@ import ComfyGateTestSupport
 import Foundation
 import Testing
 
-/// Runs the binary off the cooperative pool, so the in-process stand-in keeps answering while we wait.
 private func doctor(_ arguments: [String]) async throws -> CommandRunner.Result {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
-            continuation.resume(with: Result { try CommandRunner.run(["doctor"] + arguments, timeout: 60) })
-        }
-    }
+    try await CommandRunner.run(["doctor"] + arguments, timeout: 60)
 }
 
 @Suite("comfygate doctor (subprocess)", .timeLimit(.minutes(2)))
@@ -57,7 +52,7 @@ struct DoctorCommandTests {
         let root = try SeedSecretsFixture.temporaryDirectory("doctor")
         defer { try? FileManager.default.removeItem(at: root) }
         try SeedSecretsFixture.write(.afterRepair, to: root)
-        #expect(try CommandRunner.run(["secrets", "init", "--layout", "comfyui-qwen"], in: root).status == 0)
+        #expect(try await CommandRunner.run(["secrets", "init", "--layout", "comfyui-qwen"], in: root).status == 0)
         let config = root.appendingPathComponent("doctor.toml")
         try "secrets_manifest = \"comfygate-secrets.toml\"\n".write(to: config, atomically: true, encoding: .utf8)
         try await withComfyUIStandIn { standIn in
@@ -72,7 +67,7 @@ struct DoctorCommandTests {
             #expect(drifted.status == "fail")
             #expect(drifted.evidence?.contains("2 problem(s)") == true, "\(drifted.evidence ?? "")")
             #expect(drifted.exit == 1)
-            #expect(try CommandRunner.run(["secrets", "sync"], in: root).status == 0)
+            #expect(try await CommandRunner.run(["secrets", "sync"], in: root).status == 0)
             let repaired = try await secretsCheck()
             #expect(repaired.status == "pass", "\(repaired.evidence ?? "")")
         }

@@ -38,19 +38,19 @@ struct SecretsCommandTests {
     }
 
     @Test(arguments: SeedSecretsFixture.State.allCases)
-    func initCheckSyncCheck(state: SeedSecretsFixture.State) throws {
+    func initCheckSyncCheck(state: SeedSecretsFixture.State) async throws {
         let root = try seedTree(state)
         defer { try? FileManager.default.removeItem(at: root) }
         let originalEnv = try bytes(root, SeedSecretsFixture.dockerEnvPath)
 
-        let initResult = try CommandRunner.run(
+        let initResult = try await CommandRunner.run(
             ["secrets", "init", "--layout", "comfyui-qwen", "--root", root.path],
             in: FileManager.default.temporaryDirectory)
         #expect(initResult.status == 0, "\(initResult.stderr)")
         #expect(initResult.stdout.contains("adopted qwen_api_user from .secrets/.env.generated:QWEN_API_USER_TOKEN"))
         #expect(try bytes(root, SeedSecretsFixture.sourcePath) == Array(SeedSecretsFixture.sourceText.utf8))
 
-        let check = try CommandRunner.run(["secrets", "check"], in: root)
+        let check = try await CommandRunner.run(["secrets", "check"], in: root)
         #expect(check.status == 1)
         let rows = check.stdout.split(separator: "\n").map(String.init)
         #expect(rows.contains { $0.hasPrefix("OK") && $0.contains(".secrets/.env.generated:QWEN_API_USER_TOKEN") })
@@ -66,7 +66,7 @@ struct SecretsCommandTests {
         }
         expectNoSecret(check)
 
-        let json = try CommandRunner.run(["secrets", "check", "--json"], in: root)
+        let json = try await CommandRunner.run(["secrets", "check", "--json"], in: root)
         #expect(json.status == 1)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
         let statuses = (object["locations"] as? [[String: Any]])?.compactMap { $0["status"] as? String }
@@ -74,10 +74,10 @@ struct SecretsCommandTests {
         #expect(object["ok"] as? Bool == false)
         expectNoSecret(json)
 
-        let sync = try CommandRunner.run(["secrets", "sync"], in: root)
+        let sync = try await CommandRunner.run(["secrets", "sync"], in: root)
         #expect(sync.status == 0, "\(sync.stderr)")
         expectNoSecret(sync)
-        let recheck = try CommandRunner.run(["secrets", "check"], in: root)
+        let recheck = try await CommandRunner.run(["secrets", "check"], in: root)
         #expect(recheck.status == 0, "\(recheck.stdout)")
         #expect(recheck.stdout.contains("all 3 OK"))
 
@@ -95,7 +95,7 @@ struct SecretsCommandTests {
         let serverHash = String(decoding: try bytes(root, SeedSecretsFixture.serverHashPath), as: UTF8.self)
         #expect(serverHash.hasSuffix("\n"))
         for hash in [dockerHash, serverHash.trimmingCharacters(in: .newlines)] {
-            #expect(try PythonBcrypt.verify(SeedSecretsFixture.rawToken, hash: hash))
+            #expect(try await PythonBcrypt.verify(SeedSecretsFixture.rawToken, hash: hash))
         }
         let backupDirectory = root.appendingPathComponent(".secrets/backups")
         let backups = try FileManager.default.contentsOfDirectory(atPath: backupDirectory.path).sorted()
@@ -115,17 +115,17 @@ struct SecretsCommandTests {
         ] {
             #expect(try mode(root.appendingPathComponent(path)) == 0o600)
         }
-        let again = try CommandRunner.run(["secrets", "sync"], in: root)
+        let again = try await CommandRunner.run(["secrets", "sync"], in: root)
         #expect(again.status == 0 && again.stdout.contains("nothing to do"))
     }
 
-    @Test func usageAndManifestErrorsExitWith2() throws {
+    @Test func usageAndManifestErrorsExitWith2() async throws {
         let root = try SeedSecretsFixture.temporaryDirectory("cli")
         defer { try? FileManager.default.removeItem(at: root) }
-        let noManifest = try CommandRunner.run(["secrets", "check"], in: root)
+        let noManifest = try await CommandRunner.run(["secrets", "check"], in: root)
         #expect(noManifest.status == 2)
         #expect(noManifest.stderr.contains("no manifest here"))
-        let badLayout = try CommandRunner.run(["secrets", "init", "--layout", "nope"], in: root)
+        let badLayout = try await CommandRunner.run(["secrets", "init", "--layout", "nope"], in: root)
         #expect(badLayout.status == 2 && badLayout.stderr.contains("unknown layout 'nope'"))
 
         let manifest = root.appendingPathComponent("bad.toml")
@@ -137,38 +137,38 @@ struct SecretsCommandTests {
             source = { path = "a", format = "dotenv" }
             """.utf8
         ).write(to: manifest)
-        let invalid = try CommandRunner.run(["secrets", "sync", "--manifest", manifest.path], in: root)
+        let invalid = try await CommandRunner.run(["secrets", "sync", "--manifest", manifest.path], in: root)
         #expect(invalid.status == 2)
         let problems = invalid.stderr.split(separator: "\n")
         #expect(problems.count == 3, "\(invalid.stderr)")
         #expect(problems.allSatisfy { $0.contains(manifest.path) })
         #expect(!invalid.stderr.contains("Fatal error") && !invalid.stderr.contains("Stack"))
 
-        _ = try CommandRunner.run(["secrets", "init", "--layout", "comfyui-qwen"], in: root)
-        let grace = try CommandRunner.run(["secrets", "rotate", "--grace", "soon"], in: root)
+        _ = try await CommandRunner.run(["secrets", "init", "--layout", "comfyui-qwen"], in: root)
+        let grace = try await CommandRunner.run(["secrets", "rotate", "--grace", "soon"], in: root)
         #expect(grace.status == 2 && grace.stderr.contains("--grace 'soon'"))
-        let unknown = try CommandRunner.run(["secrets", "rotate", "other"], in: root)
+        let unknown = try await CommandRunner.run(["secrets", "rotate", "other"], in: root)
         #expect(unknown.status == 2 && unknown.stderr.contains("no secret named 'other'"))
     }
 
-    @Test func symlinkTargetFailsWithExit1AndWritesNothing() throws {
+    @Test func symlinkTargetFailsWithExit1AndWritesNothing() async throws {
         let root = try seedTree(.beforeRepair)
         defer { try? FileManager.default.removeItem(at: root) }
-        _ = try CommandRunner.run(["secrets", "init", "--layout", "comfyui-qwen"], in: root)
+        _ = try await CommandRunner.run(["secrets", "init", "--layout", "comfyui-qwen"], in: root)
         let server = root.appendingPathComponent(SeedSecretsFixture.serverHashPath)
         try FileManager.default.removeItem(at: server)
         try FileManager.default.createSymbolicLink(atPath: server.path, withDestinationPath: "elsewhere")
         let envBefore = try bytes(root, SeedSecretsFixture.dockerEnvPath)
-        let sync = try CommandRunner.run(["secrets", "sync"], in: root)
+        let sync = try await CommandRunner.run(["secrets", "sync"], in: root)
         #expect(sync.status == 1)
         #expect(sync.stderr.contains("\(server.path): is a symbolic link"))
         #expect(try bytes(root, SeedSecretsFixture.dockerEnvPath) == envBefore)
     }
 
-    @Test func dryRunAndRotation() throws {
+    @Test func dryRunAndRotation() async throws {
         let root = try seedTree(.afterRepair)
         defer { try? FileManager.default.removeItem(at: root) }
-        _ = try CommandRunner.run(["secrets", "init", "--layout", "comfyui-qwen"], in: root)
+        _ = try await CommandRunner.run(["secrets", "init", "--layout", "comfyui-qwen"], in: root)
         let manifest = root.appendingPathComponent(SecretsManifest.defaultFileName)
         let text = try String(contentsOf: manifest, encoding: .utf8)
             .replacingOccurrences(of: "bcrypt_cost = 12", with: "bcrypt_cost = 4")
@@ -181,31 +181,31 @@ struct SecretsCommandTests {
         ]
         let before = try files.map { try bytes(root, $0) }
 
-        let dry = try CommandRunner.run(["secrets", "sync", "--dry-run"], in: root)
+        let dry = try await CommandRunner.run(["secrets", "sync", "--dry-run"], in: root)
         #expect(dry.status == 0)
         #expect(dry.stdout.contains("dry run") && dry.stdout.contains("would: qwen_api_user"))
         expectNoSecret(dry)
-        let dryRotate = try CommandRunner.run(["secrets", "rotate", "--dry-run"], in: root)
+        let dryRotate = try await CommandRunner.run(["secrets", "rotate", "--dry-run"], in: root)
         #expect(dryRotate.status == 0 && dryRotate.stdout.contains("would run: echo restarting; exit 7"))
         #expect(try files.map { try bytes(root, $0) } == before)
 
-        let rotate = try CommandRunner.run(["secrets", "rotate", "qwen_api_user"], in: root)
+        let rotate = try await CommandRunner.run(["secrets", "rotate", "qwen_api_user"], in: root)
         #expect(rotate.status == 1)
         #expect(rotate.stderr.contains("restarting"))
         #expect(rotate.stderr.contains("failed with exit status 7 (the rotation itself is complete)"))
-        let check = try CommandRunner.run(["secrets", "check"], in: root)
+        let check = try await CommandRunner.run(["secrets", "check"], in: root)
         #expect(check.status == 0, "\(check.stdout)")
         #expect(try bytes(root, SeedSecretsFixture.sourcePath) != before[0])
 
         try Data(text.replacingOccurrences(of: "exit 7", with: "true").utf8).write(to: manifest)
-        let success = try CommandRunner.run(["secrets", "rotate"], in: root)
+        let success = try await CommandRunner.run(["secrets", "rotate"], in: root)
         #expect(success.status == 0 && success.stdout.contains("ran: echo restarting; true"))
     }
 
-    @Test func concurrentRunsAreSerialisedByTheLock() throws {
+    @Test func concurrentRunsAreSerialisedByTheLock() async throws {
         let root = try seedTree(.beforeRepair)
         defer { try? FileManager.default.removeItem(at: root) }
-        _ = try CommandRunner.run(["secrets", "init", "--layout", "comfyui-qwen"], in: root)
+        _ = try await CommandRunner.run(["secrets", "init", "--layout", "comfyui-qwen"], in: root)
         let lockPath = SecretsLock.file(for: root.appendingPathComponent(SecretsManifest.defaultFileName)).path
         let descriptor = open(lockPath, O_RDWR | O_CREAT, 0o600)
         #expect(descriptor >= 0)
@@ -218,7 +218,7 @@ struct SecretsCommandTests {
         try process.run()
         var waited = false
         for _ in 0..<100 where !waited {
-            usleep(50_000)
+            try await Task.sleep(for: .milliseconds(50))
             waited = (try? String(contentsOf: errorFile, encoding: .utf8))?.contains("waiting for it to finish") == true
         }
         #expect(waited)
@@ -227,9 +227,8 @@ struct SecretsCommandTests {
         #expect(try bytes(root, SeedSecretsFixture.dockerEnvPath) == envBefore)
         flock(descriptor, LOCK_UN)
         close(descriptor)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        #expect(try CommandRunner.run(["secrets", "check"], in: root).status == 0)
+        #expect(await DedicatedThread.run(name: "test-subprocess") { process.waitUntilExit(); return process.terminationStatus } == 0)
+        #expect(try await CommandRunner.run(["secrets", "check"], in: root).status == 0)
     }
 
     /// Kills a real `comfygate secrets sync` (SIGKILL) before each of the 8 write steps of each of the 2 files it
@@ -242,7 +241,7 @@ struct SecretsCommandTests {
             for occurrence in 1...2 {
                 let root = try seedTree(.beforeRepair)
                 defer { try? FileManager.default.removeItem(at: root) }
-                _ = try CommandRunner.run(["secrets", "init", "--layout", "comfyui-qwen"], in: root)
+                _ = try await CommandRunner.run(["secrets", "init", "--layout", "comfyui-qwen"], in: root)
                 let manifest = root.appendingPathComponent(SecretsManifest.defaultFileName)
                 let text = try String(contentsOf: manifest, encoding: .utf8).replacingOccurrences(
                     of: "bcrypt_cost = 12", with: "bcrypt_cost = 4")
@@ -250,7 +249,7 @@ struct SecretsCommandTests {
                 let oldServer = try bytes(root, SeedSecretsFixture.serverHashPath)
                 let oldEnv = try bytes(root, SeedSecretsFixture.dockerEnvPath)
 
-                let killed = try CommandRunner.killWhenPrinted(
+                let killed = try await CommandRunner.killWhenPrinted(
                     "comfygate-secrets-paused", ["secrets", "sync"], in: root,
                     environment: ["COMFYGATE_SECRETS_TEST_PAUSE": "\(step.rawValue):\(occurrence)"])
                 #expect(killed, "\(step) #\(occurrence) was never reached")
@@ -280,8 +279,8 @@ struct SecretsCommandTests {
                         content == (name.hasPrefix("docker") ? oldEnv : oldServer),
                         "\(name) after \(step) #\(occurrence)")
                 }
-                #expect(try CommandRunner.run(["secrets", "sync"], in: root).status == 0)
-                #expect(try CommandRunner.run(["secrets", "check"], in: root).status == 0)
+                #expect(try await CommandRunner.run(["secrets", "sync"], in: root).status == 0)
+                #expect(try await CommandRunner.run(["secrets", "check"], in: root).status == 0)
                 let all = FileManager.default.enumerator(atPath: root.path)?.allObjects as? [String] ?? []
                 #expect(!all.contains { $0.contains(".comfygate-tmp-") }, "leftovers after \(step) #\(occurrence)")
             }

@@ -25,7 +25,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         try await withComfyUIStandIn { standIn in
             let arguments = ["--data", directory.path, "--upstream", standIn.baseURL]
-            let first = try ServeProcess.start(arguments)
+            let first = try await ServeProcess.start(arguments)
             let (password, token) = try #require(Self.credentials(in: first.standardOutput), "\(first.standardOutput)")
             #expect(token.hasPrefix("cgt_"))
             #expect(!first.standardError.contains(token), "credentials are never logged")
@@ -41,7 +41,7 @@ import Testing
             #expect(try await Self.client.execute(login, timeout: .seconds(60)).status.code == 303)
             #expect(first.stop() == 0, "SIGTERM stops the gateway gracefully")
 
-            let second = try ServeProcess.start(arguments)
+            let second = try await ServeProcess.start(arguments)
             #expect(Self.credentials(in: second.standardOutput) == nil, "never printed again")
             #expect(second.stop() == 0)
         }
@@ -55,7 +55,7 @@ import Testing
         let gibibyte = 1 << 30
         options.virtualFiles = ["big.bin": gibibyte]
         try await withComfyUIStandIn(options) { standIn in
-            let gate = try ServeProcess.start(["--data", directory.path, "--upstream", standIn.baseURL])
+            let gate = try await ServeProcess.start(["--data", directory.path, "--upstream", standIn.baseURL])
             defer { gate.stop() }
             let (_, token) = try #require(Self.credentials(in: gate.standardOutput))
 

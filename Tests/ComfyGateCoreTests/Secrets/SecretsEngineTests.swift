@@ -36,7 +36,7 @@ struct SecretsEngineTests {
         }
         #expect(newEnv[65].hasPrefix("COMFYUI_BEARER_TOKEN='$2b$04$"))
         for hash in [try tree.serverHash(), try #require(try tree.dockerHash())] {
-            #expect(try PythonBcrypt.verify(SeedSecretsFixture.rawToken, hash: hash))
+            #expect(try await PythonBcrypt.verify(SeedSecretsFixture.rawToken, hash: hash))
         }
         let backups = tree.backups()
         #expect(backups.count == 2)
@@ -133,7 +133,7 @@ struct SecretsEngineTests {
         _ = try await engine.sync()
         let lines = try tree.text("ComfyUI/login/PASSWORD").split(separator: "\n", omittingEmptySubsequences: false)
         #expect(lines.count == 2 && lines[1] == "admin")
-        #expect(try PythonBcrypt.verify(SeedSecretsFixture.rawToken, hash: String(lines[0])))
+        #expect(try await PythonBcrypt.verify(SeedSecretsFixture.rawToken, hash: String(lines[0])))
         #expect(statuses(await engine.check()) == ["OK", "OK", "OK", "OK"])
         try Data((lines[0] + "\nroot").utf8).write(to: tree.url("ComfyUI/login/PASSWORD"))
         #expect(await engine.check()[3].status == .drift)

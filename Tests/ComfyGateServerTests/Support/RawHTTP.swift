@@ -1,3 +1,4 @@
+import ComfyGateCore
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -5,11 +6,9 @@ import Glibc
 
 /// A bare TCP client for what HTTP libraries hide: interim `100 Continue` answers and refused upgrades.
 ///
-/// Its blocking socket calls run on their own dispatch queue, never on Swift concurrency's few threads (the
+/// Its blocking socket calls run on threads of their own, never on Swift concurrency's few threads (the
 /// servers under test need those).
 final class RawConnection: @unchecked Sendable {
-    private static let queue = DispatchQueue(label: "raw-connection", attributes: .concurrent)
-
     private let descriptor: Int32
 
     init(port: Int, timeoutSeconds: Int = 30) throws {
@@ -37,16 +36,7 @@ final class RawConnection: @unchecked Sendable {
     }
 
     func write(_ bytes: [UInt8]) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            Self.queue.async {
-                do {
-                    try self.blockingWrite(bytes)
-                    continuation.resume()
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
-        }
+        try await DedicatedThread.run(name: "raw-connection") { try self.blockingWrite(bytes) }
     }
 
     private func blockingWrite(_ bytes: [UInt8]) throws {
@@ -60,9 +50,7 @@ final class RawConnection: @unchecked Sendable {
 
     /// Reads until `marker` has arrived (or the peer closes / the timeout passes) and returns everything read.
     func read(until marker: String) async -> String {
-        await withCheckedContinuation { continuation in
-            Self.queue.async { continuation.resume(returning: self.blockingRead(until: marker)) }
-        }
+        await DedicatedThread.run(name: "raw-connection") { self.blockingRead(until: marker) }
     }
 
     private func blockingRead(until marker: String) -> String {

@@ -1,3 +1,4 @@
+import ComfyGateCore
 import Foundation
 import Synchronization
 #if canImport(Glibc)
@@ -24,13 +25,22 @@ enum CommandRunner {
         return URL(fileURLWithPath: ".build/debug/comfygate")
     }
 
-    /// Runs to completion (at most `timeout` seconds) and collects both output streams.
+    /// Runs to completion (at most `timeout` seconds) and collects both output streams. The waiting happens on
+    /// a thread of its own, so servers in the test process keep running meanwhile.
     static func run(
         _ arguments: [String],
         in directory: URL? = nil,
         environment: [String: String] = [:],
         standardInput: String? = nil,
         timeout: TimeInterval = 120
+    ) async throws -> Result {
+        try await DedicatedThread.run(name: "test-subprocess") {
+            try runBlocking(arguments, in: directory, environment: environment, standardInput: standardInput, timeout: timeout)
+        }
+    }
+
+    private static func runBlocking(
+        _ arguments: [String], in directory: URL?, environment: [String: String], standardInput: String?, timeout: TimeInterval
     ) throws -> Result {
         let process = process(arguments, in: directory, environment: environment)
         let output = Pipe()
@@ -47,10 +57,10 @@ enum CommandRunner {
         let group = DispatchGroup()
         for (pipe, sink) in [(output, outputData), (error, errorData)] {
             group.enter()
-            DispatchQueue.global().async {
+            Thread {
                 sink.append(pipe.fileHandleForReading.readDataToEndOfFile())
                 group.leave()
-            }
+            }.start()
         }
         if group.wait(timeout: .now() + timeout) == .timedOut {
             process.terminate()
@@ -70,9 +80,15 @@ enum CommandRunner {
         return process
     }
 
-    /// Starts `comfygate <arguments>`, waits until its standard error contains `marker`, then sends SIGKILL.
-    /// Returns false when the process finished without printing the marker.
-    static func killWhenPrinted(_ marker: String, _ arguments: [String], in directory: URL, environment: [String: String]) throws -> Bool {
+    /// Starts `comfygate <arguments>`, waits (on a thread of its own) until its standard error contains `marker`,
+    /// then sends SIGKILL. Returns false when the process finished without printing the marker.
+    static func killWhenPrinted(_ marker: String, _ arguments: [String], in directory: URL, environment: [String: String]) async throws -> Bool {
+        try await DedicatedThread.run(name: "test-subprocess") {
+            try killBlocking(whenPrinted: marker, arguments, in: directory, environment: environment)
+        }
+    }
+
+    private static func killBlocking(whenPrinted marker: String, _ arguments: [String], in directory: URL, environment: [String: String]) throws -> Bool {
         let process = process(arguments, in: directory, environment: environment)
         let errors = Pipe()
         process.standardOutput = FileHandle.nullDevice
@@ -125,7 +141,7 @@ final class ServeProcess: Sendable {
     var standardError: String { errorLog.text }
 
     /// Starts `comfygate serve --listen 127.0.0.1:0 …` and waits until it logs its address.
-    static func start(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 30) throws -> ServeProcess {
+    static func start(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 30) async throws -> ServeProcess {
         let process = Process()
         process.executableURL = CommandRunner.executable
         process.arguments = ["serve", "--listen", "127.0.0.1:0"] + arguments
@@ -145,11 +161,11 @@ final class ServeProcess: Sendable {
             let log = errorLog.text
             if let range = log.range(of: #"address=127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
                 let port = Int(log[range].split(separator: ":").last ?? "") ?? 0
-                Thread.sleep(forTimeInterval: 0.05)
+                try await Task.sleep(for: .milliseconds(50))
                 return ServeProcess(process: process, port: port, standardOutput: outputLog.text, errorLog: errorLog)
             }
             if !process.isRunning { break }
-            Thread.sleep(forTimeInterval: 0.05)
+            try await Task.sleep(for: .milliseconds(50))
         }
         process.terminate()
         throw ServeError.didNotStart(errorLog.text)
