@@ -26,22 +26,6 @@ public final class LoginThrottle: Sendable {
         self.maxLockout = maxLockout
     }
 
-    /// Seconds to wait before another attempt for this account or address, or nil when allowed now.
-    public func retryAfter(account: String, address: String, at date: Date) -> TimeInterval? {
-        records.withLock { records in
-            [Self.key(account: account), Self.key(address: address)].compactMap { key -> TimeInterval? in
-                guard let record = records[key] else { return nil }
-                let lockout = lockout(for: record.failures)
-                let elapsed = date.timeIntervalSince(record.lastFailure)
-                if elapsed >= max(lockout, window) {
-                    records[key] = nil
-                    return nil
-                }
-                return lockout > elapsed ? lockout - elapsed : nil
-            }.max()
-        }
-    }
-
     /// Starts an attempt, or says how long to wait: during a lockout, or (1 s) while the attempts already being
     /// checked would use up the free ones. A started attempt must be finished with
     /// ``finishAttempt(account:address:succeeded:at:)``.
