@@ -14,15 +14,17 @@ let package = Package(
     products: [
         .executable(name: "comfygate", targets: ["comfygate"]),
         .library(name: "ComfyGateCore", targets: ["ComfyGateCore"]),
+        .library(name: "ComfyGateRequestParsing", targets: ["ComfyGateRequestParsing"]),
         .library(name: "ComfyGateServer", targets: ["ComfyGateServer"]),
         .library(name: "ComfyUIClient", targets: ["ComfyUIClient"]),
         .library(name: "ComfyGateDoctor", targets: ["ComfyGateDoctor"]),
+        .library(name: "ComfyGateTOML", targets: ["ComfyGateTOML"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.3.0"),
-        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.27.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
@@ -30,7 +32,6 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.0.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.4.0"),
         .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.3.0"),
-        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.25.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.25.0"),
@@ -40,11 +41,18 @@ let package = Package(
         .target(
             name: "ComfyGateCore",
             dependencies: [
+                "ComfyGateTOML",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
             ]
+        ),
+        // A strict TOML 1.0 reader with no dependencies, for configuration files and secrets manifests.
+        .target(name: "ComfyGateTOML"),
+        // What clients send, read without a server: credentials, cookies, query strings, redirect targets.
+        .target(
+            name: "ComfyGateRequestParsing",
+            dependencies: [.product(name: "HTTPTypes", package: "swift-http-types")]
         ),
         // The embedded store: SQLite through GRDB.
         .target(
@@ -83,6 +91,7 @@ let package = Package(
             name: "ComfyGateDoctor",
             dependencies: [
                 "ComfyGateCore",
+                "ComfyGateTOML",
                 "ComfyUIClient",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -91,7 +100,6 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
@@ -100,6 +108,7 @@ let package = Package(
             name: "ComfyGateServer",
             dependencies: [
                 "ComfyGateCore",
+                "ComfyGateRequestParsing",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -148,6 +157,11 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ComfyGateCoreTests", dependencies: ["ComfyGateCore", "ComfyGateTestSupport"]),
+        .testTarget(name: "ComfyGateTOMLTests", dependencies: ["ComfyGateTOML"]),
+        .testTarget(
+            name: "ComfyGateRequestParsingTests",
+            dependencies: ["ComfyGateRequestParsing", .product(name: "HTTPTypes", package: "swift-http-types")]
+        ),
         .testTarget(
             name: "ComfyGateSQLiteTests",
             dependencies: ["ComfyGateCore", "ComfyGateSQLite", "ComfyGateTestSupport"]

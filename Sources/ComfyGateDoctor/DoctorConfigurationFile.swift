@@ -1,5 +1,5 @@
+import ComfyGateTOML
 import Foundation
-import TOMLKit
 
 /// `--config FILE`: a small TOML file naming what the deployment must have.
 ///
@@ -19,9 +19,9 @@ public struct DoctorConfigurationFile: Sendable, Equatable {
     public init(text: String, path: String) throws(ConfigurationProblem) {
         let table: TOMLTable
         do {
-            table = try TOMLTable(string: text)
+            table = try TOML.parse(text)
         } catch {
-            throw ConfigurationProblem(description: "\(path): not valid TOML: \(error)")
+            throw ConfigurationProblem(description: error.message(file: path))
         }
         var problems: [String] = []
         var requirements: ModelRequirements? = nil

@@ -358,6 +358,14 @@ public final class PostgresStore: GatewayStore, Service {
 
     // MARK: Errors
 
+    /// A write that matches no row: refused by a read-only server or transaction, a lost connection or a role
+    /// without rights, like any real write.
+    public func checkWritable() async throws {
+        try await perform {
+            try await client.query("DELETE FROM audit_events WHERE false")
+        }
+    }
+
     /// Runs `body`, turning driver errors into ``StoreError``.
     ///
     /// - Parameter duplicate: What a unique-constraint violation means, e.g. `user 'alice'`.

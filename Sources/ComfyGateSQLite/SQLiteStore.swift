@@ -78,6 +78,13 @@ public struct SQLiteStore: GatewayStore {
         error.message ?? error.resultCode.description
     }
 
+    // MARK: Health
+
+    /// Takes the write lock in an empty `IMMEDIATE` transaction: a read-only file or directory fails here.
+    public func checkWritable() async throws {
+        try await write { _ in }
+    }
+
     // MARK: Access
 
     /// Runs `body` in an `IMMEDIATE` transaction and maps SQLite errors to ``StoreError``.

@@ -31,6 +31,7 @@ final class MemoryStore: GatewayStore {
     func deleteSessions(expiredBefore date: Date) async throws -> Int { unused() }
     func appendAudit(_ event: AuditEvent) async throws { unused() }
     func auditEvents(limit: Int) async throws -> [AuditEvent] { unused() }
+    func checkWritable() async throws { unused() }
 
     private func unused() -> Never { fatalError("not used by the micro-benchmark") }
 }

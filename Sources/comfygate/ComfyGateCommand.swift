@@ -1,5 +1,7 @@
 import ArgumentParser
+import ComfyGateCore
 import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 
@@ -23,6 +25,9 @@ struct ComfyGateCommand: AsyncParsableCommand {
             if command is ServeCommand {
                 // The gateway's tasks then run on the event loops that do its I/O, without a thread hop per step.
                 NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+            } else {
+                // `serve` sets up its own, at its configured level; every other command logs the same safe way.
+                LoggingSystem.bootstrap { StructuredLogHandler(label: $0) }
             }
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()

@@ -129,6 +129,7 @@ private final class SlowTokenLookups: GatewayStore {
     func deleteSessions(expiredBefore date: Date) async throws -> Int { try await base.deleteSessions(expiredBefore: date) }
     func appendAudit(_ event: AuditEvent) async throws { try await base.appendAudit(event) }
     func auditEvents(limit: Int) async throws -> [AuditEvent] { try await base.auditEvents(limit: limit) }
+    func checkWritable() async throws { try await base.checkWritable() }
 }
 
 @Suite struct CachedGatewayStoreLoadSharingTests {

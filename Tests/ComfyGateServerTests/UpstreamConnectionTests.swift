@@ -1,3 +1,4 @@
+import ComfyGateTestSupport
 import Foundation
 import NIOCore
 import NIOHTTP1

@@ -8,14 +8,19 @@ import Synchronization
 /// Any other value is checked with bcrypt against the imported hashes, at most once per distinct value per
 /// `cacheLifetime`: results are cached under the SHA-256 of the value (never the value itself), concurrent
 /// checks of the same value share one computation, and bcrypt work is bounded by the ``PasswordHasher``.
+/// Values that match no token are counted against the client's address by a ``TokenGuessThrottle``; an
+/// address over its budget is refused before any store or bcrypt work.
 public final class CredentialVerifier: Sendable {
-    /// Why a presented credential was refused. Never shown to clients (they all get the same 401).
+    /// Why a presented credential was refused. Never shown to clients: all but `busy` and `throttled` get the
+    /// same 401.
     public enum Refusal: Error, Equatable {
         case unknown
         case revoked
         case expired
         case userDisabled
         case busy
+        /// Too many values from the client's address matched no token; retry after the given number of seconds.
+        case throttled(retryAfter: TimeInterval)
     }
 
     private struct CachedCheck {
@@ -36,6 +41,7 @@ public final class CredentialVerifier: Sendable {
     /// `store` when it is a cache, for lookups that must not wait.
     private let cache: CachedGatewayStore?
     private let hasher: PasswordHasher
+    private let guessThrottle: TokenGuessThrottle
     private let now: @Sendable () -> Date
     private let cacheLifetime: TimeInterval
     private let maxCacheEntries: Int
@@ -43,11 +49,15 @@ public final class CredentialVerifier: Sendable {
     private let logger: Logger
 
     /// - Parameters:
+    ///   - hasher: where imported tokens are checked; give password logins another one, so that token guesses
+    ///     never take their turns.
+    ///   - guessThrottle: counts values that matched no token, per client address.
     ///   - cacheLifetime: how long a bcrypt result (positive or negative) is reused.
     ///   - now: the clock, replaceable in tests.
     public init(
         store: any GatewayStore,
         hasher: PasswordHasher,
+        guessThrottle: TokenGuessThrottle = TokenGuessThrottle(),
         cacheLifetime: TimeInterval = 300,
         maxCacheEntries: Int = 10_000,
         logger: Logger = Logger(label: "comfygate.auth"),
@@ -56,6 +66,7 @@ public final class CredentialVerifier: Sendable {
         self.store = store
         self.cache = store as? CachedGatewayStore
         self.hasher = hasher
+        self.guessThrottle = guessThrottle
         self.cacheLifetime = cacheLifetime
         self.maxCacheEntries = maxCacheEntries
         self.logger = logger
@@ -63,14 +74,22 @@ public final class CredentialVerifier: Sendable {
     }
 
     /// The identity a presented token stands for.
-    public func verify(token presented: String) async throws -> Result<Identity, Refusal> {
+    /// - Parameter clientAddress: who presented it, for ``TokenGuessThrottle``; nil for a caller that serves no
+    ///   client (a tool), whose checks are not throttled.
+    public func verify(token presented: String, from clientAddress: String? = nil) async throws -> Result<Identity, Refusal> {
         let date = now()
+        if let clientAddress, let wait = guessThrottle.lockoutRemaining(address: clientAddress, at: date) {
+            return .failure(.throttled(retryAfter: wait))
+        }
         let record: APIToken
         if let id = TokenFormat.id(ofPresented: presented) {
-            guard let stored = try await store.token(id: id), Self.matchesNative(presented, stored) else { return .failure(.unknown) }
+            guard let stored = try await store.token(id: id), Self.matchesNative(presented, stored) else {
+                countFailure(from: clientAddress, at: date)
+                return .failure(.unknown)
+            }
             record = stored
         } else {
-            switch try await verifyImported(presented, at: date) {
+            switch try await verifyImported(presented, from: clientAddress, at: date) {
             case .success(let stored): record = stored
             case .failure(let refusal): return .failure(refusal)
             }
@@ -105,24 +124,35 @@ public final class CredentialVerifier: Sendable {
         return ConstantTime.equals(TokenFormat.digest(presented), digest)
     }
 
-    private func verifyImported(_ presented: String, at date: Date) async throws -> Result<APIToken, Refusal> {
-        guard (try? PasswordHasher.checkSecret(presented)) != nil, !presented.isEmpty else { return .failure(.unknown) }
+    /// Checks a value against the imported hashes. A value already found wrong (cached, or being checked) is
+    /// not counted against the client again: presenting it once more tests no new guess.
+    private func verifyImported(_ presented: String, from clientAddress: String?, at date: Date) async throws -> Result<APIToken, Refusal> {
+        guard (try? PasswordHasher.checkSecret(presented)) != nil, !presented.isEmpty else {
+            countFailure(from: clientAddress, at: date)
+            return .failure(.unknown)
+        }
         let candidates = try await store.usableBcryptTokens(at: date)
-        guard !candidates.isEmpty else { return .failure(.unknown) }
+        guard !candidates.isEmpty else {
+            countFailure(from: clientAddress, at: date)
+            return .failure(.unknown)
+        }
         let importedSet = candidates.map { "\($0.id):\($0.verifier)" }.joined(separator: ",")
         let key = TokenFormat.digest(presented)
 
-        enum Step { case cached(String?), join, compute }
+        enum Step { case cached(String?), join, compute, throttled(TimeInterval) }
         let step: Step = state.withLock { state in
             if let hit = state.cache[key], hit.expiresAt > date, hit.importedSet == importedSet || hit.tokenID != nil {
                 return .cached(hit.tokenID)
             }
             if state.inFlight[key] != nil { return .join }
+            if let clientAddress, let wait = guessThrottle.startCheck(address: clientAddress, at: date) { return .throttled(wait) }
             state.inFlight[key] = []
             return .compute
         }
         let matchedID: String?
         switch step {
+        case .throttled(let wait):
+            return .failure(.throttled(retryAfter: wait))
         case .cached(let id):
             matchedID = id
         case .join:
@@ -165,11 +195,26 @@ public final class CredentialVerifier: Sendable {
                 return state.inFlight.removeValue(forKey: key) ?? []
             }
             for waiter in waiters { waiter.resume(returning: found) }
+            if let clientAddress {
+                let lockout = guessThrottle.finishCheck(address: clientAddress, matched: busy ? nil : found != nil, at: date)
+                logLockout(lockout, of: clientAddress)
+            }
             if busy { return .failure(.busy) }
             matchedID = found
         }
         guard let matchedID, let record = try await store.token(id: matchedID) else { return .failure(.unknown) }
         return .success(record)
+    }
+
+    /// Counts a value that matched no token, found without bcrypt, against the client's address.
+    private func countFailure(from clientAddress: String?, at date: Date) {
+        guard let clientAddress else { return }
+        logLockout(guessThrottle.recordFailure(address: clientAddress, at: date), of: clientAddress)
+    }
+
+    private func logLockout(_ lockout: TimeInterval?, of clientAddress: String) {
+        guard let lockout else { return }
+        logger.warning("token guesses throttled", metadata: ["client": "\(clientAddress)", "lockout_s": "\(Int(lockout))"])
     }
 
     /// How often `lastUsedAt` is written per token: a busy client does not turn reads into writes.

@@ -1,5 +1,5 @@
+import ComfyGateTOML
 import Foundation
-import TOMLKit
 
 /// Raw configuration values from every source, merged with precedence flags > environment > file > defaults.
 ///
@@ -25,9 +25,9 @@ public struct ConfigurationLayers: Sendable {
             let path = filePath ?? "configuration file"
             let table: TOMLTable
             do {
-                table = try TOMLTable(string: fileText)
+                table = try TOML.parse(fileText)
             } catch {
-                throw ConfigurationError(problems: ["\(path): not valid TOML: \(error)"])
+                throw ConfigurationError(problems: [error.message(file: path)])
             }
             for (key, node) in table {
                 guard GatewayConfiguration.knownKeys.contains(key) else {
@@ -52,15 +52,16 @@ public struct ConfigurationLayers: Sendable {
     public subscript(key: String) -> Value? { values[key] }
 
     /// Arrays become comma-separated lists; other values their plain text.
-    private static func render(_ node: any TOMLValueConvertible) -> String {
-        if let array = node.array {
-            return array.map { render($0) }.joined(separator: ",")
+    private static func render(_ node: TOMLValue) -> String {
+        switch node {
+        case .string(let string): string
+        case .integer(let integer): String(integer)
+        case .float(let float): String(float)
+        case .boolean(let boolean): String(boolean)
+        case .dateTime(let dateTime): dateTime.text
+        case .array(let array): array.map(render).joined(separator: ",")
+        case .table(let table): "{" + table.map { "\($0.key) = \(render($0.value))" }.joined(separator: ", ") + "}"
         }
-        if let string = node.string { return string }
-        if let int = node.int { return String(int) }
-        if let double = node.double { return String(double) }
-        if let bool = node.bool { return String(bool) }
-        return node.debugDescription
     }
 }
 

@@ -14,8 +14,15 @@ public import Foundation
 /// - `upstream_connect_timeout` (default `5s`), `upstream_timeout`: longest silence from ComfyUI (default `300s`).
 /// - `max_websocket_frame`: largest websocket frame relayed, in bytes (default 16 MiB).
 /// - `token_cache_lifetime`: how long a bcrypt check of an imported token is remembered (default `5m`).
-/// - `bcrypt_concurrency`: bcrypt computations at once (default 2).
+/// - `bcrypt_concurrency`: bcrypt computations at once for token checks, and as many again for password logins
+///   (default 2).
 /// - `log_level`: `trace`, `debug`, `info` (default), `notice`, `warning`, `error`.
+/// - `max_connections`: open client connections at once; more are closed as they arrive (default: from the
+///   file-descriptor limit, see ``ConnectionLimits``).
+/// - `request_head_timeout` (default `15s`): longest time from a request's first byte (a new connection's
+///   accept) to the end of its head.
+/// - `keep_alive_timeout` (default `75s`): longest wait for the next request on an idle connection.
+/// - `request_body_timeout` (default `60s`): longest wait for more of a request body the gateway is ready to read.
 public struct GatewayConfiguration: Sendable, Equatable {
     public var listenHost: String
     public var listenPort: Int
@@ -32,12 +39,18 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var tokenCacheLifetime: TimeInterval
     public var bcryptConcurrency: Int
     public var logLevel: String
+    /// Open client connections at once; nil derives the cap from the file-descriptor limit.
+    public var maxConnections: Int?
+    public var requestHeadTimeout: TimeInterval
+    public var keepAliveTimeout: TimeInterval
+    public var requestBodyTimeout: TimeInterval
 
     /// Every setting name, as written in the configuration file.
     public static let knownKeys: Set<String> = [
         "listen", "upstream", "data", "database_url", "public_url", "trusted_proxies", "session_idle_timeout",
         "session_absolute_timeout", "upstream_connect_timeout", "upstream_timeout", "max_websocket_frame",
-        "token_cache_lifetime", "bcrypt_concurrency", "log_level",
+        "token_cache_lifetime", "bcrypt_concurrency", "log_level", "max_connections", "request_head_timeout",
+        "keep_alive_timeout", "request_body_timeout",
     ]
 
     /// The defaults, as used when nothing is configured.
@@ -56,7 +69,11 @@ public struct GatewayConfiguration: Sendable, Equatable {
         maxWebSocketFrame: Int = 16 << 20,
         tokenCacheLifetime: TimeInterval = 300,
         bcryptConcurrency: Int = 2,
-        logLevel: String = "info"
+        logLevel: String = "info",
+        maxConnections: Int? = nil,
+        requestHeadTimeout: TimeInterval = 15,
+        keepAliveTimeout: TimeInterval = 75,
+        requestBodyTimeout: TimeInterval = 60
     ) {
         self.listenHost = listenHost
         self.listenPort = listenPort
@@ -73,6 +90,10 @@ public struct GatewayConfiguration: Sendable, Equatable {
         self.tokenCacheLifetime = tokenCacheLifetime
         self.bcryptConcurrency = bcryptConcurrency
         self.logLevel = logLevel
+        self.maxConnections = maxConnections
+        self.requestHeadTimeout = requestHeadTimeout
+        self.keepAliveTimeout = keepAliveTimeout
+        self.requestBodyTimeout = requestBodyTimeout
     }
 
     /// Reads and validates every setting, reporting all problems at once.
@@ -108,6 +129,11 @@ public struct GatewayConfiguration: Sendable, Equatable {
             expected: "a byte count from 1024 to 1073741824") { maxWebSocketFrame = value }
         if let value = read("bcrypt_concurrency", { Int($0).flatMap { (1...64).contains($0) ? $0 : nil } },
             expected: "a whole number from 1 to 64") { bcryptConcurrency = value }
+        if let value = read("request_head_timeout", duration, expected: durationText) { requestHeadTimeout = value }
+        if let value = read("keep_alive_timeout", duration, expected: durationText) { keepAliveTimeout = value }
+        if let value = read("request_body_timeout", duration, expected: durationText) { requestBodyTimeout = value }
+        if let value = read("max_connections", { Int($0).flatMap { (1...1_000_000).contains($0) ? $0 : nil } },
+            expected: "a whole number from 1 to 1000000") { maxConnections = value }
         let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
         if let value = read("log_level", { levels.contains($0.lowercased()) ? $0.lowercased() : nil },
             expected: "one of " + levels.joined(separator: ", ")) { logLevel = value }

@@ -1,8 +1,16 @@
 import HummingbirdBcrypt
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// bcrypt hashing and verification, each on a thread of its own (never on an event loop or Swift concurrency's
 /// threads) with at most `maxConcurrent` computations at once and at most `maxWaiting` callers waiting for a turn.
+///
+/// Work that must not wait behind other bcrypt work gets a hasher of its own: the gateway checks password
+/// logins on one and imported tokens on another, at a lower priority, so that a flood of token guesses can
+/// neither take the logins' turns nor their share of the cores.
 public final class PasswordHasher: Sendable {
     /// bcrypt reads at most 72 bytes; longer secrets are refused rather than silently truncated.
     public static let maxSecretBytes = 72
@@ -11,11 +19,15 @@ public final class PasswordHasher: Sendable {
 
     /// The highest cost accepted when verifying or importing a hash: each step doubles the work.
     public let maxCost: Int
+    private let background: Bool
     private let limiter: AsyncLimiter
     private let verifications = Atomic<Int>(0)
 
-    public init(maxConcurrent: Int = 2, maxWaiting: Int = 64, maxCost: Int = 14) {
+    /// - Parameter background: run each computation at nice 10 (on Linux), so that normal-priority threads —
+    ///   another hasher's, the event loops — get the cores first when there are not enough for everyone.
+    public init(maxConcurrent: Int = 2, maxWaiting: Int = 64, maxCost: Int = 14, background: Bool = false) {
         self.maxCost = maxCost
+        self.background = background
         self.limiter = AsyncLimiter(limit: maxConcurrent, maxWaiting: maxWaiting)
     }
 
@@ -47,7 +59,22 @@ public final class PasswordHasher: Sendable {
     private func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async throws(PasswordError) -> T {
         guard await limiter.acquire() else { throw .busy }
         defer { limiter.release() }
-        return await DedicatedThread.run(name: "comfygate-bcrypt", work)
+        let background = background
+        return await DedicatedThread.run(name: background ? "comfygate-bcrypt-bg" : "comfygate-bcrypt") {
+            if background { Self.lowerCurrentThreadPriority() }
+            return work()
+        }
+    }
+
+    /// The nice value of background computations: CFS then gives a normal thread about ten times their share.
+    static let backgroundNice: Int32 = 10
+
+    /// Lowers the priority of the calling thread only (on Linux a nice value belongs to a thread; each
+    /// computation has a new thread, so nothing else inherits it). Elsewhere the thread keeps its priority.
+    private static func lowerCurrentThreadPriority() {
+        #if os(Linux)
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, backgroundNice)
+        #endif
     }
 }
 

@@ -43,17 +43,32 @@ public struct DotenvDocument: Sendable, Equatable {
     /// spacing and trailing comment) or appends a line using the file's own line ending (and, if the file has
     /// no final newline, without adding one).
     /// - Throws: ``SecretsError`` when the value cannot be written so that Compose reads it back exactly.
+    ///   Also when the file would then read differently for any other key, as when an unterminated quote earlier
+    ///   in it would swallow an appended line.
     public mutating func set(_ value: String, forKey key: String) throws(SecretsError) {
         let rendered = Array(try Self.render(value).utf8)
+        var edited = bytes
         if let entry = entry(forKey: key) {
-            bytes.replaceSubrange(entry.valueRange, with: rendered)
+            edited.replaceSubrange(entry.valueRange, with: rendered)
         } else {
             let newline: [UInt8] = usesCRLF ? [13, 10] : [10]
             let line = Array(key.utf8) + [UInt8(ascii: "=")] + rendered
             // A file without a final newline keeps lacking one.
-            if let last = bytes.last, last != 10 { bytes += newline + line } else { bytes += line + newline }
+            if let last = edited.last, last != 10 { edited += newline + line } else { edited += line + newline }
         }
-        entries = Self.parse(bytes)
+        let reread = Self.parse(edited)
+        var expected = Self.values(entries)
+        expected[key] = value
+        guard Self.values(reread) == expected else {
+            throw SecretsError("\(key) cannot be set without changing how the rest of the file reads (an unterminated quote?)")
+        }
+        bytes = edited
+        entries = reread
+    }
+
+    /// What Compose sees: each key's last value.
+    private static func values(_ entries: [Entry]) -> [String: String] {
+        Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
     }
 
     /// Whether the file's first line ends with CRLF.
@@ -123,6 +138,7 @@ public struct DotenvDocument: Sendable, Equatable {
                 continue
             }
             position += 1
+            let afterEquals = position
             skipBlanks()
             let valueStart = position
             let quote = position < count ? bytes[position] : 0
@@ -145,7 +161,9 @@ public struct DotenvDocument: Sendable, Equatable {
                 }
                 while end > valueStart, isBlank(bytes[end - 1]) { end -= 1 }
                 let value = String(decoding: bytes[valueStart..<end], as: UTF8.self)
-                entries.append(Entry(key: key, value: value, quoting: .none, valueRange: valueStart..<end))
+                // An empty value is replaced right after `=`: before blanks, a new value would run into a ` #` comment.
+                let range = end > valueStart ? valueStart..<end : afterEquals..<afterEquals
+                entries.append(Entry(key: key, value: value, quoting: .none, valueRange: range))
                 position = end
             }
             skipLine()

@@ -1,5 +1,5 @@
+import ComfyGateTOML
 public import Foundation
-import TOMLKit
 
 /// The single source of truth for a deployment's secrets: where each raw value lives and every place that needs
 /// it, in what form. Written in TOML (see `docs/secrets.md`); relative paths are relative to the manifest's
@@ -124,13 +124,9 @@ extension SecretsManifest {
     public init(text: String, file: URL) throws(ManifestError) {
         let table: TOMLTable
         do {
-            table = try TOMLTable(string: text)
-        } catch let error as TOMLParseError {
-            throw ManifestError(problems: [
-                "\(file.path): not valid TOML at line \(error.source.begin.line): \(error.description)"
-            ])
+            table = try TOML.parse(text)
         } catch {
-            throw ManifestError(problems: ["\(file.path): not valid TOML: \(error)"])
+            throw ManifestError(problems: [error.message(file: file.path)])
         }
         var parser = ManifestParser(file: file)
         let manifest = parser.manifest(from: table)
@@ -178,7 +174,7 @@ private struct ManifestParser {
 
     mutating func int(_ table: TOMLTable, _ key: String, at place: String) -> Int? {
         guard let node = table[key] else { return nil }
-        guard let value = node.int else {
+        guard let value = node.integer.flatMap({ Int(exactly: $0) }) else {
             problem(place, "'\(key)' must be an integer")
             return nil
         }

@@ -268,4 +268,5 @@ public final class CachedGatewayStore: GatewayStore {
     public func tokens(userID: String?) async throws -> [APIToken] { try await base.tokens(userID: userID) }
     public func appendAudit(_ event: AuditEvent) async throws { try await base.appendAudit(event) }
     public func auditEvents(limit: Int) async throws -> [AuditEvent] { try await base.auditEvents(limit: limit) }
+    public func checkWritable() async throws { try await base.checkWritable() }
 }

@@ -50,6 +50,12 @@ public protocol GatewayStore: Sendable {
     func appendAudit(_ event: AuditEvent) async throws
     /// The most recent events, newest first.
     func auditEvents(limit: Int) async throws -> [AuditEvent]
+
+    // MARK: Health
+
+    /// Proves the store takes writes now, changing nothing; throws ``StoreError/unavailable(_:)`` naming the
+    /// store and the cause (a read-only file or database, a lost connection) otherwise.
+    func checkWritable() async throws
 }
 
 /// Failures a store reports in terms of the domain.

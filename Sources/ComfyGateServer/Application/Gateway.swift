@@ -15,7 +15,10 @@ public enum Gateway {
         /// The store, behind a ``CachedGatewayStore``: writes through it take effect at once, writes by other
         /// processes within a second.
         public let store: any GatewayStore
+        /// bcrypt for imported tokens (and hashing by administration), at a lower thread priority.
         public let hasher: PasswordHasher
+        /// bcrypt for password logins, apart from ``hasher``: token guesses never take a login's turn.
+        public let loginHasher: PasswordHasher
         public let verifier: CredentialVerifier
         public let sessions: SessionManager
         public let transport: any UpstreamTransport
@@ -33,7 +36,8 @@ public enum Gateway {
             let store = CachedGatewayStore(store)
             self.store = store
             self.transport = transport ?? Gateway.makeTransport(for: configuration)
-            self.hasher = PasswordHasher(maxConcurrent: configuration.bcryptConcurrency)
+            self.hasher = PasswordHasher(maxConcurrent: configuration.bcryptConcurrency, background: true)
+            self.loginHasher = PasswordHasher(maxConcurrent: configuration.bcryptConcurrency)
             self.verifier = CredentialVerifier(
                 store: store, hasher: hasher, cacheLifetime: configuration.tokenCacheLifetime, now: now
             )
@@ -80,20 +84,24 @@ public enum Gateway {
             publicScheme: configuration.publicURL?.scheme
         )
         let authenticator = RequestAuthenticator(
-            verifier: components.verifier, sessions: components.sessions, cookie: cookie, logger: logger
+            verifier: components.verifier, sessions: components.sessions, cookie: cookie, clientAddress: clientAddress, logger: logger
         )
         let decoyHash = try BcryptHash(
             parsing: PasswordHasher.defaultCost == 12
-                ? Self.decoyHashCost12 : try await components.hasher.hash(TokenFormat.randomID(), cost: PasswordHasher.defaultCost)
+                ? Self.decoyHashCost12 : try await components.loginHasher.hash(TokenFormat.randomID(), cost: PasswordHasher.defaultCost)
         )
 
         let router = Router(context: GatewayRequestContext.self)
+        let storeHealth = StoreHealth(logger: logger)
+        router.add(middleware: FailureAnswerMiddleware(storeHealth: storeHealth))
         HealthController(
             transport: components.transport,
-            upstreamDescription: configuration.upstream.absoluteString
+            upstreamDescription: configuration.upstream.absoluteString,
+            store: components.store,
+            storeHealth: storeHealth
         ).addRoutes(to: router)
         LoginController(
-            login: PasswordLogin(store: components.store, hasher: components.hasher, throttle: LoginThrottle(), decoyHash: decoyHash),
+            login: PasswordLogin(store: components.store, hasher: components.loginHasher, throttle: LoginThrottle(), decoyHash: decoyHash),
             sessions: components.sessions, cookie: cookie, originPolicy: originPolicy, store: components.store,
             clientAddress: clientAddress, logger: logger
         ).addRoutes(to: router)
@@ -120,8 +128,16 @@ public enum Gateway {
                 gatewayPaths: Self.gatewayPaths, logger: logger
             )
         }
+        let limits = ConnectionLimits(configuration: configuration)
+        let openConnections = OpenConnections(limit: limits.maxConnections, logger: logger)
+        logger.info("client connections", metadata: [
+            "max_connections": "\(limits.maxConnections)", "request_head_timeout": "\(configuration.requestHeadTimeout)s",
+            "request_body_timeout": "\(configuration.requestBodyTimeout)s", "keep_alive_timeout": "\(configuration.keepAliveTimeout)s",
+        ])
         let server = HTTPServerBuilder { responder in
-            GatewayChannel(responder: responder, webSocket: webSocket, fastPath: fastPath, idleTimeout: nil)
+            GatewayChannel(
+                responder: responder, webSocket: webSocket, fastPath: fastPath, limits: limits, openConnections: openConnections
+            )
         }
         return Application(
             router: router,

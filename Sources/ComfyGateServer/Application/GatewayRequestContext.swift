@@ -9,10 +9,19 @@ public struct GatewayRequestContext: RequestContext {
     public var identity: Identity?
     /// The peer's IP address as seen on the socket (before any `X-Forwarded-For`).
     public let peerAddress: String?
+    /// The client's connection, for interim answers.
+    let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.peerAddress = source.channel.remoteAddress?.ipAddress
+        self.channel = source.channel
+    }
+
+    /// Lets a client that sent `Expect: 100-continue` send its body: call once the request may go on.
+    func proceedIfExpected(_ request: Request) {
+        guard request.headers[.expect]?.lowercased() == "100-continue" else { return }
+        channel.triggerUserOutboundEvent(ExpectContinueHandler.Proceed(), promise: nil)
     }
 
     /// Request bodies are streamed to ComfyUI, never collected; this only bounds the few routes that read a form.

@@ -1,3 +1,4 @@
+import ComfyGateRequestParsing
 import Foundation
 import HTTPTypes
 import Hummingbird

@@ -17,7 +17,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
         next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         var context = context
-        switch try await authenticator.authenticate(headers: request.headers, query: request.uri.query) {
+        switch try await authenticator.authenticate(headers: request.headers, query: request.uri.query, peer: context.peerAddress) {
         case .authenticated(let identity):
             if identity.credential == .session, !originPolicy.allows(request) {
                 return GatewayResponse.error(.forbidden, "cross-site request refused")
@@ -36,6 +36,9 @@ struct AuthenticationMiddleware: RouterMiddleware {
         case .busy:
             return GatewayResponse.error(.serviceUnavailable, "too many credential checks in progress, retry shortly",
                 headers: [.retryAfter: "1"])
+        case .throttled(let wait):
+            return GatewayResponse.error(.tooManyRequests, RequestAuthenticator.throttledMessage,
+                headers: [.retryAfter: RequestAuthenticator.retryAfter(wait)])
         }
     }
 

@@ -1,4 +1,5 @@
 import ComfyGateCore
+import ComfyGateRequestParsing
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -17,7 +18,7 @@ struct LoginController: Sendable {
 
     func addRoutes(to router: Router<GatewayRequestContext>) {
         router.get("/login") { request, _ in
-            GatewayResponse.html(.ok, LoginPage.render(next: Self.safeNext(request.uri.queryParameters["next"].map(String.init)), error: nil))
+            GatewayResponse.html(.ok, LoginPage.render(next: RedirectTarget.sanitize(request.uri.queryParameters["next"].map(String.init)), error: nil))
         }
         router.post("/login") { request, context in try await self.submit(request, context: context) }
         router.get("/logout") { request, _ in try await self.logout(request) }
@@ -26,9 +27,10 @@ struct LoginController: Sendable {
 
     private func submit(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         guard originPolicy.allows(request) else { return GatewayResponse.error(.forbidden, "cross-site request refused") }
+        context.proceedIfExpected(request)
         let body = try await request.body.collect(upTo: context.maxUploadSize)
         let form = Self.parseForm(String(buffer: body))
-        let next = Self.safeNext(form["next"])
+        let next = RedirectTarget.sanitize(form["next"])
         let userName = form["username"] ?? ""
         let address = clientAddress.resolve(request, peer: context.peerAddress)
         switch try await login.attempt(userName: userName, password: form["password"] ?? "", clientAddress: address) {
@@ -43,9 +45,7 @@ struct LoginController: Sendable {
             if login.throttle.isFirstRefusal(account: userName, address: address) {
                 try await audit("login.throttled", user: userName, address: address)
             }
-            // Answer a locked-out guesser only after a pause: a flood then waits on its own connections
-            // instead of taking the CPU from everyone else's requests.
-            try await Task.sleep(for: Self.throttledAnswerDelay)
+            try await Task.sleep(for: RequestAuthenticator.retryLaterDelay)
             let seconds = Int(wait.rounded(.up))
             return GatewayResponse.html(
                 .tooManyRequests,
@@ -68,17 +68,6 @@ struct LoginController: Sendable {
     private func audit(_ action: String, user: String, address: String) async throws {
         logger.info("\(action)", metadata: ["user": "\(user)", "client": "\(address)"])
         try await store.appendAudit(AuditEvent(time: Date(), action: action, userName: user, clientAddress: address))
-    }
-
-    /// How long a throttled login attempt waits for its 429.
-    static let throttledAnswerDelay = Duration.seconds(1)
-
-    /// Only same-site relative paths: `/x`, never `//host`, `/\host` or an absolute URL.
-    static func safeNext(_ next: String?) -> String {
-        guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), !next.hasPrefix("/\\"),
-            !next.contains(where: { $0.isNewline || $0 == "\\" })
-        else { return "/" }
-        return next
     }
 
     static func parseForm(_ body: String) -> [String: String] {

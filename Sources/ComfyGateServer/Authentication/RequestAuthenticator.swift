@@ -1,4 +1,6 @@
 import ComfyGateCore
+import ComfyGateRequestParsing
+import Foundation
 import HTTPTypes
 import Logging
 
@@ -12,14 +14,31 @@ struct RequestAuthenticator: Sendable {
         case refused
         /// The credential could not be checked now (bcrypt queue full).
         case busy
+        /// The client's address presented too many tokens that matched nothing; retry after the given seconds.
+        case throttled(retryAfter: TimeInterval)
     }
 
     let verifier: CredentialVerifier
     let sessions: SessionManager
     let cookie: SessionCookie
+    let clientAddress: ClientAddressResolver
     let logger: Logger
 
-    func authenticate(headers: HTTPFields, query: String?) async throws -> Outcome {
+    /// How long an answer that tells the client to retry later waits (a throttled token or login attempt's 429,
+    /// a 503 when the token checks' bcrypt queue is full): a flood then waits on its own connections instead of
+    /// taking the CPU from everyone else's requests.
+    static let retryLaterDelay = Duration.seconds(1)
+
+    /// The JSON error message of a throttled answer (HTTP or websocket handshake, both 429).
+    static let throttledMessage = "too many failed credentials, retry later"
+
+    /// A `Retry-After` value: whole seconds, at least 1.
+    static func retryAfter(_ wait: TimeInterval) -> String { String(max(1, Int(wait.rounded(.up)))) }
+
+    /// Who sent the request, judged from its headers and `peer`, the socket's remote address: the same decision
+    /// for the application path and websocket upgrades. Token failures count against the client's address as
+    /// resolved by ``ClientAddressResolver``.
+    func authenticate(headers: HTTPFields, query: String?, peer: String?) async throws -> Outcome {
         guard let presented = PresentedCredential(headers: headers, query: query, cookieName: cookie.name) else {
             return .anonymous
         }
@@ -30,11 +49,16 @@ struct RequestAuthenticator: Sendable {
             guard let identity = try await sessions.resolve(cookieValue: value) else { return .refused }
             return .authenticated(identity)
         case .token(let value):
-            switch try await verifier.verify(token: value) {
+            let address = clientAddress.resolve(headers: headers, peer: peer)
+            switch try await verifier.verify(token: value, from: address) {
             case .success(let identity):
                 return .authenticated(identity)
             case .failure(.busy):
+                try await Task.sleep(for: Self.retryLaterDelay)
                 return .busy
+            case .failure(.throttled(let wait)):
+                try await Task.sleep(for: Self.retryLaterDelay)
+                return .throttled(retryAfter: wait)
             case .failure(let refusal):
                 logger.debug("token refused", metadata: ["reason": "\(refusal)"])
                 return .refused
@@ -45,7 +69,7 @@ struct RequestAuthenticator: Sendable {
 
 extension RequestAuthenticator {
     /// The identity behind the request's credential when the cache alone can tell (a native token or a
-    /// session seen recently, nothing due to be written); nil means "ask ``authenticate(headers:query:)``".
+    /// session seen recently, nothing due to be written); nil means "ask ``authenticate(headers:query:peer:)``".
     func cachedIdentity(headers: HTTPFields, query: String?) -> Identity? {
         switch PresentedCredential(headers: headers, query: query, cookieName: cookie.name) {
         case .token(let value): verifier.cachedIdentity(token: value)

@@ -11,7 +11,10 @@ import NIOWebSocket
 import ServiceLifecycle
 
 /// The server's per-connection pipeline: HTTP/1.1 for ordinary requests (with `Expect: 100-continue`
-/// answered), and a websocket upgrade that joins both ends with a ``WebSocketRelay``.
+/// answered), and a websocket upgrade that joins both ends with a ``WebSocketRelay``. Every connection counts
+/// against ``OpenConnections`` (at the cap, a new one is closed at once, unread) and lives under the
+/// ``ClientTimeoutHandler``'s timeouts; requests that are not valid HTTP get a 400 from the
+/// ``RequestProgressHandler``.
 struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
     enum UpgradeResult: Sendable {
         case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
@@ -30,10 +33,23 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
     let webSocket: WebSocketUpgrader.Dependencies
     /// What the SwiftNIO fast path needs; nil when ComfyUI is reached another way (https).
     let fastPath: FastProxyHandler.Dependencies?
-    let idleTimeout: Duration?
+    let limits: ConnectionLimits
+    let openConnections: OpenConnections
+
+    /// A connection closed at once because the cap was reached.
+    struct OverConnectionCap: Error {}
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        channel.eventLoop.makeCompletedFuture {
+        guard openConnections.open() else {
+            // Refused cheaply: no handler, nothing read.
+            channel.close(promise: nil)
+            return channel.eventLoop.makeSucceededFuture(Value(result: channel.eventLoop.makeFailedFuture(OverConnectionCap()), channel: channel))
+        }
+        let openConnections = openConnections
+        channel.closeFuture.whenComplete { _ in openConnections.close() }
+        return channel.eventLoop.makeCompletedFuture {
+            let timeouts = ClientTimeoutHandler(limits: limits, logger: logger)
+            try channel.pipeline.syncOperations.addHandler(timeouts)
             let upgrader = WebSocketUpgrader(dependencies: webSocket)
             var configuration = NIOUpgradableHTTPServerPipelineConfiguration<UpgradeResult>(
                 upgradeConfiguration: NIOTypedHTTPServerUpgradeConfiguration(
@@ -42,9 +58,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                         channel.eventLoop.makeCompletedFuture {
                             try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
                             try channel.pipeline.syncOperations.addHandler(ExpectContinueHandler())
-                            try channel.pipeline.syncOperations.addHandler(
-                                HTTPConnectionStateHandler(idleTimeout: idleTimeout, logger: logger)
-                            )
+                            try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(logger: logger))
                             if let fastPath {
                                 try channel.pipeline.syncOperations.addHandler(FastProxyHandler(dependencies: fastPath))
                             }
@@ -62,6 +76,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
             configuration.enableErrorHandling = false
             configuration.enableResponseHeaderValidation = false
             let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration)
+            try channel.pipeline.syncOperations.addHandler(RequestProgressHandler(timeouts: timeouts, logger: logger))
             return Value(result: result, channel: channel)
         }
     }
@@ -83,8 +98,11 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                     relay.eventLoop.execute { relay.value.goAway() }
                 }
             }
+        } catch is OverConnectionCap {
+            return
         } catch {
             logger.debug("connection ended before a request was handled", metadata: ["error": "\(error)"])
+            value.channel.close(promise: nil)
         }
     }
 

@@ -1,11 +1,15 @@
+import ComfyGateCore
 import Foundation
 import HTTPTypes
 import Hummingbird
 
-/// `/healthz` (the gateway answers) and `/readyz` (ComfyUI answers `/system_stats`), both unauthenticated.
+/// `/healthz` (the gateway answers) and `/readyz` (the store takes writes and ComfyUI answers `/system_stats`),
+/// both unauthenticated.
 struct HealthController: Sendable {
     let transport: any UpstreamTransport
     let upstreamDescription: String
+    let store: any GatewayStore
+    let storeHealth: StoreHealth
 
     func addRoutes(to router: Router<GatewayRequestContext>) {
         router.get("/healthz") { _, _ in GatewayResponse.json(.ok, ["status": "ok"]) }
@@ -13,6 +17,13 @@ struct HealthController: Sendable {
     }
 
     private func readiness() async -> Response {
+        do {
+            try await store.checkWritable()
+            storeHealth.recordSuccess()
+        } catch {
+            storeHealth.recordFailure(error)
+            return GatewayResponse.json(.serviceUnavailable, ["status": "unavailable", "store": StoreHealth.cause(of: error)])
+        }
         let start = ContinuousClock.now
         let probe = UpstreamRequest(
             method: .get, pathAndQuery: "/system_stats", headers: [.accept: "application/json"],

@@ -31,4 +31,6 @@ extension HTTPField.Name {
     static let xForwardedProto = Self("X-Forwarded-Proto")!
     static let xForwardedHost = Self("X-Forwarded-Host")!
     static let comfyUser = Self("comfy-user")!
+    static let forwarded = Self("Forwarded")!
+    static let xRealIP = Self("X-Real-IP")!
 }

@@ -1,4 +1,5 @@
 import ComfyGateCore
+import ComfyGateRequestParsing
 import HTTPTypes
 import Logging
 import NIOCore

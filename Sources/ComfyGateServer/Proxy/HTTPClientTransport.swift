@@ -45,7 +45,10 @@ public struct HTTPClientTransport: UpstreamTransport {
         outgoing.headers.reserveCapacity(request.headers.count)
         for field in request.headers { outgoing.headers.add(name: field.name.rawName, value: field.value) }
         if let body = request.body {
-            outgoing.body = .stream(body, length: request.contentLength.map { .known(Int64($0)) } ?? .unknown)
+            outgoing.body = .stream(
+                CheckedRequestBody(body: body, expectedLength: request.contentLength),
+                length: request.contentLength.map { .known(Int64($0)) } ?? .unknown
+            )
         }
         let response: HTTPClientResponse
         do {
@@ -61,6 +64,7 @@ public struct HTTPClientTransport: UpstreamTransport {
     }
 
     static func classify(_ error: any Error, upstream: String) -> UpstreamError {
+        if let bodyError = error as? ClientBodyError { return .clientBody(bodyError, upstream: upstream) }
         if let clientError = error as? HTTPClientError {
             switch clientError {
             case .connectTimeout: return UpstreamError(kind: .timeout, upstream: upstream, cause: "connection timed out")

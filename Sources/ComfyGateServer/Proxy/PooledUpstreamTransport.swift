@@ -40,12 +40,12 @@ public final class PooledUpstreamTransport: UpstreamTransport {
         do {
             var (connection, reused) = try await pool.acquire()
             do {
-                return try await exchange(head, body: request.body, on: connection)
+                return try await exchange(head, body: request.body, contentLength: request.contentLength, on: connection)
             } catch UpstreamExchangeError.closedBeforeAnswer where reused && request.body == nil {
                 // ComfyUI closed the idle connection as the request went out: one retry on a fresh connection.
                 connection = try await pool.connect(on: connection.eventLoop)
                 reused = false
-                return try await exchange(head, body: request.body, on: connection)
+                return try await exchange(head, body: request.body, contentLength: request.contentLength, on: connection)
             }
         } catch {
             throw classify(error)
@@ -56,13 +56,15 @@ public final class PooledUpstreamTransport: UpstreamTransport {
         await pool.shutdown()
     }
 
-    private func exchange(_ head: HTTPRequestHead, body: RequestBody?, on connection: UpstreamConnection) async throws -> Response {
+    private func exchange(
+        _ head: HTTPRequestHead, body: RequestBody?, contentLength: Int?, on connection: UpstreamConnection
+    ) async throws -> Response {
         let answer = connection.eventLoop.makePromise(of: UpstreamAnswer.self)
         let endsRequest = body == nil
         connection.onLoop { $0.begin(head, endsRequest: endsRequest, answer: answer) }
         if let body {
             do {
-                try await Self.stream(body, to: connection)
+                try await Self.stream(CheckedRequestBody(body: body, expectedLength: contentLength), to: connection)
             } catch {
                 connection.onLoop { $0.abandon() }
                 answer.fail(error)
@@ -81,7 +83,7 @@ public final class PooledUpstreamTransport: UpstreamTransport {
     }
 
     /// Streams the client's body to ComfyUI, waiting for the socket whenever it stops taking bytes.
-    private static func stream(_ body: RequestBody, to connection: UpstreamConnection) async throws {
+    private static func stream(_ body: CheckedRequestBody, to connection: UpstreamConnection) async throws {
         var lastWrite: EventLoopFuture<Void>?
         for try await buffer in body {
             let written = connection.eventLoop.makePromise(of: Void.self)

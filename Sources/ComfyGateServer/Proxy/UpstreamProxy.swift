@@ -1,3 +1,4 @@
+import ComfyGateRequestParsing
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -17,6 +18,8 @@ struct UpstreamProxy: RouterMiddleware {
         if let query = request.uri.query, let kept = QueryString.removing("token", from: query) {
             pathAndQuery += "?" + kept
         }
+        // Everything that reaches this point may go on: a client waiting for `100 Continue` may send its body.
+        context.proceedIfExpected(request)
         let contentLength = request.headers[.contentLength].flatMap { Int($0) }
         let hasBody = (contentLength ?? 0) > 0 || request.headers[.transferEncoding] != nil
         let upstreamRequest = UpstreamRequest(

@@ -1,9 +1,12 @@
+import ComfyGateRequestParsing
 import Foundation
 import HTTPTypes
 import NIOHTTP1
 
 /// Builds the headers ComfyUI receives: the client's own, less hop-by-hop headers and the gateway's
-/// credentials, with `Host`/`Origin` made consistent for ComfyUI's origin check and `X-Forwarded-*` set.
+/// credentials, with `Host`/`Origin` made consistent for ComfyUI's origin check, the `token` parameter taken out
+/// of `Referer`, and `X-Forwarded-*`, `Forwarded` and `X-Real-IP` set by the gateway (a client's own values are
+/// kept only from a trusted proxy, and only in the lists it extends).
 struct UpstreamRequestHeaders: Sendable {
     /// `host:port` of the upstream, as ComfyUI expects in `Host`.
     let upstreamAuthority: String
@@ -36,7 +39,10 @@ struct UpstreamRequestHeaders: Sendable {
                 if let kept = Self.removingCookie(sessionCookieName, from: field.value) { outgoing.append(HTTPField(name: .cookie, value: kept)) }
             case .origin:
                 outgoing.append(HTTPField(name: .origin, value: upstreamOrigin))
-            case .xForwardedFor, .xForwardedProto, .xForwardedHost:
+            case .referer:
+                // A page opened with `?token=` names it in the Referer of everything it loads next.
+                outgoing.append(HTTPField(name: .referer, value: QueryString.removing("token", fromURL: field.value)))
+            case .xForwardedFor, .xForwardedProto, .xForwardedHost, .forwarded, .xRealIP:
                 continue
             default:
                 outgoing.append(field)
@@ -48,8 +54,31 @@ struct UpstreamRequestHeaders: Sendable {
         outgoing[.xForwardedFor] = forwardedFor.joined(separator: ", ")
         let proto = (trusted ? incoming[.xForwardedProto] : nil) ?? publicScheme ?? "http"
         outgoing[.xForwardedProto] = proto
-        if let host = (trusted ? incoming[.xForwardedHost] : nil) ?? authority { outgoing[.xForwardedHost] = host }
+        let host = (trusted ? incoming[.xForwardedHost] : nil) ?? authority
+        if let host { outgoing[.xForwardedHost] = host }
+        outgoing[.xRealIP] = clientAddress.resolve(headers: incoming, peer: peer)
+        var forwarded = trusted ? incoming[values: .forwarded] : []
+        forwarded.append(Self.forwardedElement(for: peer, proto: proto, host: host))
+        outgoing[.forwarded] = forwarded.joined(separator: ", ")
         return outgoing
+    }
+
+    /// This hop's `Forwarded` element (RFC 7239): `for`, `proto` and `host`, quoted where the syntax needs it.
+    static func forwardedElement(for peer: String?, proto: String, host: String?) -> String {
+        var element = "for=" + (peer.map { $0.contains(":") ? "\"[\($0)]\"" : $0 } ?? "unknown")
+        element += ";proto=" + Self.quotedIfNeeded(proto)
+        if let host { element += ";host=" + Self.quotedIfNeeded(host) }
+        return element
+    }
+
+    /// A `Forwarded` value as a token when it is one, else as a quoted string.
+    private static func quotedIfNeeded(_ value: String) -> String {
+        let isToken = !value.isEmpty && value.utf8.allSatisfy { byte in
+            (0x21...0x7E).contains(byte) && !"\"(),/:;<=>?@[\\]{}".utf8.contains(byte)
+        }
+        guard !isToken else { return value }
+        let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        return "\"" + escaped + "\""
     }
 
     static func removingCookie(_ name: String, from header: String) -> String? {

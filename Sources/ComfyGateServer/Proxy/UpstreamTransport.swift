@@ -29,6 +29,8 @@ public struct UpstreamError: Error, Equatable, CustomStringConvertible {
         case unreachable
         /// ComfyUI did not accept the connection or answer within the configured time: 504.
         case timeout
+        /// The client's own request body broke off or was malformed: 400, and nothing is ComfyUI's fault.
+        case clientBody
     }
 
     public var kind: Kind
@@ -43,15 +45,39 @@ public struct UpstreamError: Error, Equatable, CustomStringConvertible {
 
     public var description: String { "upstream \(upstream): \(cause)" }
 
-    var status: HTTPResponse.Status { kind == .timeout ? .gatewayTimeout : .badGateway }
+    var status: HTTPResponse.Status {
+        switch kind {
+        case .unreachable: .badGateway
+        case .timeout: .gatewayTimeout
+        case .clientBody: .badRequest
+        }
+    }
 
     /// The JSON object the client gets, whichever path the request took.
     var answer: [String: String] {
-        ["error": kind == .timeout ? "upstream timed out" : "upstream unreachable", "upstream": upstream, "cause": cause]
+        switch kind {
+        case .unreachable: ["error": "upstream unreachable", "upstream": upstream, "cause": cause]
+        case .timeout: ["error": "upstream timed out", "upstream": upstream, "cause": cause]
+        case .clientBody: ["error": "the request body broke off or was malformed", "cause": cause]
+        }
     }
 
-    /// Logs the failure of the request for `path`.
+    /// Logs the failure of the request for `path`: a warning when ComfyUI failed, a debug line for a client's.
     func log(to logger: Logger, path: String) {
-        logger.warning("upstream request failed", metadata: ["upstream": "\(upstream)", "cause": "\(cause)", "path": "\(path)"])
+        if kind == .clientBody {
+            logger.debug("request body broke off", metadata: ["cause": "\(cause)", "path": "\(path)"])
+        } else {
+            logger.warning("upstream request failed", metadata: ["upstream": "\(upstream)", "cause": "\(cause)", "path": "\(path)"])
+        }
+    }
+
+    /// A client body that broke off, in the transports' terms.
+    static func clientBody(_ error: ClientBodyError, upstream: String) -> UpstreamError {
+        switch error {
+        case .broken:
+            UpstreamError(kind: .clientBody, upstream: upstream, cause: "the client's request body could not be read")
+        case .incomplete(let received, let expected):
+            UpstreamError(kind: .clientBody, upstream: upstream, cause: "the body ended after \(received) of \(expected) announced bytes")
+        }
     }
 }

@@ -7,7 +7,8 @@ import NIOWebSocket
 /// One handler sits in each of the two pipelines, paired with the other. Frames pass as they are — text,
 /// binary, continuation, ping, pong and close, with their close codes — so each side sees the other's close
 /// code. Frames to ComfyUI are masked, as a client's must be; frames to the client are not, as a server's must
-/// not be. A side that stops taking bytes stops the reads on the other side. Once a close frame has passed or
+/// not be; an unmasked frame from the client ends the relay with `1002`. A side that stops taking bytes stops the
+/// reads on the other side. Once a close frame has passed or
 /// either connection has ended, both are closed at the latest after `closeTimeout`.
 final class WebSocketRelay: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = WebSocketFrame
@@ -24,6 +25,8 @@ final class WebSocketRelay: ChannelDuplexHandler, RemovableChannelHandler {
     private var hasUnflushedWrites = false
     private var readHeld = false
     private var closing = false
+    /// The client broke the protocol: this side relays nothing more.
+    private var protocolViolated = false
 
     init(masksWrites: Bool, closeTimeout: TimeAmount) {
         self.masksWrites = masksWrites
@@ -58,6 +61,10 @@ final class WebSocketRelay: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        guard !protocolViolated else { return }
+        if !masksWrites, frame.maskKey == nil {
+            return refuseUnmaskedFrame(context)
+        }
         guard let partner else { return early.append(frame) }
         partner.relay(frame)
         if frame.opcode == .connectionClose { closeBothLater() }
@@ -88,6 +95,19 @@ final class WebSocketRelay: ChannelDuplexHandler, RemovableChannelHandler {
         guard hasUnflushedWrites, let context else { return }
         hasUnflushedWrites = false
         context.flush()
+    }
+
+    /// RFC 6455 §5.1: a client's frames must be masked, and a server closes the connection on one that is
+    /// not. The client gets `1002 protocol error`, ComfyUI `1001 going away`; nothing more is relayed.
+    private func refuseUnmaskedFrame(_ context: ChannelHandlerContext) {
+        protocolViolated = true
+        early = []
+        context.writeAndFlush(wrapOutboundOut(Self.closeFrame(code: .protocolError, masked: false)), promise: nil)
+        if let partner, let partnerContext = partner.context {
+            partner.protocolViolated = true
+            partnerContext.writeAndFlush(partner.wrapOutboundOut(Self.closeFrame(code: .goingAway, masked: true)), promise: nil)
+        }
+        closeBothLater()
     }
 
     // MARK: Backpressure

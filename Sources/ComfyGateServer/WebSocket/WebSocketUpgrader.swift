@@ -1,4 +1,5 @@
 import ComfyGateCore
+import ComfyGateRequestParsing
 import Crypto
 import Foundation
 import HTTPTypes
@@ -52,6 +53,8 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
         upgradeRequest: HTTPRequestHead,
         initialResponseHeaders: HTTPHeaders
     ) -> EventLoopFuture<HTTPHeaders> {
+        // The handshake is in: from here the upstream connect timeout bounds it, then no client timeout applies.
+        try? channel.pipeline.syncOperations.handler(type: ClientTimeoutHandler.self).stopTiming()
         let promise = channel.eventLoop.makePromise(of: HTTPHeaders.self)
         let peer = channel.remoteAddress?.ipAddress
         let eventLoop = channel.eventLoop
@@ -77,13 +80,16 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
         initialResponseHeaders: HTTPHeaders,
         eventLoop: any EventLoop
     ) async throws -> HTTPHeaders {
+        guard RequestTarget.isAcceptable(head.uri) else {
+            throw Refusal(status: .badRequest, body: ["error": "the request target is not a path (or absolute URL) of printable ASCII"])
+        }
         guard head.method == .GET, head.headers["sec-websocket-version"].first == "13",
             let key = head.headers["sec-websocket-key"].first
         else { throw Refusal(status: .badRequest, body: ["error": "not a websocket version 13 handshake"]) }
         let request = try HTTPRequest(head, secure: false, splitCookie: false)
         let query = head.uri.firstIndex(of: "?").map { String(head.uri[head.uri.index(after: $0)...]) }
         let identity: Identity
-        switch try await dependencies.authenticator.authenticate(headers: request.headerFields, query: query) {
+        switch try await dependencies.authenticator.authenticate(headers: request.headerFields, query: query, peer: peer) {
         case .authenticated(let authenticated):
             identity = authenticated
         case .anonymous:
@@ -95,6 +101,9 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
         case .busy:
             throw Refusal(status: .serviceUnavailable, body: ["error": "too many credential checks in progress, retry shortly"],
                 headers: [.retryAfter: "1"])
+        case .throttled(let wait):
+            throw Refusal(status: .tooManyRequests, body: ["error": RequestAuthenticator.throttledMessage],
+                headers: [.retryAfter: RequestAuthenticator.retryAfter(wait)])
         }
         if identity.credential == .session,
             !dependencies.originPolicy.allows(method: .get, headers: request.headerFields, authority: request.authority, isWebSocket: true)
@@ -131,6 +140,8 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
             guard let (upstream, identity) = pending.withLockedValue({ value in defer { value = nil }; return value }) else {
                 throw Refusal(status: .internalServerError, body: ["error": "websocket handshake failed"])
             }
+            let progress = try channel.pipeline.syncOperations.handler(type: RequestProgressHandler.self)
+            channel.pipeline.syncOperations.removeHandler(progress, promise: nil)
             try channel.pipeline.syncOperations.addHandler(WebSocketFrameEncoder())
             try channel.pipeline.syncOperations.addHandler(
                 ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: dependencies.connector.maxFrameSize))

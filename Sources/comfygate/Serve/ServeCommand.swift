@@ -48,6 +48,17 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     private static func serve(configuration: GatewayConfiguration, store: any GatewayStore, logger: Logger) async throws {
+        let descriptors = FileDescriptorLimit.raiseToHardLimit()
+        if descriptors.after > descriptors.before {
+            logger.notice("raised the open-file limit", metadata: ["from": "\(descriptors.before)", "to": "\(descriptors.after)"])
+        } else {
+            logger.info("open-file limit", metadata: ["limit": "\(descriptors.after)"])
+        }
+        do {
+            try await store.checkWritable()
+        } catch {
+            throw CommandFailure.failed("the store cannot be written: \(CommandFailure.reason(error))")
+        }
         if let admin = try await AccountService(store: store).bootstrapIfEmpty() {
             Self.announce(admin)
         }
@@ -87,9 +98,10 @@ struct ServeCommand: AsyncParsableCommand {
         FileHandle.standardOutput.write(Data(text.utf8))
     }
 
+    /// Logs one logfmt line per event on standard error, every logged value escaped (see ``StructuredLogHandler``).
     static func makeLogger(level: String) -> Logger {
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = StructuredLogHandler(label: label)
             handler.logLevel = Logger.Level(rawValue: level) ?? .info
             return handler
         }

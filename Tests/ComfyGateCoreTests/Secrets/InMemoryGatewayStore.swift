@@ -68,4 +68,5 @@ final class InMemoryGatewayStore: GatewayStore, GatewayStoreOpener {
 
     func appendAudit(_ event: AuditEvent) async throws { state.withLock { $0.audit.append(event) } }
     func auditEvents(limit: Int) async throws -> [AuditEvent] { [] }
+    func checkWritable() async throws {}
 }

@@ -61,7 +61,9 @@ struct SecretsManifestTests {
         #expect {
             try SecretsManifest(text: "version = 1\n[secrets\n", file: file)
         } throws: { error in
-            (error as? ManifestError)?.problems.first?.contains("not valid TOML at line 2") == true
+            (error as? ManifestError)?.problems == [
+                "/deploy/comfygate-secrets.toml:2:9: not valid TOML: expected ']' to close the header, found a new line"
+            ]
         }
     }
 

@@ -46,10 +46,15 @@ final class TestClock: Sendable {
 }
 
 /// Runs `body` with a gateway in front of a stand-in. The gateway is shut down gracefully afterwards.
+/// - Parameters:
+///   - wrapStore: what the gateway gets instead of the SQLite store (a store that fails, say).
+///   - logger: the gateway's logger (by default it logs only critical events).
 func withGateway<T: Sendable>(
     standIn options: ComfyUIStandIn.Options = .init(),
     upstream: String? = nil,
     configure: @Sendable (inout GatewayConfiguration) -> Void = { _ in },
+    wrapStore: @Sendable (SQLiteStore) -> any GatewayStore = { $0 },
+    logger: Logger? = nil,
     _ body: @Sendable (GatewayHarness) async throws -> T
 ) async throws -> T {
     try await withComfyUIStandIn(options) { standIn in
@@ -62,9 +67,12 @@ func withGateway<T: Sendable>(
         )
         configuration.upstreamTimeout = 10
         configure(&configuration)
-        let components = Gateway.Components(configuration: configuration, store: store, now: { clock.now() })
-        var logger = Logger(label: "gateway-test")
-        logger.logLevel = .critical
+        let components = Gateway.Components(configuration: configuration, store: wrapStore(store), now: { clock.now() })
+        let logger = logger ?? {
+            var logger = Logger(label: "gateway-test")
+            logger.logLevel = .critical
+            return logger
+        }()
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let application = try await Gateway.buildApplication(
             components: components,

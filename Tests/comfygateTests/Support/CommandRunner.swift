@@ -141,10 +141,15 @@ final class ServeProcess: Sendable {
     var standardError: String { errorLog.text }
 
     /// Starts `comfygate serve --listen 127.0.0.1:0 …` and waits until it logs its address.
-    static func start(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 30) async throws -> ServeProcess {
+    /// - Parameter launcher: a command that runs `comfygate` in its place (`prlimit --nofile=256:256 --`), exec'ing
+    ///   it so the process is the gateway itself.
+    static func start(
+        _ arguments: [String], environment: [String: String] = [:], launcher: [String] = [], timeout: TimeInterval = 30
+    ) async throws -> ServeProcess {
         let process = Process()
-        process.executableURL = CommandRunner.executable
-        process.arguments = ["serve", "--listen", "127.0.0.1:0"] + arguments
+        let command = launcher + [CommandRunner.executable.path, "serve", "--listen", "127.0.0.1:0"] + arguments
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         process.environment = CommandRunner.cleanEnvironment(adding: environment)
         let output = Pipe()
         let error = Pipe()

@@ -1,9 +1,8 @@
-import ComfyGateCore
 import Foundation
-import HTTPTypes
+public import HTTPTypes
 
 /// A credential found in a request, before it is checked.
-enum PresentedCredential: Equatable {
+public enum PresentedCredential: Equatable, Sendable {
     /// An API token from `Authorization: Bearer`, `Authorization: Basic` (as the password) or `?token=`.
     case token(String)
     /// A browser session cookie value.
@@ -13,7 +12,7 @@ enum PresentedCredential: Equatable {
 
     /// Reads the first credential a request carries, in the order: `Authorization` header, `token` query
     /// parameter, session cookie.
-    init?(headers: HTTPFields, query: String?, cookieName: String) {
+    public init?(headers: HTTPFields, query: String?, cookieName: String) {
         if let authorization = headers[.authorization] {
             self = Self.parse(authorization: authorization)
             return
@@ -37,60 +36,49 @@ enum PresentedCredential: Equatable {
             return .token(String(parts[1]))
         case "basic":
             guard let data = Data(base64Encoded: String(parts[1])), let text = String(data: data, encoding: .utf8),
-                let colon = text.firstIndex(of: ":")
+                let colon = text.utf8.firstIndex(of: UInt8(ascii: ":"))
             else { return .malformed }
-            return .token(String(text[text.index(after: colon)...]))
+            // At the byte: a password starting with a combining mark would make `:` part of another Character.
+            return .token(String(Substring(text.utf8[text.utf8.index(after: colon)...])))
         default:
             return .malformed
         }
     }
 
     /// The value of a cookie, from any `Cookie` header.
-    static func cookie(named name: String, in headers: HTTPFields) -> String? {
+    public static func cookie(named name: String, in headers: HTTPFields) -> String? {
+        let prefix = Array((name + "=").utf8)
         for header in headers[values: .cookie] {
-            for pair in header.split(separator: ";") {
-                let trimmed = pair.trimmingSpaces
-                guard trimmed.utf8.count > name.utf8.count, trimmed.utf8.starts(with: name.utf8) else { continue }
-                let rest = trimmed.utf8.dropFirst(name.utf8.count)
-                if rest.first == UInt8(ascii: "=") { return String(Substring(rest.dropFirst())) }
+            for pair in cookiePairs(header) where pair.starts(with: prefix) {
+                return String(Substring(pair.dropFirst(prefix.count)))
             }
         }
         return nil
     }
-}
 
-/// Byte-preserving edits of a raw query string.
-enum QueryString {
-    /// The percent-decoded value of the first `name=` parameter.
-    static func firstValue(of name: String, in query: String) -> String? {
-        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
-            let (key, value) = split(pair)
-            if decode(key) == name { return decode(value) }
+    /// A `Cookie` header without the cookie `name`, the other cookies joined with `; `; nil when none is left.
+    /// Splits exactly as ``cookie(named:in:)`` does, so the cookie read is the cookie removed.
+    public static func removingCookie(named name: String, from header: String) -> String? {
+        let prefix = Array((name + "=").utf8)
+        let kept = cookiePairs(header).filter { !$0.isEmpty && !$0.starts(with: prefix) }
+        return kept.isEmpty ? nil : kept.map { String(Substring($0)) }.joined(separator: "; ")
+    }
+
+    /// The `;`-separated pairs of a `Cookie` header without surrounding spaces and tabs, split at bytes as any
+    /// HTTP server splits them (a `Character` split glues `;` to a combining mark after it).
+    private static func cookiePairs(_ header: String) -> [Substring.UTF8View] {
+        let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        return header.utf8.split(separator: UInt8(ascii: ";"), omittingEmptySubsequences: false).map { pair in
+            let start = pair.firstIndex { !isBlank($0) } ?? pair.endIndex
+            let end = pair.lastIndex { !isBlank($0) }.map(pair.index(after:)) ?? start
+            return pair[start..<end]
         }
-        return nil
-    }
-
-    /// The query without any `name` parameter, every other byte as sent; nil when nothing is left.
-    static func removing(_ name: String, from query: String) -> String? {
-        let kept = query.split(separator: "&", omittingEmptySubsequences: false).filter { decode(split($0).key) != name }
-        let joined = kept.joined(separator: "&")
-        return joined.isEmpty ? nil : joined
-    }
-
-    private static func split(_ pair: Substring) -> (key: Substring, value: Substring) {
-        guard let equals = pair.firstIndex(of: "=") else { return (pair, "") }
-        return (pair[..<equals], pair[pair.index(after: equals)...])
-    }
-
-    private static func decode(_ text: Substring) -> String {
-        let spaced = text.replacingOccurrences(of: "+", with: " ")
-        return spaced.removingPercentEncoding ?? spaced
     }
 }
 
 extension Substring {
     /// Without leading and trailing spaces and tabs (cookie and header list separators), without Foundation.
-    var trimmingSpaces: Substring {
+    public var trimmingSpaces: Substring {
         let isSpace = { (character: Character) in character == " " || character == "\t" }
         guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
         return self[first...last]

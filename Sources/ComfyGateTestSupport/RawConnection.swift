@@ -4,14 +4,15 @@ import Foundation
 import Glibc
 #endif
 
-/// A bare TCP client for what HTTP libraries hide: interim `100 Continue` answers and refused upgrades.
+/// A bare TCP client for what HTTP libraries hide: interim `100 Continue` answers, refused upgrades, malformed
+/// requests, half-sent heads and closed connections.
 ///
 /// Its blocking socket calls run on threads of their own, never on Swift concurrency's few threads (the
 /// servers under test need those).
-final class RawConnection: @unchecked Sendable {
+public final class RawConnection: @unchecked Sendable {
     private let descriptor: Int32
 
-    init(port: Int, timeoutSeconds: Int = 30) throws {
+    public init(port: Int, timeoutSeconds: Int = 30) throws {
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw RawError.socket }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
@@ -31,11 +32,11 @@ final class RawConnection: @unchecked Sendable {
 
     deinit { close(descriptor) }
 
-    func write(_ text: String) async throws {
+    public func write(_ text: String) async throws {
         try await write(Array(text.utf8))
     }
 
-    func write(_ bytes: [UInt8]) async throws {
+    public func write(_ bytes: [UInt8]) async throws {
         try await DedicatedThread.run(name: "raw-connection") { try self.blockingWrite(bytes) }
     }
 
@@ -49,7 +50,7 @@ final class RawConnection: @unchecked Sendable {
     }
 
     /// Reads until `marker` has arrived (or the peer closes / the timeout passes) and returns everything read.
-    func read(until marker: String) async -> String {
+    public func read(until marker: String) async -> String {
         await DedicatedThread.run(name: "raw-connection") { self.blockingRead(until: marker) }
     }
 
@@ -64,7 +65,32 @@ final class RawConnection: @unchecked Sendable {
         return String(decoding: received, as: UTF8.self)
     }
 
-    enum RawError: Error {
+    /// Reads until the peer closes the connection (or the timeout passes): everything read, and whether the
+    /// peer closed (an orderly close or a reset) rather than the wait timing out.
+    public func readToEnd() async -> (text: String, closed: Bool) {
+        let (bytes, closed) = await readBytesToEnd()
+        return (String(decoding: bytes, as: UTF8.self), closed)
+    }
+
+    /// ``readToEnd()`` as bytes, for what is not text (websocket frames).
+    public func readBytesToEnd() async -> (bytes: [UInt8], closed: Bool) {
+        await DedicatedThread.run(name: "raw-connection") { self.blockingReadToEnd() }
+    }
+
+    private func blockingReadToEnd() -> (bytes: [UInt8], closed: Bool) {
+        var received = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(descriptor, &chunk, chunk.count, 0)
+            if count > 0 {
+                received += chunk[0..<count]
+                continue
+            }
+            return (received, count == 0 || errno == ECONNRESET)
+        }
+    }
+
+    public enum RawError: Error {
         case socket, connect, write
     }
 }
