@@ -75,12 +75,3 @@ public enum PresentedCredential: Equatable, Sendable {
         }
     }
 }
-
-extension Substring {
-    /// Without leading and trailing spaces and tabs (cookie and header list separators), without Foundation.
-    public var trimmingSpaces: Substring {
-        let isSpace = { (character: Character) in character == " " || character == "\t" }
-        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
-        return self[first...last]
-    }
-}

@@ -30,6 +30,28 @@ import Testing
         }
     }
 
+    /// A cookie planted before the session cookie (by a sibling subdomain, or script on this origin) whose value
+    /// ends in a combining mark: the session cookie must still be found and removed where it was read.
+    @Test func theSessionCookieNeverReachesComfyUIWhateverPrecedesIt() async throws {
+        try await withGateway { gate in
+            _ = try await gate.makeUser("alice")
+            let login = try await BrowserLoginTests.login(gate, user: "alice", password: "correct-horse-battery")
+            let session = try #require(BrowserLoginTests.sessionCookie(login))
+            let (_, token) = try await gate.makeUser("bob")
+            for credential in [("Cookie", "x=\u{0600}; \(session)"), ("Authorization", "Bearer \(token)")] {
+                var headers = [credential]
+                if credential.0 == "Authorization" { headers.append(("Cookie", "x=\u{0600}; \(session)")) }
+                let response = try await TestHTTP.send(.GET, "\(gate.baseURL)/queue", headers: headers)
+                #expect(response.status == 200)
+            }
+            let recorded = gate.standIn.recordedRequests.filter { $0.path == "/queue" }
+            #expect(recorded.count == 2)
+            for request in recorded {
+                #expect(request.headerValues("Cookie") == ["x=\u{0600}"])
+            }
+        }
+    }
+
     @Test func forwardedAndXRealIPFromAnUntrustedClientAreReplaced() async throws {
         try await withGateway { gate in
             let (_, token) = try await gate.makeUser("alice")

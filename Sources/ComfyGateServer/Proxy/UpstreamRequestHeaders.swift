@@ -36,7 +36,10 @@ struct UpstreamRequestHeaders: Sendable {
             if isWebSocket && name.canonicalName.hasPrefix("sec-websocket-") { continue }
             switch name {
             case .cookie:
-                if let kept = Self.removingCookie(sessionCookieName, from: field.value) { outgoing.append(HTTPField(name: .cookie, value: kept)) }
+                // Split exactly as the session was read, so the cookie that authenticated is the cookie removed.
+                if let kept = PresentedCredential.removingCookie(named: sessionCookieName, from: field.value) {
+                    outgoing.append(HTTPField(name: .cookie, value: kept))
+                }
             case .origin:
                 outgoing.append(HTTPField(name: .origin, value: upstreamOrigin))
             case .referer:
@@ -79,12 +82,6 @@ struct UpstreamRequestHeaders: Sendable {
         guard !isToken else { return value }
         let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
         return "\"" + escaped + "\""
-    }
-
-    static func removingCookie(_ name: String, from header: String) -> String? {
-        let prefix = name + "="
-        let kept = header.split(separator: ";").map(\.trimmingSpaces).filter { !$0.isEmpty && !$0.hasPrefix(prefix) }
-        return kept.isEmpty ? nil : kept.joined(separator: "; ")
     }
 }
 
