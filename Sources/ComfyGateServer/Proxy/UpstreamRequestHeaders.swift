@@ -67,21 +67,57 @@ struct UpstreamRequestHeaders: Sendable {
     }
 
     /// This hop's `Forwarded` element (RFC 7239): `for`, `proto` and `host`, quoted where the syntax needs it.
+    /// Built byte by byte: it is on every request's path.
     static func forwardedElement(for peer: String?, proto: String, host: String?) -> String {
-        var element = "for=" + (peer.map { $0.contains(":") ? "\"[\($0)]\"" : $0 } ?? "unknown")
-        element += ";proto=" + Self.quotedIfNeeded(proto)
-        if let host { element += ";host=" + Self.quotedIfNeeded(host) }
+        var element = "for="
+        element.reserveCapacity(64)
+        if let peer, peer.utf8.contains(UInt8(ascii: ":")) {
+            appendForwardedValue("[" + peer + "]", to: &element)
+        } else {
+            appendForwardedValue(peer ?? "unknown", to: &element)
+        }
+        element += ";proto="
+        appendForwardedValue(proto, to: &element)
+        if let host {
+            element += ";host="
+            appendForwardedValue(host, to: &element)
+        }
         return element
     }
 
-    /// A `Forwarded` value as a token when it is one, else as a quoted string.
-    private static func quotedIfNeeded(_ value: String) -> String {
-        let isToken = !value.isEmpty && value.utf8.allSatisfy { byte in
-            (0x21...0x7E).contains(byte) && !"\"(),/:;<=>?@[\\]{}".utf8.contains(byte)
+    /// Appends a `Forwarded` value as a token when it is one, else as a quoted string with `"` and `\` escaped.
+    private static func appendForwardedValue(_ value: String, to element: inout String) {
+        var isToken = !value.isEmpty
+        var needsEscapes = false
+        for byte in value.utf8 where !isTokenByte(byte) {
+            isToken = false
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { needsEscapes = true }
         }
-        guard !isToken else { return value }
-        let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-        return "\"" + escaped + "\""
+        guard !isToken else { return element += value }
+        element += "\""
+        if needsEscapes {
+            for scalar in value.unicodeScalars {
+                if scalar == "\"" || scalar == "\\" { element.unicodeScalars.append("\\") }
+                element.unicodeScalars.append(scalar)
+            }
+        } else {
+            element += value
+        }
+        element += "\""
+    }
+
+    /// RFC 9110 `tchar`.
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+            UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+            UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            true
+        default:
+            false
+        }
     }
 }
 
