@@ -1,5 +1,8 @@
 import NIOCore
 import NIOHTTP1
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A response body still arriving from ComfyUI, read as the client takes it.
 typealias UpstreamBody = NIOThrowingAsyncSequenceProducer<
@@ -320,15 +323,26 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        fail(error)
+        // A reset before any answer is ComfyUI closing the connection — typically an idle one, as the request went
+        // out — and is handled like that close, so a request on a reused connection is retried.
+        if let io = error as? IOError, io.errnoCode == ECONNRESET || io.errnoCode == EPIPE, !hasAnswer {
+            fail(UpstreamExchangeError.closedBeforeAnswer)
+        } else {
+            fail(error)
+        }
         context.close(promise: nil)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    /// Whether the exchange in progress has had any of its answer.
+    private var hasAnswer: Bool {
         switch state {
-        case .awaitingHead, .direct(_, answered: false): fail(UpstreamExchangeError.closedBeforeAnswer)
-        default: fail(UpstreamExchangeError.closedDuringAnswer)
+        case .awaitingHead, .direct(_, answered: false): false
+        default: true
         }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        fail(hasAnswer ? UpstreamExchangeError.closedDuringAnswer : UpstreamExchangeError.closedBeforeAnswer)
         onClosed()
         context.fireChannelInactive()
     }
