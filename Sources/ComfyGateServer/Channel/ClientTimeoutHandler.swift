@@ -31,7 +31,8 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private let limits: ConnectionLimits
     private let logger: Logger
     private var phase: Phase
-    private var answerEnded = false
+    /// Requests whose head has been read and whose answer has not ended (more than one when pipelined).
+    private var unansweredRequests = 0
     /// When the gateway last asked for more bytes, while no byte has come since; nil when not waiting.
     private var waitingForBytesSince: NIODeadline?
     private var timer: Scheduled<Void>?
@@ -87,20 +88,20 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     /// A request head has been read in full.
     func requestHeadReceived() {
-        answerEnded = false
+        unansweredRequests += 1
         phase = .readingBody
     }
 
     /// The request, body included, has been read in full.
     func requestEnded() {
-        phase = answerEnded ? .idle(since: .now()) : .answering
+        phase = unansweredRequests == 0 ? .idle(since: .now()) : .answering
         armTimer()
     }
 
-    /// The answer has been written in full.
+    /// An answer has been written in full.
     func answerCompleted() {
-        answerEnded = true
-        if case .answering = phase {
+        unansweredRequests = max(0, unansweredRequests - 1)
+        if case .answering = phase, unansweredRequests == 0 {
             phase = .idle(since: .now())
             armTimer()
         }
