@@ -115,12 +115,12 @@ struct TOMLParser {
                 guard !(peekIs("\"", ahead: 1) && peekIs("\"", ahead: 2)) else {
                     throw failure("a multi-line string cannot be a key")
                 }
-                name = try parseBasicString()
+                name = try parseString(quote: UInt8(ascii: "\""), multiline: false)
             case UInt8(ascii: "'"):
                 guard !(peekIs("'", ahead: 1) && peekIs("'", ahead: 2)) else {
                     throw failure("a multi-line string cannot be a key")
                 }
-                name = try parseLiteralString()
+                name = try parseString(quote: UInt8(ascii: "'"), multiline: false)
             case let byte? where byte.isBareKeyCharacter:
                 while let byte = peek(), byte.isBareKeyCharacter { position += 1 }
                 name = String(decoding: bytes[start..<position], as: UTF8.self)
@@ -297,10 +297,10 @@ struct TOMLParser {
         switch peek() {
         case UInt8(ascii: "\""):
             let isMultiline = peekIs("\"", ahead: 1) && peekIs("\"", ahead: 2)
-            return .string(try isMultiline ? parseMultilineBasicString() : parseBasicString())
+            return .string(try parseString(quote: UInt8(ascii: "\""), multiline: isMultiline))
         case UInt8(ascii: "'"):
             let isMultiline = peekIs("'", ahead: 1) && peekIs("'", ahead: 2)
-            return .string(try isMultiline ? parseMultilineLiteralString() : parseLiteralString())
+            return .string(try parseString(quote: UInt8(ascii: "'"), multiline: isMultiline))
         case UInt8(ascii: "t"):
             try expectWord("true")
             return .boolean(true)
@@ -399,90 +399,37 @@ struct TOMLParser {
 
     // MARK: Strings
 
-    private mutating func parseBasicString() throws(TOMLError) -> String {
+    /// A string of any of TOML's four kinds, at its opening quote: basic (`"`, with escapes) or literal (`'`),
+    /// on one line or multi-line (three quotes, a newline right after them trimmed, newlines normalised to `\n`).
+    private mutating func parseString(quote: UInt8, multiline: Bool) throws(TOMLError) -> String {
         let start = position
-        position += 1
+        let allowsEscapes = quote == UInt8(ascii: "\"")
+        let delimiter = String(decoding: repeatElement(quote, count: multiline ? 3 : 1), as: UTF8.self)
+        position += multiline ? 3 : 1
+        if multiline { _ = try consumeNewline() }
         var output: [UInt8] = []
         while true {
             switch peek() {
-            case UInt8(ascii: "\""):
+            case quote? where multiline:
+                if try closesMultilineString(quote: quote, output: &output) { return String(decoding: output, as: UTF8.self) }
+            case quote?:
                 position += 1
                 return String(decoding: output, as: UTF8.self)
-            case UInt8(ascii: "\\"):
+            case UInt8(ascii: "\\") where allowsEscapes && multiline && isLineEndingBackslash():
+                position += 1
+                while true {
+                    skipWhitespace()
+                    guard try consumeNewline() else { break }
+                }
+            case UInt8(ascii: "\\") where allowsEscapes:
                 try parseEscape(into: &output)
-            case nil, .lineFeed, .carriageReturn:
-                throw failure("unterminated string: a \" string must end on the line it starts", at: start)
-            default:
-                try copyStringCharacter(into: &output)
-            }
-        }
-    }
-
-    private mutating func parseLiteralString() throws(TOMLError) -> String {
-        let start = position
-        position += 1
-        var output: [UInt8] = []
-        while true {
-            switch peek() {
-            case UInt8(ascii: "'"):
-                position += 1
-                return String(decoding: output, as: UTF8.self)
-            case nil, .lineFeed, .carriageReturn:
-                throw failure("unterminated string: a ' string must end on the line it starts", at: start)
-            default:
-                try copyStringCharacter(into: &output)
-            }
-        }
-    }
-
-    private mutating func parseMultilineBasicString() throws(TOMLError) -> String {
-        let start = position
-        position += 3
-        _ = try consumeNewline()
-        var output: [UInt8] = []
-        while true {
-            switch peek() {
-            case UInt8(ascii: "\""):
-                if try closesMultilineString(quote: UInt8(ascii: "\""), output: &output) {
-                    return String(decoding: output, as: UTF8.self)
-                }
-            case UInt8(ascii: "\\"):
-                if isLineEndingBackslash() {
-                    position += 1
-                    while true {
-                        skipWhitespace()
-                        guard try consumeNewline() else { break }
-                    }
-                } else {
-                    try parseEscape(into: &output)
-                }
-            case .lineFeed, .carriageReturn:
+            case .lineFeed where multiline, .carriageReturn where multiline:
                 _ = try consumeNewline()
                 output.append(.lineFeed)
-            case nil:
-                throw failure("unterminated string: expected \"\"\"", at: start)
-            default:
-                try copyStringCharacter(into: &output)
-            }
-        }
-    }
-
-    private mutating func parseMultilineLiteralString() throws(TOMLError) -> String {
-        let start = position
-        position += 3
-        _ = try consumeNewline()
-        var output: [UInt8] = []
-        while true {
-            switch peek() {
-            case UInt8(ascii: "'"):
-                if try closesMultilineString(quote: UInt8(ascii: "'"), output: &output) {
-                    return String(decoding: output, as: UTF8.self)
-                }
-            case .lineFeed, .carriageReturn:
-                _ = try consumeNewline()
-                output.append(.lineFeed)
-            case nil:
-                throw failure("unterminated string: expected '''", at: start)
+            case nil where multiline:
+                throw failure("unterminated string: expected \(delimiter)", at: start)
+            case nil, .lineFeed, .carriageReturn:
+                throw failure("unterminated string: a \(delimiter) string must end on the line it starts", at: start)
             default:
                 try copyStringCharacter(into: &output)
             }
