@@ -83,6 +83,34 @@ import Testing
         }
     }
 
+    /// The websocket upgrade builds ComfyUI's handshake with the same rules as plain requests.
+    @Test func theWebSocketHandshakeGetsTheSameHeaderRulesAndTargetCheck() async throws {
+        try await withGateway { gate in
+            let (_, token) = try await gate.makeUser("alice")
+            let handshake = { (target: String) in
+                "GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\nUpgrade: websocket\r\n"
+                    + "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                    + "Referer: \(gate.baseURL)/?token=\(token)&tab=2\r\nForwarded: for=203.0.113.9\r\nX-Real-IP: 203.0.113.9\r\n\r\n"
+            }
+            let refused = try RawConnection(port: gate.port, timeoutSeconds: 20)
+            try await refused.write(handshake("/ws#x"))
+            let (answer, closed) = await refused.readToEnd()
+            #expect(answer.hasPrefix("HTTP/1.1 400"), "got: \(answer.prefix(60))")
+            #expect(closed)
+
+            let connection = try RawConnection(port: gate.port, timeoutSeconds: 20)
+            try await connection.write(handshake("/ws?clientId=headers"))
+            let upgraded = await connection.read(until: "\r\n\r\n")
+            try #require(upgraded.hasPrefix("HTTP/1.1 101"), "got: \(upgraded.prefix(60))")
+            let recorded = try #require(gate.standIn.recordedWebSockets.first)
+            let headers = { (name: String) in recorded.handshakeHeaders.filter { $0.name.lowercased() == name }.map(\.value) }
+            #expect(headers("referer") == ["\(gate.baseURL)/?tab=2"])
+            #expect(headers("x-real-ip") == ["127.0.0.1"])
+            #expect(headers("forwarded") == ["for=127.0.0.1;proto=http;host=127.0.0.1"], "the Host the client sent")
+            #expect(!recorded.handshakeHeaders.contains { $0.value.contains(token) || $0.value.contains("203.0.113.9") })
+        }
+    }
+
     /// `/login?next=/%09/evil.com` once sent browsers to `http://evil.com/` (they drop tabs in URLs).
     @Test(arguments: ["/%09/evil.com", "/\t/evil.com", "/%5cevil.com", "//evil.com", "/.//evil.com"])
     func signingInNeverRedirectsOffSite(_ next: String) async throws {
