@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .executable(name: "comfygate", targets: ["comfygate"]),
         .library(name: "ComfyGateCore", targets: ["ComfyGateCore"]),
+        .library(name: "ComfyGatePolicy", targets: ["ComfyGatePolicy"]),
         .library(name: "ComfyGateRequestParsing", targets: ["ComfyGateRequestParsing"]),
         .library(name: "ComfyGateServer", targets: ["ComfyGateServer"]),
         .library(name: "ComfyUIClient", targets: ["ComfyUIClient"]),
@@ -41,6 +42,7 @@ let package = Package(
         .target(
             name: "ComfyGateCore",
             dependencies: [
+                "ComfyGatePolicy",
                 "ComfyGateTOML",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -54,6 +56,9 @@ let package = Package(
             name: "ComfyGateRequestParsing",
             dependencies: [.product(name: "HTTPTypes", package: "swift-http-types")]
         ),
+        // Who may do what: one decision per request for every request path, and the rewrites that keep each user
+        // to their own work. No server, client or store.
+        .target(name: "ComfyGatePolicy", dependencies: ["ComfyGateRequestParsing"]),
         // The embedded store: SQLite through GRDB.
         .target(
             name: "ComfyGateSQLite",
@@ -108,6 +113,7 @@ let package = Package(
             name: "ComfyGateServer",
             dependencies: [
                 "ComfyGateCore",
+                "ComfyGatePolicy",
                 "ComfyGateRequestParsing",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -157,6 +163,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ComfyGateCoreTests", dependencies: ["ComfyGateCore", "ComfyGateTestSupport"]),
+        .testTarget(name: "ComfyGatePolicyTests", dependencies: ["ComfyGatePolicy"]),
         .testTarget(name: "ComfyGateTOMLTests", dependencies: ["ComfyGateTOML"]),
         .testTarget(
             name: "ComfyGateRequestParsingTests",

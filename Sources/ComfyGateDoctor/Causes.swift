@@ -210,6 +210,11 @@ enum Causes {
         cause: "PyTorch sees no GPU: generation runs on the CPU (minutes per image for Qwen-Image).",
         fix: "Give the container the GPU (`gpus: all` / NVIDIA container toolkit), and do not start ComfyUI with `--cpu`.")
 
+    static let sharedUserData = Diagnosis(
+        code: "shared_user_data",
+        cause: "ComfyUI runs without `--multi-user`: every gateway user sees, and can overwrite, the same saved workflows and settings.",
+        fix: "Start ComfyUI with `--multi-user`: the gateway then gives each of its users a ComfyUI user of their own.")
+
     static func modelsMissing(_ files: [ModelRequirements.File]) -> Diagnosis {
         let list = files.map { "models/\($0.folder)/\($0.name)" }.joined(separator: ", ")
         let sources = files.compactMap(\.source)

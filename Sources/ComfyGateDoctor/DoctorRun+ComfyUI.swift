@@ -58,7 +58,8 @@ extension DoctorRun {
         }
     }
 
-    /// `comfyui_facts`: versions and devices from `/system_stats`.
+    /// `comfyui_facts`: versions and devices from `/system_stats`; behind ComfyGate, whether ComfyUI's `argv` has
+    /// `--multi-user` (else every gateway user shares one ComfyUI user's saved workflows and settings).
     func checkFacts() {
         guard let stats else {
             record(.comfyUIFacts, .skip, evidence: "needs /system_stats with an accepted token")
@@ -72,7 +73,10 @@ extension DoctorRun {
         let evidence = "ComfyUI \(stats.comfyUIVersion), Python \(python), PyTorch \(stats.pytorchVersion); devices: "
             + (devices.isEmpty ? "none" : devices.joined(separator: ", "))
         let hasGPU = stats.devices.contains { $0.type != "cpu" }
-        record(.comfyUIFacts, hasGPU ? .pass : .warn, evidence: evidence, diagnosis: hasGPU ? nil : Causes.noGPU)
+        let sharesUserData = target == .comfyGate && !stats.argv.contains("--multi-user")
+        let userData = target != .comfyGate ? "" : sharesUserData ? "; user data shared (no --multi-user)" : "; user data per user (--multi-user)"
+        let diagnosis = !hasGPU ? Causes.noGPU : sharesUserData ? Causes.sharedUserData : nil
+        record(.comfyUIFacts, diagnosis == nil ? .pass : .warn, evidence: evidence + userData, diagnosis: diagnosis)
     }
 
     /// `models`: the configured workflow's files appear in `/models/<folder>` (or the loader's `object_info`).

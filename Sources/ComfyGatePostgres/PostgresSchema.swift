@@ -57,7 +57,29 @@ enum PostgresSchema {
                 """,
                 "CREATE INDEX audit_events_time ON audit_events (time)",
             ]
-        )
+        ),
+        (
+            2,
+            [
+                """
+                CREATE TABLE prompts (
+                    prompt_id text PRIMARY KEY,
+                    user_id text NOT NULL,
+                    created_at timestamptz NOT NULL,
+                    status text NOT NULL,
+                    updated_at timestamptz NOT NULL
+                )
+                """,
+                "CREATE INDEX prompts_user_id ON prompts (user_id, created_at)",
+                "CREATE INDEX prompts_created_at ON prompts (created_at)",
+                """
+                CREATE TABLE comfy_users (
+                    user_id text PRIMARY KEY,
+                    comfy_user_id text NOT NULL
+                )
+                """,
+            ]
+        ),
     ]
 
     /// The `pg_advisory_xact_lock` key that serialises migrations between replicas (ASCII "comfygat").

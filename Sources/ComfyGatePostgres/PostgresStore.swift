@@ -356,6 +356,106 @@ public final class PostgresStore: GatewayStore, Service {
         }
     }
 
+    // MARK: Prompts
+
+    private static let promptColumns = "prompt_id, user_id, created_at, status, updated_at"
+
+    public func insertPrompt(_ record: PromptRecord) async throws {
+        try await perform(duplicate: "prompt '\(record.promptID)'") {
+            try await client.query(
+                """
+                INSERT INTO prompts (\(unescaped: Self.promptColumns))
+                VALUES (\(record.promptID), \(record.userID), \(record.createdAt), \(record.status.rawValue),
+                        \(record.updatedAt))
+                """
+            )
+        }
+    }
+
+    public func prompt(id: String) async throws -> PromptRecord? {
+        try await prompts("SELECT \(unescaped: Self.promptColumns) FROM prompts WHERE prompt_id = \(id)").first
+    }
+
+    public func prompts(userID: String?, limit: Int) async throws -> [PromptRecord] {
+        // `COLLATE "C"` breaks ties in the same order as SQLite, whatever the database's locale.
+        if let userID {
+            try await prompts(
+                """
+                SELECT \(unescaped: Self.promptColumns) FROM prompts WHERE user_id = \(userID)
+                ORDER BY created_at DESC, prompt_id COLLATE "C" DESC LIMIT \(max(0, limit))
+                """
+            )
+        } else {
+            try await prompts(
+                """
+                SELECT \(unescaped: Self.promptColumns) FROM prompts
+                ORDER BY created_at DESC, prompt_id COLLATE "C" DESC LIMIT \(max(0, limit))
+                """
+            )
+        }
+    }
+
+    public func prompts(createdAfter date: Date) async throws -> [PromptRecord] {
+        try await prompts(
+            """
+            SELECT \(unescaped: Self.promptColumns) FROM prompts WHERE created_at > \(date)
+            ORDER BY created_at, prompt_id COLLATE "C"
+            """
+        )
+    }
+
+    public func updatePromptStatus(id: String, status: PromptStatus, at date: Date) async throws -> Bool {
+        try await perform {
+            let updated = try await client.query(
+                """
+                UPDATE prompts SET status = \(status.rawValue), updated_at = \(date) WHERE prompt_id = \(id)
+                RETURNING prompt_id
+                """
+            ).collect()
+            return !updated.isEmpty
+        }
+    }
+
+    private func prompts(_ query: PostgresQuery) async throws -> [PromptRecord] {
+        try await perform {
+            var result: [PromptRecord] = []
+            let rows = try await client.query(query)
+            for try await (promptID, userID, createdAt, statusName, updatedAt) in rows.decode(
+                (String, String, Date, String, Date).self
+            ) {
+                guard let status = PromptStatus(rawValue: statusName) else {
+                    throw StoreError.unavailable("prompt '\(promptID)' has an unknown status '\(statusName)'")
+                }
+                result.append(
+                    PromptRecord(
+                        promptID: promptID, userID: userID, createdAt: createdAt, status: status, updatedAt: updatedAt)
+                )
+            }
+            return result
+        }
+    }
+
+    // MARK: ComfyUI users
+
+    public func comfyUserID(forUser userID: String) async throws -> String? {
+        try await perform {
+            let rows = try await client.query("SELECT comfy_user_id FROM comfy_users WHERE user_id = \(userID)")
+            for try await comfyUserID in rows.decode(String.self) { return comfyUserID }
+            return nil
+        }
+    }
+
+    public func setComfyUserID(_ comfyUserID: String, forUser userID: String) async throws {
+        try await perform {
+            try await client.query(
+                """
+                INSERT INTO comfy_users (user_id, comfy_user_id) VALUES (\(userID), \(comfyUserID))
+                ON CONFLICT (user_id) DO UPDATE SET comfy_user_id = excluded.comfy_user_id
+                """
+            )
+        }
+    }
+
     // MARK: Errors
 
     /// A write that matches no row: refused by a read-only server or transaction, a lost connection or a role

@@ -51,7 +51,25 @@ enum SQLiteSchema {
             );
             CREATE INDEX audit_events_time ON audit_events (time);
             """
-        )
+        ),
+        (
+            2,
+            """
+            CREATE TABLE prompts (
+                prompt_id TEXT NOT NULL PRIMARY KEY,
+                user_id TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                status TEXT NOT NULL,
+                updated_at REAL NOT NULL
+            );
+            CREATE INDEX prompts_user_id ON prompts (user_id, created_at);
+            CREATE INDEX prompts_created_at ON prompts (created_at);
+            CREATE TABLE comfy_users (
+                user_id TEXT NOT NULL PRIMARY KEY,
+                comfy_user_id TEXT NOT NULL
+            );
+            """
+        ),
     ]
 
     /// Applies the missing migrations.

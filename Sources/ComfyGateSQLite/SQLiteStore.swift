@@ -341,6 +341,92 @@ public struct SQLiteStore: GatewayStore {
             ).map(AuditEvent.init(row:))
         }
     }
+
+    // MARK: Prompts
+
+    public func insertPrompt(_ record: PromptRecord) async throws {
+        try await write(duplicate: "prompt '\(record.promptID)'") { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO prompts (prompt_id, user_id, created_at, status, updated_at)
+                    VALUES (?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    record.promptID, record.userID, record.createdAt.timeIntervalSince1970, record.status.rawValue,
+                    record.updatedAt.timeIntervalSince1970,
+                ]
+            )
+        }
+    }
+
+    public func prompt(id: String) async throws -> PromptRecord? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM prompts WHERE prompt_id = ?", arguments: [id])
+                .map(PromptRecord.init(row:))
+        }
+    }
+
+    public func prompts(userID: String?, limit: Int) async throws -> [PromptRecord] {
+        try await read { db in
+            // SQLite treats a negative limit as "no limit".
+            let limit = max(0, limit)
+            let rows =
+                if let userID {
+                    try Row.fetchAll(
+                        db,
+                        sql: "SELECT * FROM prompts WHERE user_id = ? ORDER BY created_at DESC, prompt_id DESC LIMIT ?",
+                        arguments: [userID, limit]
+                    )
+                } else {
+                    try Row.fetchAll(
+                        db,
+                        sql: "SELECT * FROM prompts ORDER BY created_at DESC, prompt_id DESC LIMIT ?",
+                        arguments: [limit]
+                    )
+                }
+            return try rows.map(PromptRecord.init(row:))
+        }
+    }
+
+    public func prompts(createdAfter date: Date) async throws -> [PromptRecord] {
+        try await read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM prompts WHERE created_at > ? ORDER BY created_at, prompt_id",
+                arguments: [date.timeIntervalSince1970]
+            ).map(PromptRecord.init(row:))
+        }
+    }
+
+    public func updatePromptStatus(id: String, status: PromptStatus, at date: Date) async throws -> Bool {
+        try await write { db in
+            try db.execute(
+                sql: "UPDATE prompts SET status = ?, updated_at = ? WHERE prompt_id = ?",
+                arguments: [status.rawValue, date.timeIntervalSince1970, id]
+            )
+            return db.changesCount > 0
+        }
+    }
+
+    // MARK: ComfyUI users
+
+    public func comfyUserID(forUser userID: String) async throws -> String? {
+        try await read { db in
+            try String.fetchOne(db, sql: "SELECT comfy_user_id FROM comfy_users WHERE user_id = ?", arguments: [userID])
+        }
+    }
+
+    public func setComfyUserID(_ comfyUserID: String, forUser userID: String) async throws {
+        try await write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO comfy_users (user_id, comfy_user_id) VALUES (?, ?)
+                    ON CONFLICT (user_id) DO UPDATE SET comfy_user_id = excluded.comfy_user_id
+                    """,
+                arguments: [userID, comfyUserID]
+            )
+        }
+    }
 }
 
 // MARK: - Row decoding
@@ -424,6 +510,23 @@ extension AuditEvent {
             userName: row["user_name"],
             clientAddress: row["client_address"],
             detail: row["detail"]
+        )
+    }
+}
+
+extension PromptRecord {
+    fileprivate init(row: Row) throws {
+        let promptID: String = row["prompt_id"]
+        let statusName: String = row["status"]
+        guard let status = PromptStatus(rawValue: statusName) else {
+            throw StoreError.unavailable("prompt '\(promptID)' has an unknown status '\(statusName)'")
+        }
+        self.init(
+            promptID: promptID,
+            userID: row["user_id"],
+            createdAt: Date(timeIntervalSince1970: row["created_at"]),
+            status: status,
+            updatedAt: Date(timeIntervalSince1970: row["updated_at"])
         )
     }
 }

@@ -18,9 +18,11 @@ import Testing
 ///   ignoring case; the stored name keeps the case it was given;
 /// - `updateUser` and `setTokenExpiry` throw ``StoreError/notFound(_:)`` for an unknown id, while the touch
 ///   and delete methods silently do nothing (a session may end while a request still uses it);
-/// - a token expiring exactly at `date` is no longer usable, and a session expiring exactly at `date` is not
-///   removed by `deleteSessions(expiredBefore:)`;
-/// - ties are broken by id (tokens) and by insertion order (audit events);
+/// - a token expiring exactly at `date` is no longer usable, a session expiring exactly at `date` is not
+///   removed by `deleteSessions(expiredBefore:)`, and a prompt created exactly at `date` is not listed by
+///   `prompts(createdAfter:)`;
+/// - ties are broken by id (tokens; prompts, in reverse when newest first) and by insertion order (audit
+///   events); a limit of zero or less lists nothing;
 /// - dates round-trip to within a millisecond; the fixtures use whole seconds, which every store keeps
 ///   exactly, so records can be compared with `==`.
 public enum GatewayStoreConformance {
@@ -40,6 +42,11 @@ public enum GatewayStoreConformance {
         case deleteSessionsOfOneUser
         case deleteExpiredSessions
         case auditEventsAreNewestFirst
+        case insertAndFindPrompts
+        case promptsAreListedNewestFirst
+        case promptsCreatedAfterAreOldestFirst
+        case updatePromptStatuses
+        case comfyUserIDsAreSetAndReplaced
         case datesKeepMilliseconds
         case concurrentWrites
 
@@ -65,6 +72,12 @@ public enum GatewayStoreConformance {
             case .deleteSessionsOfOneUser: try await GatewayStoreConformance.deleteSessionsOfOneUser(store)
             case .deleteExpiredSessions: try await GatewayStoreConformance.deleteExpiredSessions(store)
             case .auditEventsAreNewestFirst: try await GatewayStoreConformance.auditEventsAreNewestFirst(store)
+            case .insertAndFindPrompts: try await GatewayStoreConformance.insertAndFindPrompts(store)
+            case .promptsAreListedNewestFirst: try await GatewayStoreConformance.promptsAreListedNewestFirst(store)
+            case .promptsCreatedAfterAreOldestFirst:
+                try await GatewayStoreConformance.promptsCreatedAfterAreOldestFirst(store)
+            case .updatePromptStatuses: try await GatewayStoreConformance.updatePromptStatuses(store)
+            case .comfyUserIDsAreSetAndReplaced: try await GatewayStoreConformance.comfyUserIDsAreSetAndReplaced(store)
             case .datesKeepMilliseconds: try await GatewayStoreConformance.datesKeepMilliseconds(store)
             case .concurrentWrites: try await GatewayStoreConformance.concurrentWrites(store)
             }
@@ -116,6 +129,10 @@ public enum GatewayStoreConformance {
 
     static func session(_ digest: String, userID: String = "id-alice", expiresIn seconds: Int = 3600) -> Session {
         Session(idDigest: digest, userID: userID, createdAt: t0, lastSeenAt: t0, expiresAt: time(seconds))
+    }
+
+    static func prompt(_ id: String, userID: String = "id-alice", at seconds: Int = 0) -> PromptRecord {
+        PromptRecord(promptID: id, userID: userID, createdAt: time(seconds), status: .queued, updatedAt: time(seconds))
     }
 
     /// Expects `body` to throw ``StoreError/duplicate(_:)`` whose message mentions `name`.
@@ -408,6 +425,96 @@ public enum GatewayStoreConformance {
         #expect(try await store.userCount() == 0, "quoted text is data, not SQL")
     }
 
+    // MARK: Prompts
+
+    static func insertAndFindPrompts(_ store: any GatewayStore) async throws {
+        let queued = prompt("8d5f6a3e-0c1b-4f5e-9a7d-2b3c4d5e6f70")
+        var finished = prompt("p2", userID: "id-bob", at: 10)
+        finished.status = .succeeded
+        finished.updatedAt = time(70)
+        try await store.insertPrompt(queued)
+        try await store.insertPrompt(finished)
+        #expect(try await store.prompt(id: queued.promptID) == queued)
+        #expect(try await store.prompt(id: "p2") == finished)
+        #expect(try await store.prompt(id: "P2") == nil, "ids are matched exactly")
+        #expect(try await store.prompt(id: "missing") == nil)
+
+        await expectDuplicate(mentioning: "p2") { try await store.insertPrompt(prompt("p2", userID: "id-carol")) }
+        #expect(try await store.prompt(id: "p2") == finished, "a refused insert changes nothing")
+    }
+
+    static func promptsAreListedNewestFirst(_ store: any GatewayStore) async throws {
+        #expect(try await store.prompts(userID: nil, limit: 10).isEmpty)
+        let prompts = [
+            prompt("p1", at: 10),
+            prompt("p3", at: 30),
+            prompt("b1", userID: "id-bob", at: 20),
+            prompt("p2a", at: 20),
+            prompt("p2b", at: 20),
+        ]
+        for prompt in prompts { try await store.insertPrompt(prompt) }
+        #expect(try await store.prompts(userID: "id-alice", limit: 10).map(\.promptID) == ["p3", "p2b", "p2a", "p1"])
+        #expect(try await store.prompts(userID: "id-alice", limit: 2).map(\.promptID) == ["p3", "p2b"])
+        #expect(try await store.prompts(userID: "id-bob", limit: 10) == [prompts[2]])
+        #expect(try await store.prompts(userID: nil, limit: 10).map(\.promptID) == ["p3", "p2b", "p2a", "b1", "p1"])
+        #expect(try await store.prompts(userID: nil, limit: 3).map(\.promptID) == ["p3", "p2b", "p2a"])
+        #expect(try await store.prompts(userID: "nobody", limit: 10).isEmpty)
+        #expect(try await store.prompts(userID: nil, limit: 0).isEmpty)
+        #expect(try await store.prompts(userID: "id-alice", limit: -1).isEmpty)
+    }
+
+    static func promptsCreatedAfterAreOldestFirst(_ store: any GatewayStore) async throws {
+        #expect(try await store.prompts(createdAfter: time(0)).isEmpty)
+        let prompts = [
+            prompt("late", userID: "id-bob", at: 300),
+            prompt("edge", at: 100),
+            prompt("early", at: 50),
+            prompt("tie-b", at: 200),
+            prompt("tie-a", userID: "id-bob", at: 200),
+        ]
+        for prompt in prompts { try await store.insertPrompt(prompt) }
+        #expect(
+            try await store.prompts(createdAfter: time(100)).map(\.promptID) == ["tie-a", "tie-b", "late"],
+            "a prompt created exactly then is left out")
+        let all = try await store.prompts(createdAfter: time(0))
+        #expect(all.map(\.promptID) == ["early", "edge", "tie-a", "tie-b", "late"])
+        #expect(all.first == prompts[2])
+        #expect(try await store.prompts(createdAfter: time(300)).isEmpty)
+    }
+
+    static func updatePromptStatuses(_ store: any GatewayStore) async throws {
+        let original = prompt("p1")
+        try await store.insertPrompt(original)
+        try await store.insertPrompt(prompt("p2"))
+        var expected = original
+        for (offset, status) in PromptStatus.allCases.enumerated() {
+            #expect(try await store.updatePromptStatus(id: "p1", status: status, at: time(60 + offset)))
+            expected.status = status
+            expected.updatedAt = time(60 + offset)
+            #expect(try await store.prompt(id: "p1") == expected, "only the status and its time change")
+        }
+        #expect(
+            try await store.updatePromptStatus(id: "p1", status: expected.status, at: expected.updatedAt),
+            "an update that changes nothing still finds the prompt")
+        #expect(try await store.prompt(id: "p2") == prompt("p2"))
+        #expect(try await store.updatePromptStatus(id: "missing", status: .failed, at: time(1)) == false)
+        #expect(try await store.prompt(id: "missing") == nil, "updating an unknown prompt creates nothing")
+    }
+
+    // MARK: ComfyUI users
+
+    static func comfyUserIDsAreSetAndReplaced(_ store: any GatewayStore) async throws {
+        #expect(try await store.comfyUserID(forUser: "id-alice") == nil)
+        try await store.setComfyUserID("comfy-alice", forUser: "id-alice")
+        try await store.setComfyUserID("comfy-bob", forUser: "id-bob")
+        #expect(try await store.comfyUserID(forUser: "id-alice") == "comfy-alice")
+        #expect(try await store.comfyUserID(forUser: "id-bob") == "comfy-bob")
+        try await store.setComfyUserID("comfy-alice-2", forUser: "id-alice")
+        #expect(try await store.comfyUserID(forUser: "id-alice") == "comfy-alice-2", "setting again replaces")
+        #expect(try await store.comfyUserID(forUser: "id-bob") == "comfy-bob")
+        #expect(try await store.comfyUserID(forUser: "ID-ALICE") == nil, "user ids are matched exactly")
+    }
+
     // MARK: Dates
 
     static func datesKeepMilliseconds(_ store: any GatewayStore) async throws {
@@ -440,6 +547,16 @@ public enum GatewayStoreConformance {
         let events = try await store.auditEvents(limit: 2)
         #expect(events.map(\.action) == ["b", "a"], "a millisecond apart is enough to order events")
         expectClose(events.first?.time, later)
+
+        try await store.insertPrompt(
+            PromptRecord(promptID: "p", userID: alice.id, createdAt: created, status: .queued, updatedAt: created)
+        )
+        #expect(try await store.updatePromptStatus(id: "p", status: .running, at: later))
+        let prompt = try #require(try await store.prompt(id: "p"))
+        expectClose(prompt.createdAt, created)
+        expectClose(prompt.updatedAt, later)
+        #expect(try await store.prompts(createdAfter: created.addingTimeInterval(-0.001)).map(\.promptID) == ["p"])
+        #expect(try await store.prompts(createdAfter: later).isEmpty, "a millisecond apart is enough to filter prompts")
     }
 
     // MARK: Concurrency
@@ -455,6 +572,9 @@ public enum GatewayStoreConformance {
                     try await store.touchToken(id: "token\(index)", at: time(index + 1))
                     try await store.insertSession(session("session\(index)", userID: "id-\(name)"))
                     try await store.appendAudit(AuditEvent(time: time(index), action: "user.created", userName: name))
+                    try await store.insertPrompt(prompt("prompt\(index)", userID: "id-\(name)", at: index))
+                    #expect(try await store.updatePromptStatus(id: "prompt\(index)", status: .running, at: time(index)))
+                    try await store.setComfyUserID("comfy-\(name)", forUser: "id-\(name)")
                 }
             }
             try await group.waitForAll()
@@ -462,6 +582,9 @@ public enum GatewayStoreConformance {
         #expect(try await store.userCount() == writers)
         #expect(try await store.tokens(userID: nil).count == writers)
         #expect(try await store.auditEvents(limit: 1000).count == writers)
+        let prompts = try await store.prompts(createdAfter: time(-1))
+        #expect(prompts.count == writers && prompts.allSatisfy { $0.status == .running })
+        #expect(try await store.comfyUserID(forUser: "id-user\(writers - 1)") == "comfy-user\(writers - 1)")
         #expect(try await store.deleteSessions(expiredBefore: time(100_000)) == writers)
 
         // Racing inserts of one name: exactly one wins, the others see a duplicate.

@@ -32,6 +32,13 @@ final class MemoryStore: GatewayStore {
     func appendAudit(_ event: AuditEvent) async throws { unused() }
     func auditEvents(limit: Int) async throws -> [AuditEvent] { unused() }
     func checkWritable() async throws { unused() }
+    func insertPrompt(_ record: PromptRecord) async throws { unused() }
+    func prompt(id: String) async throws -> PromptRecord? { unused() }
+    func prompts(userID: String?, limit: Int) async throws -> [PromptRecord] { unused() }
+    func prompts(createdAfter date: Date) async throws -> [PromptRecord] { unused() }
+    func updatePromptStatus(id: String, status: PromptStatus, at date: Date) async throws -> Bool { unused() }
+    func comfyUserID(forUser userID: String) async throws -> String? { unused() }
+    func setComfyUserID(_ comfyUserID: String, forUser userID: String) async throws { unused() }
 
     private func unused() -> Never { fatalError("not used by the micro-benchmark") }
 }

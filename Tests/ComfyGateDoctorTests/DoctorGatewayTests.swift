@@ -11,9 +11,10 @@ import Testing
 
 /// The gateway in front of a stand-in, with one user and one token (a trimmed copy of the server tests' harness).
 private func withGateway<T: Sendable>(
-    upstream: String? = nil, _ body: @Sendable (_ baseURL: String, _ token: String, _ standIn: ComfyUIStandIn) async throws -> T
+    upstream: String? = nil, options: ComfyUIStandIn.Options = .init(),
+    _ body: @Sendable (_ baseURL: String, _ token: String, _ standIn: ComfyUIStandIn) async throws -> T
 ) async throws -> T {
-    try await withComfyUIStandIn { standIn in
+    try await withComfyUIStandIn(options) { standIn in
         let store = try SQLiteStore.inMemory()
         var configuration = GatewayConfiguration(listenHost: "127.0.0.1", listenPort: 0, upstream: URL(string: upstream ?? standIn.baseURL)!)
         configuration.upstreamConnectTimeout = 10  // generous: these bound hangs on a loaded machine, not speed
@@ -72,6 +73,23 @@ struct DoctorGatewayTests {
             let report = await runDoctor(url, token: token, generate: true)
             #expect(report.status(.webSocket) == .pass, "\(report.dump)")
             #expect(report.status(.generation) == .pass, "\(report.dump)")
+            #expect(report.exitCode == 0)
+        }
+    }
+
+    @Test(arguments: [
+        (["main.py", "--listen", "127.0.0.1", "--port", "8188"], "shared_user_data"),
+        (["main.py", "--listen", "127.0.0.1", "--port", "8188", "--multi-user"], nil),
+    ])
+    func comfyUIWithoutMultiUserWarnsThatUserDataIsShared(argv: [String], cause: String?) async throws {
+        var options = ComfyUIStandIn.Options()
+        options.argv = argv
+        options.devices = [.init(name: "cuda:0 NVIDIA RTX 3090", type: "cuda", index: 0, vramTotal: 25_769_803_776, vramFree: 24_696_061_952)]
+        try await withGateway(options: options) { url, token, _ in
+            let report = await runDoctor(url, token: token)
+            #expect(report.status(.comfyUIFacts) == (cause == nil ? .pass : .warn), "\(report.dump)")
+            #expect(report.cause(.comfyUIFacts) == cause)
+            #expect(report[.comfyUIFacts]?.evidence.contains(cause == nil ? "user data per user" : "user data shared") == true)
             #expect(report.exitCode == 0)
         }
     }

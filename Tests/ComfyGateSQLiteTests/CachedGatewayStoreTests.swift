@@ -130,6 +130,15 @@ private final class SlowTokenLookups: GatewayStore {
     func appendAudit(_ event: AuditEvent) async throws { try await base.appendAudit(event) }
     func auditEvents(limit: Int) async throws -> [AuditEvent] { try await base.auditEvents(limit: limit) }
     func checkWritable() async throws { try await base.checkWritable() }
+    func insertPrompt(_ record: PromptRecord) async throws { try await base.insertPrompt(record) }
+    func prompt(id: String) async throws -> PromptRecord? { try await base.prompt(id: id) }
+    func prompts(userID: String?, limit: Int) async throws -> [PromptRecord] { try await base.prompts(userID: userID, limit: limit) }
+    func prompts(createdAfter date: Date) async throws -> [PromptRecord] { try await base.prompts(createdAfter: date) }
+    func updatePromptStatus(id: String, status: PromptStatus, at date: Date) async throws -> Bool {
+        try await base.updatePromptStatus(id: id, status: status, at: date)
+    }
+    func comfyUserID(forUser userID: String) async throws -> String? { try await base.comfyUserID(forUser: userID) }
+    func setComfyUserID(_ comfyUserID: String, forUser userID: String) async throws { try await base.setComfyUserID(comfyUserID, forUser: userID) }
 }
 
 @Suite struct CachedGatewayStoreLoadSharingTests {

@@ -35,7 +35,7 @@ import Testing
             #expect(response.status == 401)
             #expect(try response.json()["error"] as? String == "authentication required")
             #expect(response.header("WWW-Authenticate")?.hasPrefix("Bearer") == true)
-            #expect(gate.standIn.recordedRequests.isEmpty, "nothing reaches ComfyUI without authentication")
+            #expect(gate.comfyUIRequests.isEmpty, "nothing reaches ComfyUI without authentication")
         }
     }
 
@@ -97,7 +97,7 @@ import Testing
             let post = try await TestHTTP.send(.POST, "\(gate.baseURL)/interrupt", headers: auth, body: "{}")
             #expect(post.status == 403)
             #expect(try post.json()["error"] as? String == "role viewer may not POST")
-            #expect(!gate.standIn.recordedRequests.contains { $0.path == "/interrupt" })
+            #expect(!gate.comfyUIRequests.contains { $0.path == "/interrupt" })
         }
     }
 
@@ -112,7 +112,7 @@ import Testing
             #expect(try await TestHTTP.send(.GET, "\(gate.baseURL)/system_stats?token=\(encoded)").status == 200)
             #expect(try await TestHTTP.send(.GET, "\(gate.baseURL)/system_stats", headers: [("Authorization", "Bearer \(raw)x")]).status == 401)
             // The upstream never sees the raw token.
-            for request in gate.standIn.recordedRequests {
+            for request in gate.comfyUIRequests {
                 #expect(!request.headers.contains { $0.value.contains(raw) })
                 #expect(!(request.query ?? "").contains("token"))
             }

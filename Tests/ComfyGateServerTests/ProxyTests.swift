@@ -10,7 +10,7 @@ import Testing
 @Suite struct ProxyTests {
     @Test func methodsPathsQueriesAndBodiesPassThrough() async throws {
         try await withGateway { gate in
-            let (_, token) = try await gate.makeUser("alice")
+            let (alice, token) = try await gate.makeUser("alice")
             let auth = ("Authorization", "Bearer \(token)")
             let history = try await TestHTTP.send(.GET, "\(gate.baseURL)/api/history?max_items=2&offset=0", headers: [auth])
             #expect(history.status == 200)
@@ -20,17 +20,26 @@ import Testing
                 """
             let posted = try await TestHTTP.send(.POST, "\(gate.baseURL)/prompt", headers: [auth, ("Content-Type", "application/json")], body: prompt)
             #expect(posted.status == 200)
-            #expect(try posted.json()["prompt_id"] is String)
+            let promptID = try #require(try posted.json()["prompt_id"] as? String)
             let invalid = try await TestHTTP.send(.POST, "\(gate.baseURL)/prompt", headers: [auth], body: #"{"prompt":{"1":{"class_type":"NoSuchNode","inputs":{}}}}"#)
             #expect(invalid.status == 400, "ComfyUI's own answers pass through unchanged")
             let missing = try await TestHTTP.send(.DELETE, "\(gate.baseURL)/no/such/route?x=1", headers: [auth])
             #expect(missing.status == 404 || missing.status == 405)
 
-            let requests = gate.standIn.recordedRequests
+            let requests = gate.comfyUIRequests
             let historyRequest = try #require(requests.first { $0.path == "/api/history" })
-            #expect(historyRequest.query == "max_items=2&offset=0")
+            #expect(historyRequest.query == nil, "the gateway pages the caller's own history itself")
             let promptRequest = try #require(requests.first { $0.path == "/prompt" && $0.method == "POST" })
-            #expect(promptRequest.bodyByteCount == prompt.utf8.count)
+            #expect(promptRequest.bodyByteCount > prompt.utf8.count, "the prompt went on rewritten")
+            // ComfyUI's own record of the prompt (asked directly) carries its owner and alice's own client id.
+            var extraData: [String: Any] = [:]
+            for _ in 0..<300 where extraData.isEmpty {
+                let entry = try await TestHTTP.send(.GET, "\(gate.standIn.baseURL)/history/\(promptID)").json()[promptID]
+                extraData = ((entry as? [String: Any])?["prompt"] as? [Any])?[3] as? [String: Any] ?? [:]
+                if extraData.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(extraData["comfygate_owner"] as? String == alice.id)
+            #expect(extraData["client_id"] as? String == alice.id + "~c1")
             #expect(requests.contains { $0.method == "DELETE" && $0.path == "/no/such/route" && $0.query == "x=1" })
         }
     }
@@ -43,7 +52,7 @@ import Testing
             _ = try await TestHTTP.send(.GET, "\(gate.baseURL)/prompt?a=1&token=\(token)&b=2", headers: [("comfy-user", "admin")])
             _ = try await TestHTTP.send(.GET, "\(gate.baseURL)/queue", headers: [("Authorization", "Bearer \(token)"), ("Comfy-User", "x")])
             _ = try await TestHTTP.send(.GET, "\(gate.baseURL)/history", headers: [("Cookie", "theme=dark; \(cookie); lang=fr")])
-            let requests = gate.standIn.recordedRequests
+            let requests = gate.comfyUIRequests
             #expect(requests.count == 3)
             for request in requests {
                 for header in request.headers {
@@ -67,7 +76,7 @@ import Testing
             _ = try await TestHTTP.send(.GET, "\(gate.baseURL)/queue", headers: [
                 ("Authorization", "Bearer \(token)"), ("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-Proto", "https"),
             ])
-            let request = try #require(gate.standIn.recordedRequests.first)
+            let request = try #require(gate.comfyUIRequests.first)
             #expect(request.headerValues("X-Forwarded-For") == ["127.0.0.1"])
             #expect(request.headerValues("X-Forwarded-Proto") == ["http"])
         }
@@ -75,13 +84,13 @@ import Testing
 
     @Test func browserWritesPassComfyUIsOriginCheck() async throws {
         try await withGateway { gate in
-            let (_, token) = try await gate.makeUser("alice")
+            let (_, token) = try await gate.makeUser("alice", role: .admin)
             // A browser on the gateway's origin: Origin is the gateway, Host is the gateway.
             let response = try await TestHTTP.send(.POST, "\(gate.baseURL)/free", headers: [
                 ("Authorization", "Bearer \(token)"), ("Origin", gate.baseURL), ("Sec-Fetch-Site", "same-origin"),
             ], body: #"{"unload_models":false,"free_memory":false}"#)
             #expect(response.status == 200)
-            let request = try #require(gate.standIn.recordedRequests.first { $0.path == "/free" })
+            let request = try #require(gate.comfyUIRequests.first { $0.path == "/free" })
             #expect(request.headerValues("Origin") == [gate.standIn.baseURL])
             #expect(request.headerValues("Sec-Fetch-Site").isEmpty)
         }
@@ -124,13 +133,13 @@ import Testing
             let ready = try await TestHTTP.send(.GET, "\(gate.baseURL)/readyz")
             #expect(ready.status == 200)
             #expect(try ready.json()["status"] as? String == "ready")
-            #expect(gate.standIn.recordedRequests.map(\.path) == ["/system_stats"])
+            #expect(gate.comfyUIRequests.map(\.path) == ["/system_stats"])
         }
     }
 
     @Test func expectContinueIsAnsweredBeforeTheBody() async throws {
         try await withGateway { gate in
-            let (_, token) = try await gate.makeUser("alice")
+            let (_, token) = try await gate.makeUser("alice", role: .admin)
             let connection = try RawConnection(port: gate.port, timeoutSeconds: 30)
             let body = #"{"unload_models":false,"free_memory":false}"#
             try await connection.write(
@@ -142,7 +151,7 @@ import Testing
             try await connection.write(body)
             let final = await connection.read(until: "\r\n\r\n")
             #expect(final.contains("HTTP/1.1 200"), "got: \(final.prefix(60))")
-            let request = try #require(gate.standIn.recordedRequests.first { $0.path == "/free" })
+            let request = try #require(gate.comfyUIRequests.first { $0.path == "/free" })
             #expect(request.headerValues("Expect").isEmpty)
             #expect(request.bodyByteCount == body.utf8.count)
         }

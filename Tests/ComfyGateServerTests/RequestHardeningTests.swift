@@ -21,7 +21,7 @@ import Testing
                 )
                 #expect(response.status == 200)
             }
-            let recorded = gate.standIn.recordedRequests.filter { $0.path == "/queue" }
+            let recorded = gate.comfyUIRequests.filter { $0.path == "/queue" }
             #expect(recorded.count == 2)
             for request in recorded {
                 #expect(request.headerValues("Referer") == ["\(gate.baseURL)/?workflow=1#top"])
@@ -44,7 +44,7 @@ import Testing
                 let response = try await TestHTTP.send(.GET, "\(gate.baseURL)/queue", headers: headers)
                 #expect(response.status == 200)
             }
-            let recorded = gate.standIn.recordedRequests.filter { $0.path == "/queue" }
+            let recorded = gate.comfyUIRequests.filter { $0.path == "/queue" }
             #expect(recorded.count == 2)
             for request in recorded {
                 #expect(request.headerValues("Cookie") == ["x=\u{0600}"])
@@ -60,7 +60,7 @@ import Testing
                     ("Authorization", "Bearer \(token)"), ("Forwarded", "for=203.0.113.9;proto=https"), ("X-Real-IP", "203.0.113.9"),
                 ])
             }
-            let recorded = gate.standIn.recordedRequests.filter { $0.path == "/queue" }
+            let recorded = gate.comfyUIRequests.filter { $0.path == "/queue" }
             #expect(recorded.count == 2)
             for request in recorded {
                 #expect(request.headerValues("X-Real-IP") == ["127.0.0.1"])
@@ -77,7 +77,7 @@ import Testing
                 ("Authorization", "Bearer \(token)"), ("Forwarded", "for=198.51.100.7"), ("X-Forwarded-For", "198.51.100.7"),
                 ("X-Forwarded-Proto", "https"),
             ])
-            let request = try #require(gate.standIn.recordedRequests.first { $0.path == "/queue" })
+            let request = try #require(gate.comfyUIRequests.first { $0.path == "/queue" })
             #expect(request.headerValues("X-Real-IP") == ["198.51.100.7"])
             #expect(request.headerValues("Forwarded") == ["for=198.51.100.7, for=127.0.0.1;proto=https;host=\"127.0.0.1:\(gate.port)\""])
         }
@@ -141,7 +141,7 @@ import Testing
             #expect(text.hasPrefix(asViewer ? "HTTP/1.1 403" : "HTTP/1.1 401"), "got: \(text.prefix(80))")
             #expect(text.lowercased().contains("connection: close"))
             #expect(closed, "the connection closes without reading the body")
-            #expect(gate.standIn.recordedRequests.isEmpty)
+            #expect(gate.comfyUIRequests.isEmpty)
         }
     }
 
@@ -235,6 +235,17 @@ private final class WriteFailingStore: GatewayStore {
     func appendAudit(_ event: AuditEvent) async throws { try await write { try await base.appendAudit(event) } }
     func auditEvents(limit: Int) async throws -> [AuditEvent] { try await base.auditEvents(limit: limit) }
     func checkWritable() async throws { try await write { try await base.checkWritable() } }
+    func insertPrompt(_ record: PromptRecord) async throws { try await write { try await base.insertPrompt(record) } }
+    func prompt(id: String) async throws -> PromptRecord? { try await base.prompt(id: id) }
+    func prompts(userID: String?, limit: Int) async throws -> [PromptRecord] { try await base.prompts(userID: userID, limit: limit) }
+    func prompts(createdAfter date: Date) async throws -> [PromptRecord] { try await base.prompts(createdAfter: date) }
+    func updatePromptStatus(id: String, status: PromptStatus, at date: Date) async throws -> Bool {
+        try await write { try await base.updatePromptStatus(id: id, status: status, at: date) }
+    }
+    func comfyUserID(forUser userID: String) async throws -> String? { try await base.comfyUserID(forUser: userID) }
+    func setComfyUserID(_ comfyUserID: String, forUser userID: String) async throws {
+        try await write { try await base.setComfyUserID(comfyUserID, forUser: userID) }
+    }
 }
 
 /// Log messages collected in memory.

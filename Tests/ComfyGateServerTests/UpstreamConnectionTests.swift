@@ -12,9 +12,9 @@ import Testing
             try await withGateway(upstream: baseURL) { gate in
                 let (_, token) = try await gate.makeUser("alice")
                 for index in 0..<20 {
-                    let response = try await TestHTTP.send(.GET, "\(gate.baseURL)/history/\(index)", headers: [("Authorization", "Bearer \(token)")])
+                    let response = try await TestHTTP.send(.GET, "\(gate.baseURL)/embeddings/\(index)", headers: [("Authorization", "Bearer \(token)")])
                     #expect(response.status == 200)
-                    #expect(response.text == #"{"path":"/history/\#(index)"}"#)
+                    #expect(response.text == #"{"path":"/embeddings/\#(index)"}"#)
                 }
                 #expect(upstream.requestCount == 20)
                 #expect(upstream.connectionCount <= NIOSingletons.groupLoopCountSuggestion, "at most one connection per event loop")

@@ -1,3 +1,4 @@
+import ComfyGateCore
 import ComfyGateTestSupport
 import ComfyGateSQLite
 import NIOHTTP1
@@ -19,7 +20,9 @@ import WSClient
 
     @Test func textFramesFlowBothWaysWithTheBearerHeader() async throws {
         try await withGateway { gate in
-            let (_, token) = try await gate.makeUser("alice")
+            let (alice, token) = try await gate.makeUser("alice")
+            // ComfyUI knows the socket by the client id in alice's own namespace, and tells the client that id.
+            let sid = alice.id + "~abc123"
             let received = Mutex<[String]>([])
             try await WebSocketClient.connect(
                 url: "\(gate.webSocketURL)/ws?clientId=abc123",
@@ -36,11 +39,11 @@ import WSClient
             }
             let messages = received.withLock { $0 }
             #expect(messages.count == 2)
-            #expect(messages.first?.contains(#""sid": "abc123""#) == true, "ComfyUI's first message names the socket")
+            #expect(messages.first?.contains(#""sid": "\#(sid)""#) == true, "ComfyUI's first message names the socket")
             #expect(messages.last?.contains("feature_flags") == true)
             let socket = try #require(gate.standIn.recordedWebSockets.first)
-            #expect(socket.sid == "abc123")
-            #expect(socket.query == "clientId=abc123")
+            #expect(socket.sid == sid)
+            #expect(socket.query == "clientId=\(sid)")
             #expect(!socket.handshakeHeaders.contains { $0.name.lowercased() == "authorization" })
             #expect(socket.receivedFrames.contains { if case .text(let text) = $0 { text.contains("feature_flags") } else { false } })
         }
@@ -48,7 +51,7 @@ import WSClient
 
     @Test func largeBinaryFramesPassIntactBothWays() async throws {
         try await withGateway { gate in
-            let (_, token) = try await gate.makeUser("alice")
+            let (alice, token) = try await gate.makeUser("alice")
             let upload = (0..<(300 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
             // A 256 KiB JPEG-typed preview frame (B.4: event type 1, image format 1, then the image bytes).
             let payload = [0, 0, 0, 1] + (0..<(256 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
@@ -61,7 +64,7 @@ import WSClient
             ) { inbound, outbound, _ in
                 var messages = inbound.messages(maxSize: 16 << 20).makeAsyncIterator()
                 _ = try await messages.next()  // status
-                gate.standIn.broadcastBinary(eventType: 1, payload: payload, to: "bin")
+                gate.standIn.broadcastBinary(eventType: 1, payload: payload, to: alice.id + "~bin")
                 while let message = try await messages.next() {
                     if case .binary(let buffer) = message {
                         preview.withLock { $0 = Array(buffer.readableBytesView) }
@@ -179,5 +182,25 @@ import WSClient
     static func handshake(path: String, port: Int, extra: String = "") -> String {
         "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\nSec-WebSocket-Version: 13\r\n\(extra)\r\n"
+    }
+
+    /// aiohttp clients reuse pooled connections: a handshake after other requests on the same connection is
+    /// upgraded like a first one, with the same policy (alice's client id is her own).
+    @Test func aHandshakeOnAKeptAliveConnectionIsUpgraded() async throws {
+        try await withGateway { gate in
+            let (alice, token) = try await gate.makeUser("alice")
+            let connection = try RawConnection(port: gate.port)
+            let auth = "Authorization: Bearer \(token)\r\n"
+            try await connection.write("GET /system_stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\(auth)\r\n")
+            #expect(await connection.read(until: "}").hasPrefix("HTTP/1.1 200"))
+            try await connection.write(
+                "GET /ws?clientId=pooled HTTP/1.1\r\nHost: 127.0.0.1\r\n\(auth)Connection: Upgrade\r\nUpgrade: websocket\r\n"
+                    + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            )
+            let answer = await connection.read(until: "status")
+            #expect(answer.contains("HTTP/1.1 101"), "upgraded: \(answer.prefix(200))")
+            #expect(answer.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "the accept value answers the key")
+            #expect(answer.contains("\(alice.id)~pooled"), "ComfyUI's first message names alice's own client id")
+        }
     }
 }

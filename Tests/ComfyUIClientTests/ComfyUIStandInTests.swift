@@ -520,7 +520,8 @@ struct ComfyUIStandInTests {
                 // path bypasses: /login exactly and the suffixes
                 #expect(try await client.call("\(standIn.baseURL)/login").status == 200)
                 #expect(try await client.call("\(standIn.baseURL)/api/login").status == 401)
-                #expect(try await client.call(.POST, "\(standIn.baseURL)/api/userdata/probe.js?overwrite=true").status == 404)
+                #expect(try await client.call(.POST, "\(standIn.baseURL)/api/userdata/probe.js?overwrite=true").status == 200)
+                #expect(standIn.userDataContents(user: "default", path: "probe.js") == [])
                 // websocket needs the token too
                 await #expect(throws: (any Error).self) {
                     try await WebSocketClient.connect(url: "\(standIn.webSocketBaseURL)/ws", logger: quietLogger) { _, _, _ in }

@@ -29,7 +29,7 @@ public struct ConfigurationLayers: Sendable {
             } catch {
                 throw ConfigurationError(problems: [error.message(file: path)])
             }
-            for (key, node) in table {
+            for (key, node) in Self.flattenSections(table) {
                 guard GatewayConfiguration.knownKeys.contains(key) else {
                     unknownFileKeys.append(key)
                     continue
@@ -41,7 +41,7 @@ public struct ConfigurationLayers: Sendable {
             }
         }
         for key in GatewayConfiguration.knownKeys {
-            let variable = "COMFYGATE_" + key.uppercased()
+            let variable = "COMFYGATE_" + key.uppercased().replacingOccurrences(of: ".", with: "_")
             if let text = environment[variable] { values[key] = Value(text: text, source: variable) }
         }
         for (key, text) in flags {
@@ -50,6 +50,19 @@ public struct ConfigurationLayers: Sendable {
     }
 
     public subscript(key: String) -> Value? { values[key] }
+
+    /// The file's settings with those of its sections (`[policy]`) named `section.key`.
+    private static func flattenSections(_ table: TOMLTable) -> [(String, TOMLValue)] {
+        var flat: [(String, TOMLValue)] = []
+        for (key, node) in table {
+            if case .table(let section) = node, GatewayConfiguration.knownKeys.contains(where: { $0.hasPrefix(key + ".") }) {
+                flat += section.map { (key + "." + $0.key, $0.value) }
+            } else {
+                flat.append((key, node))
+            }
+        }
+        return flat
+    }
 
     /// Arrays become comma-separated lists; other values their plain text.
     private static func render(_ node: TOMLValue) -> String {

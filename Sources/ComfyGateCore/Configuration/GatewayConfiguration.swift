@@ -1,3 +1,4 @@
+public import ComfyGatePolicy
 public import Foundation
 
 /// Everything `comfygate serve` needs to know, validated.
@@ -23,6 +24,8 @@ public import Foundation
 ///   accept) to the end of its head.
 /// - `keep_alive_timeout` (default `75s`): longest wait for the next request on an idle connection.
 /// - `request_body_timeout` (default `60s`): longest wait for more of a request body the gateway is ready to read.
+/// - `[policy]` `admin_only_paths`, `denied_paths`: route patterns (`/route` or `/route/*`, without `/api`) only admins
+///   may use, or nobody; `denied_nodes`: node class types non-admins may not run.
 public struct GatewayConfiguration: Sendable, Equatable {
     public var listenHost: String
     public var listenPort: Int
@@ -44,13 +47,15 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var requestHeadTimeout: TimeInterval
     public var keepAliveTimeout: TimeInterval
     public var requestBodyTimeout: TimeInterval
+    /// What the `[policy]` section adds to the built-in access rules.
+    public var policy: PolicyRules
 
     /// Every setting name, as written in the configuration file.
     public static let knownKeys: Set<String> = [
         "listen", "upstream", "data", "database_url", "public_url", "trusted_proxies", "session_idle_timeout",
         "session_absolute_timeout", "upstream_connect_timeout", "upstream_timeout", "max_websocket_frame",
         "token_cache_lifetime", "bcrypt_concurrency", "log_level", "max_connections", "request_head_timeout",
-        "keep_alive_timeout", "request_body_timeout",
+        "keep_alive_timeout", "request_body_timeout", "policy.admin_only_paths", "policy.denied_paths", "policy.denied_nodes",
     ]
 
     /// The defaults, as used when nothing is configured.
@@ -73,7 +78,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
         maxConnections: Int? = nil,
         requestHeadTimeout: TimeInterval = 15,
         keepAliveTimeout: TimeInterval = 75,
-        requestBodyTimeout: TimeInterval = 60
+        requestBodyTimeout: TimeInterval = 60,
+        policy: PolicyRules = PolicyRules()
     ) {
         self.listenHost = listenHost
         self.listenPort = listenPort
@@ -94,6 +100,7 @@ public struct GatewayConfiguration: Sendable, Equatable {
         self.requestHeadTimeout = requestHeadTimeout
         self.keepAliveTimeout = keepAliveTimeout
         self.requestBodyTimeout = requestBodyTimeout
+        self.policy = policy
     }
 
     /// Reads and validates every setting, reporting all problems at once.
@@ -137,6 +144,17 @@ public struct GatewayConfiguration: Sendable, Equatable {
         let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
         if let value = read("log_level", { levels.contains($0.lowercased()) ? $0.lowercased() : nil },
             expected: "one of " + levels.joined(separator: ", ")) { logLevel = value }
+        let patterns = { (text: String) -> [PathPattern]? in
+            let items = Self.listItems(text)
+            let parsed = items.compactMap(PathPattern.init)
+            return parsed.count == items.count ? parsed : nil
+        }
+        let patternText = "a list of routes such as \"/free\" or \"/manager/*\" (a leading /, * only as a final /*, no /api prefix)"
+        if let value = read("policy.admin_only_paths", patterns, expected: patternText) { policy.adminOnlyPaths = value }
+        if let value = read("policy.denied_paths", patterns, expected: patternText) { policy.deniedPaths = value }
+        if let value = read("policy.denied_nodes", { Set(Self.listItems($0)) }, expected: "a list of node class types") {
+            policy.deniedNodeClasses = value
+        }
         if sessionIdleTimeout > sessionAbsoluteTimeout {
             problems.append("session_idle_timeout is longer than session_absolute_timeout")
         }
@@ -159,6 +177,11 @@ public struct GatewayConfiguration: Sendable, Equatable {
             let host = url.host, !host.isEmpty
         else { return nil }
         return url
+    }
+
+    /// The items of a comma-separated list, trimmed, empty ones dropped.
+    static func listItems(_ text: String) -> [String] {
+        text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     static func parseAddressList(_ text: String) -> [String]? {

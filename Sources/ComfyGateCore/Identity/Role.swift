@@ -1,22 +1,11 @@
-/// What a user may do through the gateway.
+/// What a user may do through the gateway; the access policy (`ComfyGatePolicy`) applies it on every request path.
 public enum Role: String, Sendable, Codable, CaseIterable, CustomStringConvertible {
-    /// Everything, including administration of users and tokens.
+    /// Everything, including administration of users and tokens, and sees everyone's work.
     case admin
-    /// Runs workflows: every ComfyUI route.
+    /// Runs workflows, and sees and touches only their own work.
     case user
-    /// Reads only: safe methods (`GET`, `HEAD`, `OPTIONS`) and the websocket.
+    /// Reads only their own work: safe methods (`GET`, `HEAD`, `OPTIONS`) and the websocket.
     case viewer
 
     public var description: String { rawValue }
-
-    /// The methods a viewer may use; checked as sent first, so the usual upper-case spelling costs no copy.
-    private static let safeMethods: Set<String> = ["GET", "HEAD", "OPTIONS"]
-
-    /// Whether this role may send a request with the given HTTP method upstream.
-    public func allows(method: String) -> Bool {
-        switch self {
-        case .admin, .user: true
-        case .viewer: Self.safeMethods.contains(method) || Self.safeMethods.contains(method.uppercased())
-        }
-    }
 }

@@ -269,4 +269,22 @@ public final class CachedGatewayStore: GatewayStore {
     public func appendAudit(_ event: AuditEvent) async throws { try await base.appendAudit(event) }
     public func auditEvents(limit: Int) async throws -> [AuditEvent] { try await base.auditEvents(limit: limit) }
     public func checkWritable() async throws { try await base.checkWritable() }
+
+    // MARK: Prompts and ComfyUI users, straight from the store
+
+    public func insertPrompt(_ record: PromptRecord) async throws { try await base.insertPrompt(record) }
+    public func prompt(id: String) async throws -> PromptRecord? { try await base.prompt(id: id) }
+    public func prompts(userID: String?, limit: Int) async throws -> [PromptRecord] {
+        try await base.prompts(userID: userID, limit: limit)
+    }
+    public func prompts(createdAfter date: Date) async throws -> [PromptRecord] {
+        try await base.prompts(createdAfter: date)
+    }
+    public func updatePromptStatus(id: String, status: PromptStatus, at date: Date) async throws -> Bool {
+        try await base.updatePromptStatus(id: id, status: status, at: date)
+    }
+    public func comfyUserID(forUser userID: String) async throws -> String? { try await base.comfyUserID(forUser: userID) }
+    public func setComfyUserID(_ comfyUserID: String, forUser userID: String) async throws {
+        try await base.setComfyUserID(comfyUserID, forUser: userID)
+    }
 }

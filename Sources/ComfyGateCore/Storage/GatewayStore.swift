@@ -51,6 +51,26 @@ public protocol GatewayStore: Sendable {
     /// The most recent events, newest first.
     func auditEvents(limit: Int) async throws -> [AuditEvent]
 
+    // MARK: Prompts
+
+    /// Records who queued a prompt. Throws ``StoreError/duplicate(_:)`` when the prompt id is already recorded.
+    func insertPrompt(_ record: PromptRecord) async throws
+    /// The record of one prompt; ids are matched exactly.
+    func prompt(id: String) async throws -> PromptRecord?
+    /// At most `limit` prompts of one user, or of everyone when `userID` is nil, newest first.
+    func prompts(userID: String?, limit: Int) async throws -> [PromptRecord]
+    /// Prompts created strictly after `date`, oldest first: what start-up loads into the ownership index.
+    func prompts(createdAfter date: Date) async throws -> [PromptRecord]
+    /// Sets a prompt's status, changed at `date`; `false` when there is no such prompt.
+    func updatePromptStatus(id: String, status: PromptStatus, at date: Date) async throws -> Bool
+
+    // MARK: ComfyUI users
+
+    /// The ComfyUI user a gateway user's requests run as, or nil when none has been assigned.
+    func comfyUserID(forUser userID: String) async throws -> String?
+    /// Assigns the ComfyUI user a gateway user's requests run as, replacing any earlier assignment.
+    func setComfyUserID(_ comfyUserID: String, forUser userID: String) async throws
+
     // MARK: Health
 
     /// Proves the store takes writes now, changing nothing; throws ``StoreError/unavailable(_:)`` naming the

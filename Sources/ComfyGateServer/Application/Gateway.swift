@@ -1,4 +1,5 @@
 public import ComfyGateCore
+public import ComfyGatePolicy
 public import Foundation
 public import Hummingbird
 import HummingbirdCore
@@ -22,6 +23,9 @@ public enum Gateway {
         public let verifier: CredentialVerifier
         public let sessions: SessionManager
         public let transport: any UpstreamTransport
+        /// Who may do what, with the prompt and file owners it decides from.
+        public let policy: AccessPolicy
+        let now: @Sendable () -> Date
 
         /// - Parameters:
         ///   - transport: how ComfyUI is reached; by default ``Gateway/makeTransport(for:)``.
@@ -36,6 +40,8 @@ public enum Gateway {
             let store = CachedGatewayStore(store)
             self.store = store
             self.transport = transport ?? Gateway.makeTransport(for: configuration)
+            self.policy = AccessPolicy(rules: configuration.policy)
+            self.now = now
             self.hasher = PasswordHasher(maxConcurrent: configuration.bcryptConcurrency, background: true)
             self.loginHasher = PasswordHasher(maxConcurrent: configuration.bcryptConcurrency)
             self.verifier = CredentialVerifier(
@@ -91,6 +97,11 @@ public enum Gateway {
                 ? Self.decoyHashCost12 : try await components.loginHasher.hash(TokenFormat.randomID(), cost: PasswordHasher.defaultCost)
         )
 
+        let comfyUIUsers = ComfyUIUsers(transport: components.transport, store: components.store, logger: logger)
+        let openWebSockets = OpenWebSockets(authenticator: authenticator, logger: logger)
+        let isolation = Isolation(policy: components.policy, store: components.store, logger: logger, now: components.now)
+        try await isolation.loadOwners()
+
         let router = Router(context: GatewayRequestContext.self)
         let storeHealth = StoreHealth(logger: logger)
         router.add(middleware: FailureAnswerMiddleware(storeHealth: storeHealth))
@@ -105,12 +116,15 @@ public enum Gateway {
             sessions: components.sessions, cookie: cookie, originPolicy: originPolicy, store: components.store,
             clientAddress: clientAddress, logger: logger
         ).addRoutes(to: router)
-        router.add(middleware: AuthenticationMiddleware(authenticator: authenticator, originPolicy: originPolicy))
-        router.add(middleware: UpstreamProxy(transport: components.transport, headers: upstreamHeaders))
+        router.add(middleware: AuthenticationMiddleware(authenticator: authenticator, originPolicy: originPolicy, policy: components.policy))
+        router.add(middleware: UpstreamProxy(transport: components.transport, headers: upstreamHeaders, isolation: isolation, comfyUIUsers: comfyUIUsers))
 
         let webSocket = WebSocketUpgrader.Dependencies(
             authenticator: authenticator,
             originPolicy: originPolicy,
+            policy: components.policy,
+            isolation: isolation,
+            openWebSockets: openWebSockets,
             upstreamHeaders: upstreamHeaders,
             connector: UpstreamWebSocketConnector(
                 host: configuration.upstream.host ?? "127.0.0.1",
@@ -125,7 +139,7 @@ public enum Gateway {
         let fastPath = (components.transport as? PooledUpstreamTransport).map { transport in
             FastProxyHandler.Dependencies(
                 authenticator: authenticator, originPolicy: originPolicy, upstreamHeaders: upstreamHeaders, transport: transport,
-                gatewayPaths: Self.gatewayPaths, logger: logger
+                policy: components.policy, comfyUIUsers: comfyUIUsers, logger: logger
             )
         }
         let limits = ConnectionLimits(configuration: configuration)
@@ -148,14 +162,11 @@ public enum Gateway {
                 backlog: 1024,
                 reuseAddress: true
             ),
-            services: [UpstreamTransportService(transport: components.transport)],
+            services: [UpstreamTransportService(transport: components.transport), openWebSockets, comfyUIUsers],
             onServerRunning: onServerRunning ?? { _ in },
             logger: logger
         )
     }
-
-    /// The routes the gateway answers itself (``LoginController``, ``HealthController``): never proxied.
-    static let gatewayPaths: Set<String> = ["/login", "/logout", "/healthz", "/readyz"]
 
     /// A bcrypt hash, at the default cost, of 32 random bytes nobody kept: checked for unknown users so they take
     /// as long as real ones. A match against it never signs anyone in, so it can be a constant; computing one at

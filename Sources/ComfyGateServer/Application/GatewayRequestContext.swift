@@ -1,4 +1,5 @@
 public import ComfyGateCore
+public import ComfyGatePolicy
 public import Hummingbird
 import NIOCore
 
@@ -7,6 +8,8 @@ public struct GatewayRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The authenticated identity, set by ``AuthenticationMiddleware``.
     public var identity: Identity?
+    /// How the request goes to ComfyUI, as the access policy decided it (set with ``identity``).
+    public var plan: ForwardPlan?
     /// The peer's IP address as seen on the socket (before any `X-Forwarded-For`).
     public let peerAddress: String?
     /// The client's connection, for interim answers.

@@ -18,6 +18,14 @@ enum GatewayResponse {
         ByteBuffer(bytes: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8))
     }
 
+    /// A JSON body already serialised.
+    static func rawJSON(_ status: HTTPResponse.Status, _ json: String) -> Response {
+        Response(
+            status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(string: json))
+        )
+    }
+
     static func error(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) -> Response {
         json(status, ["error": message], headers: headers)
     }

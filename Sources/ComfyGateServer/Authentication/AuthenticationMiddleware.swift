@@ -1,15 +1,18 @@
 import ComfyGateCore
+import ComfyGatePolicy
 import Foundation
 import HTTPTypes
 import Hummingbird
 
 /// Requires an identity on every request that reaches it: sends browsers to the login page, everyone else a
-/// 401 with a JSON body, and checks the caller's role and the origin of cookie-authenticated writes.
+/// 401 with a JSON body, checks the origin of cookie-authenticated writes, and asks the access policy what
+/// becomes of the request.
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = GatewayRequestContext
 
     let authenticator: RequestAuthenticator
     let originPolicy: OriginPolicy
+    let policy: AccessPolicy
 
     func handle(
         _ request: Request,
@@ -22,11 +25,20 @@ struct AuthenticationMiddleware: RouterMiddleware {
             if identity.credential == .session, !originPolicy.allows(request) {
                 return GatewayResponse.error(.forbidden, "cross-site request refused")
             }
-            guard identity.role.allows(method: request.method.rawValue) else {
-                return GatewayResponse.error(.forbidden, "role \(identity.role) may not \(request.method.rawValue)")
-            }
             context.identity = identity
-            return try await next(request, context)
+            let isWebSocket = request.headers[.upgrade]?.lowercased() == "websocket"
+            switch policy.decide(RequestFacts(request.head, isWebSocket: isWebSocket), caller: identity.caller) {
+            case .forward(let plan):
+                context.plan = plan
+                return try await next(request, context)
+            case .refuse(let refusal):
+                return GatewayResponse.error(refusal.httpStatus, refusal.message)
+            case .answer(let status, let json):
+                return GatewayResponse.rawJSON(HTTPResponse.Status(code: status), json)
+            case .gatewayRoute:
+                // A gateway route asked with a method it does not serve.
+                return GatewayResponse.error(.methodNotAllowed, "\(request.method.rawValue) is not served on \(request.uri.path)")
+            }
         case .anonymous where Self.isBrowserNavigation(request):
             return GatewayResponse.redirectToLogin(from: request)
         case .anonymous:

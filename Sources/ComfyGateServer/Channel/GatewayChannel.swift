@@ -62,6 +62,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                             if let fastPath {
                                 try channel.pipeline.syncOperations.addHandler(FastProxyHandler(dependencies: fastPath))
                             }
+                            try channel.pipeline.syncOperations.addHandler(LateWebSocketUpgradeHandler(dependencies: webSocket))
                             let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                                 wrappingChannelSynchronously: channel,
                                 configuration: .init(isOutboundHalfClosureEnabled: true)

@@ -1,5 +1,5 @@
 import ComfyGateCore
-import ComfyGateRequestParsing
+import ComfyGatePolicy
 import HTTPTypes
 import Logging
 import NIOCore
@@ -11,9 +11,10 @@ import NIOHTTPTypes
 /// ComfyUI over a pooled connection of the same event loop, and the answer comes back part by part — no task,
 /// no thread hop, one flush per read batch.
 ///
+/// The access policy decides as on every path; only a request it forwards with nothing to rewrite goes this way.
 /// Everything else — the gateway's own routes, requests with a body, unknown or uncached credentials,
-/// anything to refuse — passes on to the application, which applies the same rules the slow way (and fills
-/// the cache). Requests are answered in order: while one is being answered, the next waits.
+/// anything to refuse or rewrite — passes on to the application, which asks the same policy the slow way (and
+/// fills the cache). Requests are answered in order: while one is being answered, the next waits.
 final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamAnswerSink {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -25,8 +26,8 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         let originPolicy: OriginPolicy
         let upstreamHeaders: UpstreamRequestHeaders
         let transport: PooledUpstreamTransport
-        /// Paths the gateway answers itself.
-        let gatewayPaths: Set<String>
+        let policy: AccessPolicy
+        let comfyUIUsers: ComfyUIUsers
         let logger: Logger
     }
 
@@ -113,33 +114,30 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// The request ComfyUI gets, when this request may take the fast path.
     private func fastRoute(_ request: HTTPRequest, channel: any Channel) -> (HTTPRequestHead, String)? {
         let fields = request.headerFields
-        guard fields[.upgrade] == nil, fields[.transferEncoding] == nil, fields[.contentLength].map({ $0 == "0" }) ?? true,
-            let target = request.path
-        else { return nil }
-        let queryStart = target.firstIndex(of: "?")
-        let path = String(target[..<(queryStart ?? target.endIndex)])
-        let query = queryStart.map { String(target[target.index(after: $0)...]) }
-        var routePath = Substring(path)
-        while routePath.count > 1, routePath.hasSuffix("/") { routePath.removeLast() }
-        guard !dependencies.gatewayPaths.contains(String(routePath)),
-            let identity = dependencies.authenticator.cachedIdentity(headers: fields, query: query),
-            identity.role.allows(method: request.method.rawValue)
+        guard fields[.upgrade] == nil, fields[.transferEncoding] == nil, fields[.contentLength].map({ $0 == "0" }) ?? true else {
+            return nil
+        }
+        let facts = RequestFacts(request, isWebSocket: false)
+        guard !AccessPolicy.isGatewayRoute(path: facts.path),
+            let identity = dependencies.authenticator.cachedIdentity(headers: fields, query: facts.query)
         else { return nil }
         if identity.credential == .session,
             !dependencies.originPolicy.allows(method: request.method, headers: fields, authority: request.authority, isWebSocket: false)
         {
             return nil
         }
-        var pathAndQuery = path
-        if let query, let kept = QueryString.removing("token", from: query) { pathAndQuery += "?" + kept }
-        let upstreamRequest = UpstreamRequest(
+        guard case .forward(let plan) = dependencies.policy.decide(facts, caller: identity.caller), plan.passesAsSent,
+            let comfyUser = dependencies.comfyUIUsers.cachedHeader(for: identity.userID)
+        else { return nil }
+        var upstreamRequest = UpstreamRequest(
             method: request.method,
-            pathAndQuery: pathAndQuery,
+            pathAndQuery: plan.target,
             headers: dependencies.upstreamHeaders.build(from: fields, authority: request.authority, peer: channel.remoteAddress?.ipAddress),
             body: nil,
             contentLength: nil
         )
-        return (dependencies.transport.requestHead(upstreamRequest), path)
+        if let comfyUser { upstreamRequest.headers[ComfyUIUsers.header] = comfyUser }
+        return (dependencies.transport.requestHead(upstreamRequest), facts.path)
     }
 
     private func startExchange(_ context: ChannelHandlerContext, head: HTTPRequestHead, path: String) {

@@ -1,10 +1,13 @@
-import ComfyGateRequestParsing
+import ComfyGatePolicy
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOCore
+import Synchronization
 
-/// Forwards every request that reaches it to ComfyUI: method, path and query as sent (less the gateway's
-/// `token` parameter), headers cleaned by ``UpstreamRequestHeaders``, bodies streamed both ways.
+/// Carries every request that reaches it to ComfyUI as the access policy planned it (``ForwardPlan``): the
+/// target as planned, headers cleaned by ``UpstreamRequestHeaders``, bodies streamed both ways — or, where the
+/// plan rewrites a body or an answer, read and rewritten by the policy's own rewrites.
 ///
 /// It is the last middleware of the router and never calls `next`.
 struct UpstreamProxy: RouterMiddleware {
@@ -12,28 +15,274 @@ struct UpstreamProxy: RouterMiddleware {
 
     let transport: any UpstreamTransport
     let headers: UpstreamRequestHeaders
+    let isolation: Isolation
+    let comfyUIUsers: ComfyUIUsers
+
+    /// The largest JSON request body read for a rewrite (`POST /prompt` carries whole workflows).
+    static let maxJSONRequest = 64 << 20
+    /// The largest JSON answer read for a rewrite (`/history` of 10,000 items, `/object_info`).
+    static let maxJSONAnswer = 512 << 20
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        var pathAndQuery = request.uri.path
-        if let query = request.uri.query, let kept = QueryString.removing("token", from: query) {
-            pathAndQuery += "?" + kept
+        guard let plan = context.plan, let caller = context.identity?.caller else {
+            return GatewayResponse.error(.internalServerError, "no access decision was taken for this request")
         }
-        // Everything that reaches this point may go on: a client waiting for `100 Continue` may send its body.
-        context.proceedIfExpected(request)
-        let contentLength = request.headers[.contentLength].flatMap { Int($0) }
-        let hasBody = (contentLength ?? 0) > 0 || request.headers[.transferEncoding] != nil
-        let upstreamRequest = UpstreamRequest(
+        var outgoing = UpstreamRequest(
             method: request.method,
-            pathAndQuery: pathAndQuery,
+            pathAndQuery: plan.target,
             headers: headers.build(from: request.headers, authority: request.head.authority, peer: context.peerAddress),
-            body: hasBody ? request.body : nil,
-            contentLength: hasBody ? contentLength : nil
+            body: nil,
+            contentLength: nil
         )
+        if let comfyUser = await comfyUIUsers.header(for: caller) { outgoing.headers[ComfyUIUsers.header] = comfyUser }
         do {
-            return try await transport.send(upstreamRequest)
-        } catch {
+            var uploadRefusal: RefusalBox?
+            switch try await rewriteBody(of: request, plan: plan, caller: caller, context: context, into: &outgoing) {
+            case .send:
+                break
+            case .sendUpload(let refusal):
+                uploadRefusal = refusal
+            case .answer(let response):
+                return response
+            }
+            let response: Response
+            do {
+                response = try await transport.send(outgoing)
+            } catch {
+                // A form that broke a rule as it streamed: the client learns which.
+                if error.kind == .clientBody, let refusal = uploadRefusal?.value { throw refusal }
+                throw error
+            }
+            return try await rewriteAnswer(response, plan: plan, caller: caller, request: request)
+        } catch let refusal as PolicyRefusal {
+            return GatewayResponse.error(refusal.httpStatus, refusal.message)
+        } catch let error as UpstreamError {
             error.log(to: context.logger, path: request.uri.path)
             return GatewayResponse.json(error.status, error.answer)
+        }
+    }
+
+    private enum BodyOutcome {
+        case send
+        /// A streamed upload: a refusal found in the form as it streams ends the exchange.
+        case sendUpload(RefusalBox)
+        /// Nothing is left to ask ComfyUI: the gateway answers.
+        case answer(Response)
+    }
+
+    /// Sets the body ComfyUI gets, as the plan says.
+    private func rewriteBody(
+        of request: Request, plan: ForwardPlan, caller: Caller, context: Context, into outgoing: inout UpstreamRequest
+    ) async throws -> BodyOutcome {
+        let contentLength = request.headers[.contentLength].flatMap { Int($0) }
+        let hasBody = (contentLength ?? 0) > 0 || request.headers[.transferEncoding] != nil
+        if plan.body != .asSent, let encoding = request.headers[.contentEncoding], encoding.lowercased() != "identity" {
+            // ComfyUI would unpack the body; the gateway checks the bytes as sent, so they must be what ComfyUI reads.
+            throw PolicyRefusal(status: 415, message: "a \(encoding)-encoded body cannot be checked: send it unencoded")
+        }
+        switch plan.body {
+        case .asSent:
+            // Everything that reaches this point may go on: a client waiting for `100 Continue` may send its body.
+            context.proceedIfExpected(request)
+            if hasBody {
+                outgoing.body = request.body
+                outgoing.contentLength = contentLength
+            }
+        case .prompt:
+            context.proceedIfExpected(request)
+            let submission = try PromptSubmission.rewrite(
+                try await Self.collect(request.body, limit: Self.maxJSONRequest), for: caller, rules: isolation.promptRules(for: caller)
+            )
+            if let promptID = submission.promptID, try await isolation.promptExists(promptID) {
+                throw PolicyRefusal.conflict("prompt_id already exists")
+            }
+            outgoing.setJSONBody(submission.body)
+        case .upload:
+            guard let rewriter = UploadFormRewriter(
+                contentType: request.headers[.contentType] ?? "", space: caller.space,
+                ownsFile: isolation.fileOwnership(of: caller)
+            ) else {
+                throw PolicyRefusal.badRequest("an upload must be multipart/form-data")
+            }
+            context.proceedIfExpected(request)
+            let upload = RewrittenUploadBody(
+                body: CheckedRequestBody(body: request.body, expectedLength: contentLength), rewriter: rewriter
+            )
+            outgoing.body = RequestBody(asyncSequence: upload)
+            outgoing.contentLength = nil
+            return .sendUpload(upload.refusal)
+        case .queueControl, .historyControl:
+            context.proceedIfExpected(request)
+            let body = try await Self.collect(request.body, limit: Self.maxJSONRequest)
+            let ownership = isolation.policy.ownership
+            guard let rewritten = try ControlRequests.deletion(
+                body, ownIDs: ownership.prompts(ownedBy: caller.userID), owns: { ownership.owner(ofPrompt: $0) == caller.userID }
+            ) else { return .answer(Self.emptyOK) }
+            outgoing.setJSONBody(rewritten)
+        case .interrupt:
+            context.proceedIfExpected(request)
+            let body = try await Self.collect(request.body, limit: Self.maxJSONRequest)
+            let running = try await runningPrompt(of: caller, headers: outgoing.headers)
+            let ownership = isolation.policy.ownership
+            guard let rewritten = try ControlRequests.interrupt(
+                body, runningOwnPrompt: running, owns: { ownership.owner(ofPrompt: $0) == caller.userID }
+            ) else { return .answer(Self.emptyOK) }
+            outgoing.setJSONBody(rewritten)
+        }
+        return .send
+    }
+
+    /// ComfyUI's answer, rewritten as the plan says when it is a successful JSON answer.
+    private func rewriteAnswer(_ response: Response, plan: ForwardPlan, caller: Caller, request: Request) async throws -> Response {
+        guard plan.answer != .asSent, response.status == .ok else { return response }
+        var response = response
+        let answer = try await Self.collect(response, limit: Self.maxJSONAnswer)
+        let rewritten: [UInt8]
+        switch plan.answer {
+        case .asSent, .webSocket:
+            rewritten = answer
+        case .promptAccepted:
+            if let promptID = (try? PolicyJSON(parsing: answer))?["prompt_id"]?.stringValue {
+                await isolation.recordAccepted(promptID: promptID, caller: caller)
+            }
+            rewritten = answer
+        case .queue:
+            rewritten = try AnswerFilter.queue(answer, for: caller)
+        case .history(let maxItems, let offset):
+            let page = try HistoryPage(queryMaxItems: maxItems, queryOffset: offset)
+            rewritten = try AnswerFilter.history(answer, page: page, for: caller)
+            isolation.recordOutputs(fromHistory: rewritten, caller: caller)
+        case .historyItem:
+            rewritten = try AnswerFilter.historyItem(answer, for: caller)
+            isolation.recordOutputs(fromHistory: rewritten, caller: caller)
+        case .objectInfo:
+            let filtered = try AnswerFilter.objectInfo(answer, for: caller)
+            isolation.learn(uploadInputs: filtered.uploadInputs)
+            rewritten = filtered.answer
+        case .jobs(let limit, let offset):
+            let ownership = isolation.policy.ownership
+            rewritten = try AnswerFilter.jobs(
+                answer, page: try JobsPage(queryLimit: limit, queryOffset: offset), for: caller,
+                owns: { ownership.owner(ofPrompt: $0) == caller.userID }
+            )
+        case .job:
+            rewritten = try AnswerFilter.job(answer, for: caller)
+        }
+        response.headers[.contentLength] = String(rewritten.count)
+        response.headers[.contentEncoding] = nil
+        response.body = ResponseBody(byteBuffer: ByteBuffer(bytes: rewritten))
+        return response
+    }
+
+    /// The id of the caller's prompt ComfyUI is running, from its `/queue`.
+    private func runningPrompt(of caller: Caller, headers: HTTPFields) async throws -> String? {
+        let response = try await transport.send(
+            UpstreamRequest(method: .get, pathAndQuery: "/queue", headers: headers, body: nil, contentLength: nil)
+        )
+        guard response.status == .ok else { return nil }
+        let queue = try await Self.collect(response, limit: Self.maxJSONAnswer)
+        return Isolation.runningPrompt(inQueue: queue, ownedBy: caller, ownership: isolation.policy.ownership)
+    }
+
+    static var emptyOK: Response { Response(status: .ok, headers: [.contentLength: "0"]) }
+
+    /// A request body read whole, for a rewrite.
+    static func collect(_ body: RequestBody, limit: Int) async throws -> [UInt8] {
+        var collected: [UInt8] = []
+        do {
+            for try await buffer in body {
+                guard collected.count + buffer.readableBytes <= limit else {
+                    throw PolicyRefusal(status: 413, message: "the request body is larger than \(limit) bytes")
+                }
+                collected += buffer.readableBytesView
+            }
+        } catch let refusal as PolicyRefusal {
+            throw refusal
+        } catch {
+            throw PolicyRefusal.badRequest("the request body broke off")
+        }
+        return collected
+    }
+
+    /// A response body read whole, for a rewrite.
+    static func collect(_ response: Response, limit: Int) async throws -> [UInt8] {
+        let collector = ResponseCollector(limit: limit)
+        try await response.body.write(collector)
+        guard !collector.overflowed else {
+            throw PolicyRefusal(status: 502, message: "ComfyUI's answer is larger than \(limit) bytes")
+        }
+        return collector.bytes
+    }
+}
+
+extension UpstreamRequest {
+    /// Sends a rewritten JSON body.
+    fileprivate mutating func setJSONBody(_ bytes: [UInt8]) {
+        body = RequestBody(buffer: ByteBuffer(bytes: bytes))
+        contentLength = bytes.count
+        headers[.contentType] = "application/json"
+    }
+}
+
+/// Gathers a response body that is about to be rewritten.
+private final class ResponseCollector: ResponseBodyWriter {
+    let limit: Int
+    var bytes: [UInt8] = []
+    var overflowed = false
+
+    init(limit: Int) { self.limit = limit }
+
+    func write(_ buffer: ByteBuffer) async throws {
+        guard !overflowed else { return }
+        if bytes.count + buffer.readableBytes > limit { overflowed = true } else { bytes += buffer.readableBytesView }
+    }
+
+    func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}
+
+/// The refusal a streamed upload ran into, kept for the answer.
+final class RefusalBox: Sendable {
+    private let stored = Mutex<PolicyRefusal?>(nil)
+
+    var value: PolicyRefusal? { stored.withLock { $0 } }
+
+    func set(_ refusal: PolicyRefusal) { stored.withLock { $0 = refusal } }
+}
+
+/// An upload's body with its form rewritten as it streams.
+struct RewrittenUploadBody: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+
+    let body: CheckedRequestBody
+    let rewriter: UploadFormRewriter
+    let refusal = RefusalBox()
+
+    func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: body.makeAsyncIterator(), rewriter: rewriter, refusal: refusal)
+    }
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: CheckedRequestBody.AsyncIterator
+        var rewriter: UploadFormRewriter
+        let refusal: RefusalBox
+        var finished = false
+
+        mutating func next() async throws -> ByteBuffer? {
+            do {
+                while !finished {
+                    guard let chunk = try await base.next() else {
+                        finished = true
+                        let rest = try rewriter.finish()
+                        return rest.isEmpty ? nil : ByteBuffer(bytes: rest)
+                    }
+                    let out = try rewriter.consume(chunk.readableBytesView)
+                    if !out.isEmpty { return ByteBuffer(bytes: out) }
+                }
+                return nil
+            } catch let error as PolicyRefusal {
+                refusal.set(error)
+                throw error
+            }
         }
     }
 }

@@ -7,9 +7,10 @@ import NIOWebSocket
 /// One handler sits in each of the two pipelines, paired with the other. Frames pass as they are — text,
 /// binary, continuation, ping, pong and close, with their close codes — so each side sees the other's close
 /// code. Frames to ComfyUI are masked, as a client's must be; frames to the client are not, as a server's must
-/// not be; an unmasked frame from the client ends the relay with `1002`. A side that stops taking bytes stops the
-/// reads on the other side. Once a close frame has passed or
-/// either connection has ended, both are closed at the latest after `closeTimeout`.
+/// not be; an unmasked frame from the client ends the relay with `1002`. Frames towards a non-admin client pass its
+/// ``WebSocketEventFilter`` first. A side that stops taking bytes stops the reads on the other side. When ComfyUI's
+/// connection ends without a close frame, the client gets `1011`. Once a close frame has passed or either
+/// connection has ended, both are closed at the latest after `closeTimeout`.
 final class WebSocketRelay: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = WebSocketFrame
     typealias OutboundIn = WebSocketFrame
@@ -27,6 +28,8 @@ final class WebSocketRelay: ChannelDuplexHandler, RemovableChannelHandler {
     private var closing = false
     /// The client broke the protocol: this side relays nothing more.
     private var protocolViolated = false
+    /// On the client's side: what of ComfyUI's events the client may get (nil: everything).
+    var filter: WebSocketEventFilter?
 
     init(masksWrites: Bool, closeTimeout: TimeAmount) {
         self.masksWrites = masksWrites
@@ -78,6 +81,7 @@ final class WebSocketRelay: ChannelDuplexHandler, RemovableChannelHandler {
     /// Writes a frame that came from the other side, with the masking this side needs.
     private func relay(_ incoming: WebSocketFrame) {
         guard let context else { return }
+        if let filter, !filter.delivers(incoming) { return }
         var frame = incoming
         // NIO's decoder leaves payloads masked and its encoder masks whenever a key is set: write the unmasked
         // payload, with a key towards ComfyUI and none towards the client.
@@ -133,6 +137,11 @@ final class WebSocketRelay: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         if let partner, let partnerContext = partner.context {
+            if masksWrites, !closing, !partner.protocolViolated {
+                // ComfyUI went away without a close frame: the client learns it from a close code, not a dropped socket.
+                partnerContext.write(partner.wrapOutboundOut(Self.closeFrame(code: .unexpectedServerError, masked: false)), promise: nil)
+                partner.hasUnflushedWrites = true
+            }
             partner.flushIfNeeded()
             // Whatever was relayed is delivered before the other side's connection ends.
             partnerContext.close(mode: .output, promise: nil)
@@ -148,9 +157,21 @@ final class WebSocketRelay: ChannelDuplexHandler, RemovableChannelHandler {
     /// Sends `1001 going away` both ways (graceful shutdown) and closes both sides once the close handshake
     /// is done or `closeTimeout` has passed.
     func goAway() {
+        end(clientCode: .goingAway)
+    }
+
+    /// Ends the relay because the client's credential no longer holds (revoked token, ended session, disabled
+    /// user): the client gets `1008 policy violation`, ComfyUI `1001 going away`.
+    func endForPolicy() {
+        end(clientCode: .policyViolation)
+    }
+
+    private func end(clientCode: WebSocketErrorCode) {
+        guard !closing else { return }
         for side in [self, partner].compactMap({ $0 }) {
             guard let context = side.context else { continue }
-            context.writeAndFlush(side.wrapOutboundOut(Self.closeFrame(code: .goingAway, masked: side.masksWrites)), promise: nil)
+            let code = side.masksWrites ? WebSocketErrorCode.goingAway : clientCode
+            context.writeAndFlush(side.wrapOutboundOut(Self.closeFrame(code: code, masked: side.masksWrites)), promise: nil)
         }
         closeBothLater()
     }

@@ -1,4 +1,5 @@
 import ComfyGateCore
+import ComfyGatePolicy
 import ComfyGateRequestParsing
 import Crypto
 import Foundation
@@ -21,6 +22,9 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
     struct Dependencies: Sendable {
         let authenticator: RequestAuthenticator
         let originPolicy: OriginPolicy
+        let policy: AccessPolicy
+        let isolation: Isolation
+        let openWebSockets: OpenWebSockets
         let upstreamHeaders: UpstreamRequestHeaders
         let connector: UpstreamWebSocketConnector
         let logger: Logger
@@ -31,7 +35,16 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
     let requiredUpgradeHeaders: [String] = []
 
     private let dependencies: Dependencies
-    private let pending = NIOLockedValueBox<(UpstreamWebSocketConnector.Connection, Identity)?>(nil)
+    private let pending = NIOLockedValueBox<Accepted?>(nil)
+
+    /// A handshake ComfyUI accepted, waiting for the client's side of the upgrade.
+    private struct Accepted {
+        let upstream: UpstreamWebSocketConnector.Connection
+        let identity: Identity
+        /// Whether the client's events are filtered (``WebSocketEventFilter``).
+        let filtersEvents: Bool
+        let credentials: (headers: HTTPFields, query: String?, peer: String?)
+    }
     private let refusalBox = NIOLockedValueBox<Refusal?>(nil)
 
     /// The answer for a handshake that was not accepted, if one was attempted and failed.
@@ -111,8 +124,16 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
             throw Refusal(status: .forbidden, body: ["error": "cross-site request refused"])
         }
 
-        var pathAndQuery = request.path.map { String($0.prefix(while: { $0 != "?" })) } ?? "/"
-        if let query, let kept = QueryString.removing("token", from: query) { pathAndQuery += "?" + kept }
+        let plan: ForwardPlan
+        switch dependencies.policy.decide(RequestFacts(request, isWebSocket: true), caller: identity.caller) {
+        case .forward(let forward):
+            plan = forward
+        case .refuse(let refusal):
+            throw Refusal(status: refusal.httpStatus, body: ["error": refusal.message])
+        case .answer, .gatewayRoute:
+            throw Refusal(status: .badRequest, body: ["error": "\(request.path ?? "/") is not a websocket"])
+        }
+        let pathAndQuery = plan.target
         let headers = dependencies.upstreamHeaders.build(from: request.headerFields, authority: request.authority, peer: peer, isWebSocket: true)
         let connection: UpstreamWebSocketConnector.Connection
         let upstream = dependencies.connector.description
@@ -125,7 +146,11 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
             dependencies.logger.info("upstream refused the websocket", metadata: ["path": "\(pathAndQuery)"])
             throw Refusal(status: .badGateway, body: ["error": "upstream refused the websocket upgrade", "upstream": upstream])
         }
-        pending.withLockedValue { $0 = (connection, identity) }
+        let accepted = Accepted(
+            upstream: connection, identity: identity, filtersEvents: plan.answer == .webSocket && !identity.caller.isAdmin,
+            credentials: (request.headerFields, query, peer)
+        )
+        pending.withLockedValue { $0 = accepted }
 
         var response = initialResponseHeaders
         response.add(name: "Sec-WebSocket-Accept", value: Self.acceptValue(for: key))
@@ -137,24 +162,45 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
 
     func upgrade(channel: any Channel, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<UpgradeResult> {
         channel.eventLoop.makeCompletedFuture {
-            guard let (upstream, identity) = pending.withLockedValue({ value in defer { value = nil }; return value }) else {
-                throw Refusal(status: .internalServerError, body: ["error": "websocket handshake failed"])
-            }
             let progress = try channel.pipeline.syncOperations.handler(type: RequestProgressHandler.self)
             channel.pipeline.syncOperations.removeHandler(progress, promise: nil)
-            try channel.pipeline.syncOperations.addHandler(WebSocketFrameEncoder())
-            try channel.pipeline.syncOperations.addHandler(
-                ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: dependencies.connector.maxFrameSize))
-            )
-            try channel.pipeline.syncOperations.addHandler(WebSocketProtocolErrorHandler())
-            let relay = WebSocketRelay(masksWrites: false, closeTimeout: dependencies.connector.closeTimeout)
-            try channel.pipeline.syncOperations.addHandler(relay)
-            // ComfyUI's connection was opened on this channel's event loop, so both halves can meet here.
-            WebSocketRelay.pair(client: relay, upstream: upstream.relay.value)
-            return .webSocket(
-                client: channel, upstream: upstream.channel, relay: NIOLoopBound(relay, eventLoop: channel.eventLoop), identity: identity
-            )
+            return try installRelay(on: channel, after: nil)
         }
+    }
+
+    /// Adds the websocket handlers and the relay to ComfyUI's accepted socket: at the end of the pipeline, or
+    /// right after `handler` (a handshake on a kept-alive connection, whose HTTP handlers are being removed).
+    func installRelay(on channel: any Channel, after handler: (any ChannelHandler)?) throws -> UpgradeResult {
+        guard let accepted = pending.withLockedValue({ value in defer { value = nil }; return value }) else {
+            throw Refusal(status: .internalServerError, body: ["error": "websocket handshake failed"])
+        }
+        let relay = WebSocketRelay(masksWrites: false, closeTimeout: dependencies.connector.closeTimeout)
+        if accepted.filtersEvents {
+            relay.filter = WebSocketEventFilter(caller: accepted.identity.caller, isolation: dependencies.isolation)
+        }
+        var previous = handler
+        for added: any ChannelHandler in [
+            WebSocketFrameEncoder(), ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: dependencies.connector.maxFrameSize)),
+            WebSocketProtocolErrorHandler(), relay,
+        ] {
+            if let previous {
+                try channel.pipeline.syncOperations.addHandler(added, position: .after(previous))
+            } else {
+                try channel.pipeline.syncOperations.addHandler(added)
+            }
+            if handler != nil { previous = added }
+        }
+        // ComfyUI's connection was opened on this channel's event loop, so both halves can meet here.
+        WebSocketRelay.pair(client: relay, upstream: accepted.upstream.relay.value)
+        let boundRelay = NIOLoopBound(relay, eventLoop: channel.eventLoop)
+        dependencies.openWebSockets.add(
+            OpenWebSockets.Entry(
+                userName: accepted.identity.userName, headers: accepted.credentials.headers, query: accepted.credentials.query,
+                peer: accepted.credentials.peer, relay: boundRelay
+            ),
+            closeFuture: channel.closeFuture
+        )
+        return .webSocket(client: channel, upstream: accepted.upstream.channel, relay: boundRelay, identity: accepted.identity)
     }
 
     /// `Sec-WebSocket-Accept` for a key (RFC 6455 §4.2.2).

@@ -1,11 +1,11 @@
-import Logging
-import Synchronization
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdWebSocket
+import Logging
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 /// A faithful in-process fake of a ComfyUI 0.3.64 server (optionally with ComfyUI-Login), bound to 127.0.0.1.
 ///
@@ -121,6 +121,27 @@ public final class ComfyUIStandIn: Sendable {
         }
     }
 
+    /// Sends a binary `TEXT` frame (type 3) as ComfyUI's `send_progress_text` does: 4-byte big-endian length of the
+    /// node id, then node id and text in UTF-8; to every socket unless a client id is given (B.4, G.6).
+    public func sendProgressText(_ text: String, nodeId: String, to clientId: String? = nil) {
+        let node = Array(nodeId.utf8)
+        var payload: [UInt8] = []
+        payload.appendBigEndian(UInt32(node.count))
+        broadcastBinary(eventType: BinaryEventType.text.rawValue, payload: payload + node + Array(text.utf8), to: clientId)
+    }
+
+    /// Sends `progress` (`{"value", "max", "prompt_id", "node"}`) as `main.hijack_progress` does during a node: to the
+    /// running prompt's client, or to every socket when it was queued without `client_id` (B.2, G.6). No-op when idle.
+    public func sendProgress(value: Int, max: Int) {
+        state.inner.withLock { s in
+            guard let running = s.running else { return }
+            let data: StandInJSON = [
+                "value": .int(value), "max": .int(max), "prompt_id": .string(running.promptId), "node": s.runningNode.map { .string($0) } ?? .null,
+            ]
+            StandInState.deliver(.text(StandInState.message("progress", data)), to: running.clientId, in: &s)
+        }
+    }
+
     /// Closes every open websocket with this close code and reason.
     public func closeAllWebSockets(code: UInt16 = 1000, reason: String? = nil) {
         state.inner.withLock { s in
@@ -138,6 +159,16 @@ public final class ComfyUIStandIn: Sendable {
     /// Contents of a stored file (not of virtual files), nil when missing.
     public func fileContents(name: String, subfolder: String = "", type: FileType = .output) -> [UInt8]? {
         state.files.read(type: type, subfolder: subfolder, name: name)
+    }
+
+    /// The users map (`users.json`): id → name.
+    public var users: [String: String] {
+        state.inner.withLock { Dictionary($0.users.map { ($0.id, $0.name) }, uniquingKeysWith: { _, last in last }) }
+    }
+
+    /// Contents of a file in a user's data directory (`user/<id>/<path>`), nil when missing.
+    public func userDataContents(user: String, path: String) -> [UInt8]? {
+        FileManager.default.contents(atPath: state.files.userDirectory + "/" + user + "/" + path).map { [UInt8]($0) }
     }
 
     /// Names of the files directly in a directory (virtual files included for output).

@@ -72,6 +72,19 @@ extension ComfyUIStandIn {
         /// ComfyUI-Login behaviour (D.3, F.2); `nil` = plain ComfyUI.
         public var login: Login? = nil
 
+        /// `--multi-user` (A.10): `/settings*` and `/userdata*` are kept per `comfy-user` header value, and an id
+        /// missing from the users map fails those routes. Off: every request is user `default`, the header is ignored.
+        public var multiUser: Bool = false
+        /// `users.json` at start (id → name), used with ``multiUser``; `POST /users` adds to it.
+        public var users: [String: String] = [:]
+
+        /// The [newer] `is_within_directory` guard of `folder_paths.get_annotated_filepath`: a `LoadImage` value that
+        /// leaves its directory (`..`, an absolute path) fails validation. 0.3.64 (false) joins the value on unchecked.
+        public var confineAnnotatedFilePaths: Bool = false
+
+        /// The [newer] jobs API: `GET /api/jobs`, `GET /api/jobs/{job_id}`, and `create_time` (ms) in queued `extra_data`.
+        public var jobsAPI: Bool = false
+
         /// Time each executed node takes (lets tests observe a running/pending queue or interrupt).
         public var nodeExecutionTime: Duration = .zero
 

@@ -1,6 +1,6 @@
-import Synchronization
 import Foundation
 import Logging
+import Synchronization
 
 /// Runs queued prompts one at a time, in queue order, emitting the websocket messages of F.1.
 struct StandInExecutor: Sendable {
@@ -254,11 +254,11 @@ struct StandInExecutor: Sendable {
             let letters = Array("abcdefghijklmnopqrstupvxyz")
             let suffix = String((0..<5).map { _ in letters.randomElement()! })
             return try save(node: node, results: results, prefix: "ComfyUI_temp_" + suffix, type: .temp, item: item)
+        case "LoadImageMask":
+            _ = try loadImage(node)
+            return NodeResult(outputs: [.opaque("MASK")], ui: nil)
         case "LoadImage":
-            let name = Self.inputs(of: node).last(where: { $0.0 == "image" })?.1.stringValue ?? ""
-            guard let bytes = state.files.read(type: .input, subfolder: "", name: name) else {
-                throw NodeFailure(message: "Invalid image file: \(name)", type: "FileNotFoundError")
-            }
+            let bytes = try loadImage(node)
             var width = 64, height = 64
             if bytes.count >= 24, Array(bytes[0..<8]) == StandInPNG.signature {
                 width = bytes[16..<20].reduce(0) { $0 << 8 | Int($1) }
@@ -269,6 +269,15 @@ struct StandInExecutor: Sendable {
             let outputs = state.catalog.node(node["class_type"]?.stringValue ?? "")?.outputs ?? []
             return NodeResult(outputs: outputs.map { .opaque($0) }, ui: nil)
         }
+    }
+
+    /// The bytes of the file a `LoadImage`/`LoadImageMask` `image` value names (`folder_paths.get_annotated_filepath`).
+    private func loadImage(_ node: StandInJSON) throws -> [UInt8] {
+        let name = Self.inputs(of: node).last(where: { $0.0 == "image" })?.1.stringValue ?? ""
+        guard let path = state.files.annotatedFilePath(name, confined: state.options.confineAnnotatedFilePaths),
+            let data = FileManager.default.contents(atPath: path)
+        else { throw NodeFailure(message: "Invalid image file: \(name)", type: "FileNotFoundError") }
+        return [UInt8](data)
     }
 
     private func save(node: StandInJSON, results: [String: NodeResult], prefix rawPrefix: String, type: ComfyUIStandIn.FileType,

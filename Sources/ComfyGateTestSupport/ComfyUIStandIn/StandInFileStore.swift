@@ -21,6 +21,23 @@ final class StandInFileStore: Sendable {
 
     func directory(_ type: ComfyUIStandIn.FileType) -> String { root + "/" + type.rawValue }
 
+    /// `folder_paths.get_user_directory()`.
+    var userDirectory: String { root + "/user" }
+
+    /// `folder_paths.get_annotated_filepath`: a `[output]`/`[input]`/`[temp]` suffix picks the directory (input
+    /// otherwise) and is cut off with the character before it; the rest is joined on (an absolute value replaces the
+    /// directory). `confined` adds the [newer] guard: nil when the result leaves the directory.
+    func annotatedFilePath(_ name: String, confined: Bool) -> String? {
+        var name = name
+        var base = directory(.input)
+        if let type = ComfyUIStandIn.FileType.allCases.first(where: { name.hasSuffix("[\($0.rawValue)]") }) {
+            name = String(name.dropLast(type.rawValue.count + 3))
+            base = directory(type)
+        }
+        if confined { return Self.confined(base: base, sub: name) }
+        return name.hasPrefix("/") ? name : base + "/" + name
+    }
+
     /// Python's `os.path.normpath` for the POSIX cases the guards need.
     static func normalize(_ path: String) -> String {
         let absolute = path.hasPrefix("/")

@@ -52,6 +52,11 @@ public enum StandInJSON: Sendable, Equatable {
         return nil
     }
 
+    /// Python's `dict[key] = value` on object members: replaced in place, else appended.
+    static func setMember(_ key: String, _ value: StandInJSON, in members: inout [(String, StandInJSON)]) {
+        if let i = members.firstIndex(where: { $0.0 == key }) { members[i].1 = value } else { members.append((key, value)) }
+    }
+
     /// Python truthiness.
     var isTruthy: Bool {
         switch self {

@@ -12,7 +12,8 @@ struct StandInNodeCatalog: Sendable {
     enum ComboSource: Sendable {
         case fixed([String])
         case modelFolder(String)
-        case inputFiles
+        /// The regular files directly in input/ (`os.listdir`), with `imagesOnly` those `mimetypes` calls `image/*`.
+        case inputFiles(imagesOnly: Bool)
     }
 
     struct Input: Sendable {
@@ -30,6 +31,9 @@ struct StandInNodeCatalog: Sendable {
         var hidden: [(String, String)] = []
         let outputs: [String]
         let outputNode: Bool
+        /// `VALIDATE_INPUTS(s, image)`: the `image` value is not checked against its combo list; instead the file it
+        /// names (`folder_paths.exists_annotated_filepath`) must exist, else `custom_validation_failed`.
+        var validatesImageFile = false
     }
 
     let nodes: [Node]
@@ -69,8 +73,15 @@ struct StandInNodeCatalog: Sendable {
             outputs: [], outputNode: true),
         Node(
             name: "LoadImage", displayName: "Load Image", description: "", category: "image",
-            required: [Input(name: "image", kind: .combo(source: .inputFiles, extra: [("image_upload", true)]))],
-            outputs: ["IMAGE", "MASK"], outputNode: false),
+            required: [Input(name: "image", kind: .combo(source: .inputFiles(imagesOnly: true), extra: [("image_upload", true)]))],
+            outputs: ["IMAGE", "MASK"], outputNode: false, validatesImageFile: true),
+        Node(
+            name: "LoadImageMask", displayName: "Load Image (as Mask)", description: "", category: "mask",
+            required: [
+                Input(name: "image", kind: .combo(source: .inputFiles(imagesOnly: false), extra: [("image_upload", true)])),
+                Input(name: "channel", kind: .combo(source: .fixed(["alpha", "red", "green", "blue"]), extra: [])),
+            ],
+            outputs: ["MASK"], outputNode: false, validatesImageFile: true),
         Node(
             name: "CheckpointLoaderSimple", displayName: "Load Checkpoint",
             description: "Loads a diffusion model checkpoint, diffusion models are used to denoise latents.",
@@ -116,9 +127,21 @@ struct StandInNodeCatalog: Sendable {
         switch source {
         case .fixed(let values): return values
         case .modelFolder(let folder): return models[folder] ?? []
-        case .inputFiles: return inputFiles
+        case .inputFiles(let imagesOnly): return imagesOnly ? inputFiles.filter(Self.isImageFile) : inputFiles
         }
     }
+
+    /// `folder_paths.filter_files_content_types(files, ["image"])`: the extension's `mimetypes` type is `image/*`.
+    static func isImageFile(_ name: String) -> Bool {
+        guard let dot = name.lastIndex(of: ".") else { return false }
+        return imageExtensions.contains(name[name.index(after: dot)...].lowercased())
+    }
+
+    /// Extensions Python's `mimetypes` maps to `image/*` (strict and common types).
+    static let imageExtensions: Set<String> = [
+        "bmp", "gif", "ico", "ief", "jpe", "jpeg", "jpg", "pbm", "pct", "pgm", "pic", "pict", "png", "pnm", "ppm", "ras", "rgb",
+        "svg", "tif", "tiff", "webp", "xbm", "xpm", "xwd",
+    ]
 
     private func spec(_ input: Input, models: [String: [String]], inputFiles: [String]) -> StandInJSON {
         switch input.kind {
@@ -178,9 +201,10 @@ struct StandInNodeCatalog: Sendable {
         ["type": .string(type), "message": .string(message), "details": .string(details), "extra_info": .object(extra)]
     }
 
-    func validate(prompt: [(String, StandInJSON)], models: [String: [String]], inputFiles: [String], targets: [String]?)
-        -> Validation
-    {
+    func validate(
+        prompt: [(String, StandInJSON)], models: [String: [String]], inputFiles: [String], targets: [String]?,
+        imageFileExists: (String) -> Bool
+    ) -> Validation {
         let graph = Dictionary(prompt, uniquingKeysWith: { _, last in last })
         var outputs: [String] = []
         for (id, node) in prompt {
@@ -302,6 +326,8 @@ struct StandInNodeCatalog: Sendable {
                     }
                 case .string:
                     break
+                case .combo where def.validatesImageFile && input.name == "image":
+                    break
                 case .combo(let source, _):
                     let allowed = comboValues(source, models: models, inputFiles: inputFiles)
                     if value.stringValue.map({ allowed.contains($0) }) != true {
@@ -319,6 +345,15 @@ struct StandInNodeCatalog: Sendable {
                             "bad_linked_input", "Bad linked input, must be a length-2 list of [node_id, slot_index]", input.name,
                             [("input_name", .string(input.name)), ("input_config", [.string(t)]), ("received_value", value)]))
                     valid = false
+                }
+            }
+            if def.validatesImageFile, let image = lookup("image"), image.arrayValue == nil {
+                let name = image.stringValue ?? image.serialized
+                if image.stringValue.map(imageFileExists) != true {
+                    errors.append(
+                        Self.error(
+                            "custom_validation_failed", "Custom validation failed for node", "image - Invalid image file: \(name)",
+                            [("input_name", "image")]))
                 }
             }
             if !valid || !errors.isEmpty { valid = false }

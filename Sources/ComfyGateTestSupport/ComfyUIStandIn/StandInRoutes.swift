@@ -1,9 +1,9 @@
-import Synchronization
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdWebSocket
 import NIOCore
+import Synchronization
 
 /// ComfyUI core routes (A.5) with the shapes and status codes of 0.3.64.
 enum StandInRoutes {
@@ -125,30 +125,8 @@ enum StandInRoutes {
             state.inner.withLock { $0.freeRequests.append(json) }
             return StandInResponses.bare(.ok)
         }
-        routes.add("/users", .get) { _, _ in StandInResponses.json(["storage": "server", "migrated": true]) }
-        routes.add("/settings", .get) { _, _ in StandInResponses.json(.object(state.inner.withLock { $0.settings })) }
-        routes.add("/settings", .post) { request, _ in
-            let json = try await jsonBody(request, state: state)
-            guard let members = json.objectValue else { throw Unhandled() }
-            state.inner.withLock { s in
-                for (k, v) in members {
-                    if let i = s.settings.firstIndex(where: { $0.0 == k }) { s.settings[i].1 = v } else { s.settings.append((k, v)) }
-                }
-            }
-            return StandInResponses.bare(.ok)
-        }
-        routes.add("/settings/{id}", .get) { _, context in
-            let id = context.parameters.get("id") ?? ""
-            return StandInResponses.json(state.inner.withLock { s in s.settings.last(where: { $0.0 == id })?.1 } ?? .null)
-        }
-        routes.add("/settings/{id}", .post) { request, context in
-            let id = context.parameters.get("id") ?? ""
-            let json = try await jsonBody(request, state: state)
-            state.inner.withLock { s in
-                if let i = s.settings.firstIndex(where: { $0.0 == id }) { s.settings[i].1 = json } else { s.settings.append((id, json)) }
-            }
-            return StandInResponses.bare(.ok)
-        }
+        StandInUserRoutes.register(on: routes, state: state)
+        if options.jobsAPI { StandInJobs.register(on: routes, state: state) }
         routes.add("/upload/image", .post) { request, _ in try await StandInFileRoutes.upload(request, state: state) }
         routes.add("/view", .get) { request, context in try await StandInFileRoutes.view(request, context: context, state: state) }
     }
@@ -213,17 +191,19 @@ enum StandInRoutes {
         }
         let targets = json["partial_execution_targets"]?.arrayValue?.compactMap { $0.stringValue }
         let validation = state.catalog.validate(
-            prompt: members, models: state.options.models, inputFiles: state.files.list(.input), targets: targets)
+            prompt: members, models: state.options.models, inputFiles: state.files.list(.input), targets: targets,
+            imageFileExists: { name in
+                state.files.annotatedFilePath(name, confined: state.options.confineAnnotatedFilePaths)
+                    .map(FileManager.default.fileExists(atPath:)) ?? false
+            })
         var extra = json["extra_data"]?.objectValue ?? []
-        if let client = json["client_id"] {
-            extra.removeAll { $0.0 == "client_id" }
-            extra.append(("client_id", client))
-        }
+        if let client = json["client_id"] { StandInJSON.setMember("client_id", client, in: &extra) }
         switch validation {
         case .failed(let error, let nodeErrors):
             return StandInResponses.json(["error": error, "node_errors": nodeErrors], status: .badRequest)
         case .ok(let outputs, let nodeErrors):
             extra.removeAll { $0.0 == "api_key_comfy_org" || $0.0 == "auth_token_comfy_org" }
+            if state.options.jobsAPI { StandInJSON.setMember("create_time", StandInExecutor.timestamp(), in: &extra) }
             let item = StandInQueueItem(
                 number: number, sortKey: sortKey, sequence: sequence, promptId: promptId, prompt: prompt, extraData: .object(extra),
                 outputs: outputs)

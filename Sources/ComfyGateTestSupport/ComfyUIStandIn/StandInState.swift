@@ -72,7 +72,8 @@ final class StandInState: Sendable {
         var passwordHash: String?
         /// ComfyUI-Login session cookie values that are logged in (never revoked, as the encrypted cookie).
         var sessions: Set<String> = []
-        var settings: [(String, StandInJSON)] = []
+        /// `UserManager.users` (id, name) in insertion order, as `users.json` keeps them.
+        var users: [(id: String, name: String)] = []
         /// Node signature → outputs/ui of the previous prompt (ComfyUI's classic cache).
         var cache: [String: StandInExecutor.NodeResult] = [:]
         var tempCounter = 0
@@ -91,7 +92,12 @@ final class StandInState: Sendable {
     init(options: ComfyUIStandIn.Options, files: StandInFileStore, logger: Logger) {
         var initial = Inner()
         initial.passwordHash = options.login?.passwordHash
+        initial.users = options.multiUser ? options.users.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } : [("default", "default")]
         self.inner = Mutex(initial)
+        if !options.multiUser {
+            // An install whose front end has stored settings once: `GET /users` answers `"migrated": true`.
+            try? FileManager.default.createDirectory(atPath: files.userDirectory + "/default", withIntermediateDirectories: true)
+        }
         self.options = options
         self.files = files
         self.logger = logger

@@ -60,13 +60,4 @@ import Testing
         #expect(throws: Never.self) { try User.validate(name: "alice.o-k_1@lab") }
         #expect(throws: IdentityError.self) { try APIToken.validate(name: "bad\nlabel") }
     }
-
-    @Test func rolesLimitViewersToSafeMethods() {
-        #expect(Role.viewer.allows(method: "GET"))
-        #expect(Role.viewer.allows(method: "head"))
-        #expect(!Role.viewer.allows(method: "POST"))
-        #expect(!Role.viewer.allows(method: "DELETE"))
-        #expect(Role.user.allows(method: "POST"))
-        #expect(Role.admin.allows(method: "PATCH"))
-    }
 }

@@ -9,6 +9,8 @@ final class InMemoryGatewayStore: GatewayStore, GatewayStoreOpener {
         var tokens: [APIToken] = []
         var sessions: [Session] = []
         var audit: [AuditEvent] = []
+        var prompts: [String: PromptRecord] = [:]
+        var comfyUserIDs: [String: String] = [:]
     }
 
     private let state = Mutex(State())
@@ -68,5 +70,42 @@ final class InMemoryGatewayStore: GatewayStore, GatewayStoreOpener {
 
     func appendAudit(_ event: AuditEvent) async throws { state.withLock { $0.audit.append(event) } }
     func auditEvents(limit: Int) async throws -> [AuditEvent] { [] }
+
+    func insertPrompt(_ record: PromptRecord) async throws {
+        try state.withLock { state in
+            if state.prompts[record.promptID] != nil { throw StoreError.duplicate(record.promptID) }
+            state.prompts[record.promptID] = record
+        }
+    }
+    func prompt(id: String) async throws -> PromptRecord? { state.withLock { $0.prompts[id] } }
+    func prompts(userID: String?, limit: Int) async throws -> [PromptRecord] {
+        state.withLock { state in
+            Array(
+                state.prompts.values.filter { userID == nil || $0.userID == userID }
+                    .sorted { ($0.createdAt, $0.promptID) > ($1.createdAt, $1.promptID) }
+                    .prefix(max(0, limit))
+            )
+        }
+    }
+    func prompts(createdAfter date: Date) async throws -> [PromptRecord] {
+        state.withLock { state in
+            state.prompts.values.filter { $0.createdAt > date }
+                .sorted { ($0.createdAt, $0.promptID) < ($1.createdAt, $1.promptID) }
+        }
+    }
+    func updatePromptStatus(id: String, status: PromptStatus, at date: Date) async throws -> Bool {
+        state.withLock { state in
+            guard state.prompts[id] != nil else { return false }
+            state.prompts[id]?.status = status
+            state.prompts[id]?.updatedAt = date
+            return true
+        }
+    }
+
+    func comfyUserID(forUser userID: String) async throws -> String? { state.withLock { $0.comfyUserIDs[userID] } }
+    func setComfyUserID(_ comfyUserID: String, forUser userID: String) async throws {
+        state.withLock { $0.comfyUserIDs[userID] = comfyUserID }
+    }
+
     func checkWritable() async throws {}
 }

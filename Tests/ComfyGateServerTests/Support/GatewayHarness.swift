@@ -23,6 +23,12 @@ struct GatewayHarness: Sendable {
     /// Starts the gateway's graceful shutdown, as SIGTERM does.
     let shutdown: @Sendable () async -> Void
 
+    /// The requests ComfyUI received, less the gateway's own question at start whether ComfyUI runs with
+    /// `--multi-user` (`GET /users`): the requests the test caused.
+    var comfyUIRequests: [ComfyUIStandIn.RecordedRequest] {
+        standIn.recordedRequests.filter { !($0.method == "GET" && $0.path == "/users") }
+    }
+
     var baseURL: String { "http://127.0.0.1:\(port)" }
     var webSocketURL: String { "ws://127.0.0.1:\(port)" }
 

@@ -18,7 +18,8 @@ final class ScriptedUpstream: Sendable {
 
     /// Connections accepted so far.
     var connectionCount: Int { accepted.load(ordering: .relaxed) }
-    /// Requests answered so far.
+    /// Requests answered so far, less the gateway's start-up question whether ComfyUI runs with `--multi-user`
+    /// (`GET /users`).
     var requestCount: Int { requests.load(ordering: .relaxed) }
 
     private init(answer: @escaping @Sendable (String) -> Answer) {
@@ -74,7 +75,7 @@ final class ScriptedUpstream: Sendable {
                 let head = pending[..<end.lowerBound]
                 pending = String(pending[end.upperBound...])
                 let path = head.split(separator: " ").dropFirst().first.map(String.init) ?? "/"
-                server.requests.add(1, ordering: .relaxed)
+                if path != "/users" { server.requests.add(1, ordering: .relaxed) }
                 let answer = server.answer(path)
                 context.writeAndFlush(wrapOutboundOut(answer.bytes), promise: nil)
                 if answer.thenClose {

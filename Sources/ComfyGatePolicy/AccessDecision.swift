@@ -1,0 +1,66 @@
+/// What the gateway does with a request, as the ``AccessPolicy`` decides it.
+public enum AccessDecision: Sendable, Equatable {
+    /// One of the gateway's own routes (sign-in, health): never proxied, answered by the gateway's routes.
+    case gatewayRoute
+    /// Refused: the status and the one-line reason the client gets as `{"error": …}`.
+    case refuse(PolicyRefusal)
+    /// Answered by the gateway without ComfyUI: status and JSON body.
+    case answer(status: Int, json: String)
+    /// Sent on to ComfyUI as the plan says.
+    case forward(ForwardPlan)
+}
+
+/// How a request goes to ComfyUI and how its answer comes back.
+public struct ForwardPlan: Sendable, Equatable {
+    /// What happens to the request body on its way.
+    public enum Body: Sendable, Equatable {
+        /// Streamed as sent.
+        case asSent
+        /// `POST /prompt`: owner marked, client id confined, and for non-admins the prompt checked and rewritten.
+        case prompt
+        /// `POST /upload/*` of a non-admin: the form's `subfolder` confined to the user's folder, as it streams.
+        case upload
+        /// `POST /queue` of a non-admin: `clear` and `delete` limited to the caller's own prompts.
+        case queueControl
+        /// `POST /history` of a non-admin: the same for history.
+        case historyControl
+        /// `POST /interrupt` of a non-admin: only the caller's own running prompt.
+        case interrupt
+    }
+
+    /// What happens to ComfyUI's answer on its way back.
+    public enum Answer: Sendable, Equatable {
+        /// Streamed as sent.
+        case asSent
+        /// `POST /prompt`: the accepted prompt id is recorded as the caller's.
+        case promptAccepted
+        /// `GET /queue` of a non-admin: the caller's own items only.
+        case queue
+        /// `GET /history`: the caller's own items (all for admins), paged by the gateway.
+        case history(maxItems: String?, offset: String?)
+        /// `GET /history/{id}`: the item if it is the caller's, `{}` otherwise.
+        case historyItem
+        /// [newer] `GET /api/jobs`: the caller's own jobs (all for admins), paged by the gateway.
+        case jobs(limit: String?, offset: String?)
+        /// [newer] `GET /api/jobs/{id}`: the job if it is the caller's, ComfyUI's 404 otherwise.
+        case job
+        /// `GET /object_info*`: upload inputs learnt; for non-admins, file lists cut to their own files.
+        case objectInfo
+        /// A websocket: events about other users' prompts withheld, outputs recorded for `/view`.
+        case webSocket
+    }
+
+    /// The path and query ComfyUI gets (the gateway's `token` parameter never goes on).
+    public var target: String
+    public var body: Body
+    public var answer: Answer
+
+    public init(target: String, body: Body = .asSent, answer: Answer = .asSent) {
+        self.target = target
+        self.body = body
+        self.answer = answer
+    }
+
+    /// Whether bytes pass unchanged both ways, so the fast path may carry a bodiless request.
+    public var passesAsSent: Bool { body == .asSent && answer == .asSent }
+}
