@@ -35,14 +35,10 @@ final class Isolation: Sendable {
     /// The rules a prompt of `caller` is checked and rewritten with: a user may also load the files that came
     /// out of their own prompts.
     func promptRules(for caller: Caller) -> PromptRules {
-        let ownership = policy.ownership
-        let userID = caller.userID
-        return PromptRules(
+        PromptRules(
             deniedNodeClasses: policy.rules.deniedNodeClasses,
             uploadInputs: uploadInputs.withLock { $0 },
-            ownsFile: { type, subfolder, name in
-                ownership.owns(OwnershipIndex.FileReference(type: type, subfolder: subfolder, name: name), userID: userID)
-            }
+            ownsFile: fileOwnership(of: caller)
         )
     }
 
@@ -85,6 +81,13 @@ final class Isolation: Sendable {
         return { type, subfolder, name in
             ownership.owns(OwnershipIndex.FileReference(type: type, subfolder: subfolder, name: name), userID: userID)
         }
+    }
+
+    /// Whether a prompt is one of the caller's, for the rewrites that check prompt ids.
+    func promptOwnership(of caller: Caller) -> @Sendable (_ promptID: String) -> Bool {
+        let ownership = policy.ownership
+        let userID = caller.userID
+        return { ownership.owner(ofPrompt: $0) == userID }
     }
 
     /// Records the output files listed in a history answer already cut to the caller's own entries (an admin's

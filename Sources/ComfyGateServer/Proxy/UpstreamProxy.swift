@@ -114,18 +114,16 @@ struct UpstreamProxy: RouterMiddleware {
         case .queueControl, .historyControl:
             context.proceedIfExpected(request)
             let body = try await Self.collect(request.body, limit: Self.maxJSONRequest)
-            let ownership = isolation.policy.ownership
             guard let rewritten = try ControlRequests.deletion(
-                body, ownIDs: ownership.prompts(ownedBy: caller.userID), owns: { ownership.owner(ofPrompt: $0) == caller.userID }
+                body, ownIDs: isolation.policy.ownership.prompts(ownedBy: caller.userID), owns: isolation.promptOwnership(of: caller)
             ) else { return .answer(Self.emptyOK) }
             outgoing.setJSONBody(rewritten)
         case .interrupt:
             context.proceedIfExpected(request)
             let body = try await Self.collect(request.body, limit: Self.maxJSONRequest)
             let running = try await runningPrompt(of: caller, headers: outgoing.headers)
-            let ownership = isolation.policy.ownership
             guard let rewritten = try ControlRequests.interrupt(
-                body, runningOwnPrompt: running, owns: { ownership.owner(ofPrompt: $0) == caller.userID }
+                body, runningOwnPrompt: running, owns: isolation.promptOwnership(of: caller)
             ) else { return .answer(Self.emptyOK) }
             outgoing.setJSONBody(rewritten)
         }
@@ -160,10 +158,9 @@ struct UpstreamProxy: RouterMiddleware {
             isolation.learn(uploadInputs: filtered.uploadInputs)
             rewritten = filtered.answer
         case .jobs(let limit, let offset):
-            let ownership = isolation.policy.ownership
             rewritten = try AnswerFilter.jobs(
                 answer, page: try JobsPage(queryLimit: limit, queryOffset: offset), for: caller,
-                owns: { ownership.owner(ofPrompt: $0) == caller.userID }
+                owns: isolation.promptOwnership(of: caller)
             )
         case .job:
             rewritten = try AnswerFilter.job(answer, for: caller)
