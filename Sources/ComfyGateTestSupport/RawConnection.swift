@@ -51,18 +51,24 @@ public final class RawConnection: @unchecked Sendable {
 
     /// Reads until `marker` has arrived (or the peer closes / the timeout passes) and returns everything read.
     public func read(until marker: String) async -> String {
-        await DedicatedThread.run(name: "raw-connection") { self.blockingRead(until: marker) }
+        let bytes = await readBytes { String(decoding: $0, as: UTF8.self).contains(marker) }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
-    private func blockingRead(until marker: String) -> String {
+    /// Reads until what has arrived is `complete` (or the peer closes / the timeout passes) and returns everything read.
+    public func readBytes(until complete: @escaping @Sendable ([UInt8]) -> Bool) async -> [UInt8] {
+        await DedicatedThread.run(name: "raw-connection") { self.blockingRead(until: complete) }
+    }
+
+    private func blockingRead(until complete: ([UInt8]) -> Bool) -> [UInt8] {
         var received = [UInt8]()
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while !String(decoding: received, as: UTF8.self).contains(marker) {
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while !complete(received) {
             let count = recv(descriptor, &chunk, chunk.count, 0)
             if count <= 0 { break }
             received += chunk[0..<count]
         }
-        return String(decoding: received, as: UTF8.self)
+        return received
     }
 
     /// Reads until the peer closes the connection (or the timeout passes): everything read, and whether the

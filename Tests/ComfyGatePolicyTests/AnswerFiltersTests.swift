@@ -129,6 +129,30 @@ private func comfyUIHistoryPage(count: Int, maxItems: Int?, offset: Int) -> [Int
         #expect(try keys(AnswerFilter.history(answer, page: .all, for: bob)) == ["b0", "b1", "b2"])
     }
 
+    /// Entries are cut by their owner mark alone and go on byte for byte: strings holding quotes, brackets and
+    /// escapes, keys with escapes, a second mark inside the workflow, line breaks and indentation all pass untouched.
+    @Test func historyEntriesGoOnAsSentWhateverTheirText() throws {
+        let hers = #"""
+            {
+              "prompt": [0, "a\"}]0", {"1": {"inputs": {"text": "}]\\\" [{ \u00e9\ud83d\ude00 ,:"},
+                "comfygate_owner": "u-bob"}}, {"comfygate_owner": "u-bob", "comfygate_owner": "u-alice"}, []],
+              "outputs": {}, "status": null
+            }
+            """#
+        let his = #"{"prompt": [1, "b", {}, {"comfygate_owner": "u-alice", "comfygate_owner": "u-bob"}, []]}"#
+        let answer = bytes("{\n  \"a\\\"}]0\": \(hers),\n  \"b\": \(his),\t\"\\u0062\": \(his)\n}\n")
+        #expect(try keys(AnswerFilter.history(answer, page: .all, for: bob)) == ["b", "b"])
+        let filtered = try AnswerFilter.history(answer, page: .all, for: alice)
+        #expect(filtered == bytes(#"{"a\"}]0":"# + hers + "}"))
+        #expect(try AnswerFilter.historyItem(bytes(#"{"b": \#(his)}"#), for: alice) == bytes("{}"))
+    }
+
+    @Test(arguments: [#"{"a": {"prompt": [0, "a", {}, {}, []]}"#, #"{"a": 1} x"#, #"{"a": "\x"}"#, "{\"a\": \"\u{1}\"}", ""])
+    func aHistoryAnswerThatIsNotJSONIsABadGateway(_ answer: String) {
+        #expect(throws: badGateway("/history")) { try AnswerFilter.history(bytes(answer), page: .all, for: alice) }
+        #expect(throws: badGateway("/history")) { try AnswerFilter.historyItem(bytes(answer), for: alice) }
+    }
+
     static let maxItemsValues: [String?] = [nil, "0", "1", "3", "7", "10", "-2"]
     static let offsetValues: [String?] = [nil, "-1", "-5", "0", "2", "6", "7", "20"]
 
@@ -310,10 +334,10 @@ private func comfyUIHistoryPage(count: Int, maxItems: Int?, offset: Int) -> [Int
 
     // MARK: Output files
 
-    @Test func aHistoryEntryListsEveryOutputFileInOrder() throws {
-        let entry = try json(
+    @Test func aHistoryAnswerListsEveryOutputFileInOrder() throws {
+        let answer = bytes(
             #"""
-            {"prompt":\#(queueItem(1, "a1", owner: "u-alice")),"outputs":{\#
+            {"a1": {"prompt":\#(queueItem(1, "a1", owner: "u-alice")),"outputs":{\#
             "9":{"images":[{"filename":"a_00001_.png","subfolder":"users/alice","type":"output"},\#
             {"filename":"ComfyUI_temp_qwert_00001_.png","subfolder":"","type":"temp"}]},\#
             "12":{"gifs":[{"filename":"vid_00001.mp4","subfolder":"users/alice","type":"output",\#
@@ -322,17 +346,22 @@ private func comfyUIHistoryPage(count: Int, maxItems: Int?, offset: Int) -> [Int
             "20":{"text":["a caption"]},\#
             "21":{"images":[{"filename":"anim_00001_.webp","subfolder":"users/alice","type":"output"}],\#
             "animated":[true]},\#
-            "22":{"images":[{"filename":"bare.png"}]}},"status":{"status_str":"success","completed":true,"messages":[]}}
+            "22":{"images":[{"filename":"bare.png"}]}},"status":{"status_str":"success","completed":true,"messages":[]}},
+             "a2": {"prompt": \#(queueItem(2, "a2", owner: "u-alice")), "outputs": {"9": {"images": [\#
+            {"filename": "a\u00e9_00002_.png", "subfolder": "users/alice", "type": "output"}]}}}}
             """#)
         #expect(
-            OwnershipIndex.FileReference.listed(inHistoryEntry: entry) == [
+            OwnershipIndex.FileReference.listed(inHistory: answer) == [
                 .init(type: "output", subfolder: "users/alice", name: "a_00001_.png"),
                 .init(type: "temp", subfolder: "", name: "ComfyUI_temp_qwert_00001_.png"),
                 .init(type: "output", subfolder: "users/alice", name: "vid_00001.mp4"),
                 .init(type: "output", subfolder: "users/alice/audio", name: "sound_00001_.flac"),
                 .init(type: "output", subfolder: "users/alice", name: "anim_00001_.webp"),
                 .init(type: "output", subfolder: "", name: "bare.png"),
+                .init(type: "output", subfolder: "users/alice", name: "a\u{E9}_00002_.png"),
             ])
+        #expect(OwnershipIndex.FileReference.listed(inHistory: bytes("<html>")).isEmpty)
+        #expect(OwnershipIndex.FileReference.listed(inHistory: bytes(#"{"a1": {"outputs": [1, 2]}}"#)).isEmpty)
     }
 
     @Test func anExecutedMessageGivesItsPromptAndFiles() {

@@ -87,6 +87,31 @@ import Testing
         }
     }
 
+    /// `Connection: close`, in any spelling of the token: one answer, then the connection closes. Checked on the fast
+    /// path (a bodiless request with a cached credential) and on the Hummingbird path (an empty chunked body).
+    @Test(arguments: [false, true], ["close", "Keep-Alive, Close"])
+    func connectionCloseEndsTheConnectionAfterOneAnswer(hummingbirdPath: Bool, connectionField: String) async throws {
+        try await withGateway { gate in
+            let (_, token) = try await gate.makeUser("alice")
+            try await gate.settleStartupProbe()
+            let framing = hummingbirdPath ? "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" : "\r\n"
+            let request = "GET /system_stats HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\n"
+                + "Connection: \(connectionField)\r\n" + framing
+            // A bodiless request takes the fast path once its credential is cached: the first one fills the cache,
+            // the ones right after it find it there.
+            let attempts = 3
+            for _ in 0..<attempts {
+                let connection = try RawConnection(port: gate.port, timeoutSeconds: 20)
+                try await connection.write(request)
+                let (text, closed) = await connection.readToEnd()
+                #expect(closed, "closed after the answer, not left open until the read timeout")
+                #expect(text.hasPrefix("HTTP/1.1 200"), "got: \(text.prefix(60))")
+                #expect(text.lowercased().contains("\r\nconnection: close\r\n"), "the answer says it closes")
+            }
+            #expect(gate.comfyUIRequests.map(\.path) == Array(repeating: "/system_stats", count: attempts))
+        }
+    }
+
     /// `GET /é` as raw UTF-8: no client may send those bytes unencoded. The first request on a connection and a
     /// later one take different routes through the pipeline, so both are checked.
     @Test(arguments: [false, true])

@@ -12,9 +12,8 @@ import WSClient
 /// admin: one test per leak of `comfyui-api.md` §G, each failing if the rule that closes it were removed; each user's
 /// own work flows as on a ComfyUI of their own, and admins see everything.
 @Suite struct IsolationTests {
-    static func options(nodeTime: Duration = .zero, multiUser: Bool = false) -> ComfyUIStandIn.Options {
+    static func options(multiUser: Bool = false) -> ComfyUIStandIn.Options {
         var options = ComfyUIStandIn.Options()
-        options.nodeExecutionTime = nodeTime
         options.multiUser = multiUser
         return options
     }
@@ -63,9 +62,9 @@ import WSClient
 
     // MARK: G.1 reading others' queue and history
 
-    @Test(.disabled("holds a prompt running by node time only, which the whole suite on 2 cores outruns; to be held by a stand-in control (issue 10 stays open)")) func g1QueueShowsOnlyTheCallersOwnItems() async throws {
-        // Nodes take 1 s: the queue holds still while it is looked at, even on a loaded machine.
-        try await withGateway(standIn: Self.options(nodeTime: .seconds(1))) { gate in
+    @Test func g1QueueShowsOnlyTheCallersOwnItems() async throws {
+        try await withGateway { gate in
+            gate.standIn.holdExecution()
             let (alice, bob, admin) = try await Self.members(gate)
             let running = try await alice.queueAccepted(Workflow.save(prefix: "secret-workflow"))
             try await gate.waitUntilRunning(running)
@@ -124,8 +123,9 @@ import WSClient
 
     // MARK: G.2 cancelling or deleting others' work
 
-    @Test(.disabled("holds a prompt running by node time only, which the whole suite on 2 cores outruns; to be held by a stand-in control (issue 10 stays open)")) func g2InterruptStopsOnlyTheCallersOwnRunningPrompt() async throws {
-        try await withGateway(standIn: Self.options(nodeTime: .milliseconds(300))) { gate in
+    @Test func g2InterruptStopsOnlyTheCallersOwnRunningPrompt() async throws {
+        try await withGateway { gate in
+            gate.standIn.holdExecution()
             let (alice, bob, _) = try await Self.members(gate)
             let hers = try await alice.queueAccepted(Workflow.save(saves: 3))
             try await gate.waitUntilRunning(hers)
@@ -135,9 +135,11 @@ import WSClient
             #expect(try await bob.post("/api/interrupt", json: "{}").status == 200)
             #expect(gate.recorded("POST", "/interrupt").isEmpty && gate.recorded("POST", "/api/interrupt").isEmpty,
                 "no interrupt of bob's reached ComfyUI")
+            gate.standIn.releaseExecution()
             #expect(try await gate.finishedEntry(hers)["status"]?["status_str"] == "success", "alice's prompt ran to its end")
 
             // Her own bare interrupt stops her running prompt.
+            gate.standIn.holdExecution()
             let second = try await alice.queueAccepted(Workflow.save(color: 2, saves: 3))
             try await gate.waitUntilRunning(second)
             #expect(try await alice.post("/interrupt", json: "").status == 200)
@@ -145,8 +147,9 @@ import WSClient
         }
     }
 
-    @Test(.disabled("holds a prompt running by node time only, which the whole suite on 2 cores outruns; to be held by a stand-in control (issue 10 stays open)")) func g2QueueAndHistoryDeletionActOnlyOnTheCallersOwnItems() async throws {
-        try await withGateway(standIn: Self.options(nodeTime: .seconds(1))) { gate in
+    @Test func g2QueueAndHistoryDeletionActOnlyOnTheCallersOwnItems() async throws {
+        try await withGateway { gate in
+            gate.standIn.holdExecution()
             let (alice, bob, _) = try await Self.members(gate)
             let blocker = try await alice.queueAccepted(Workflow.save())
             try await gate.waitUntilRunning(blocker)
@@ -172,8 +175,9 @@ import WSClient
 
     // MARK: G.3 jumping the queue
 
-    @Test(.disabled("holds a prompt running by node time only, which the whole suite on 2 cores outruns; to be held by a stand-in control (issue 10 stays open)")) func g3NumberAndFrontOfNonAdminsAreDropped() async throws {
-        try await withGateway(standIn: Self.options(nodeTime: .seconds(1))) { gate in
+    @Test func g3NumberAndFrontOfNonAdminsAreDropped() async throws {
+        try await withGateway { gate in
+            gate.standIn.holdExecution()
             let (alice, bob, admin) = try await Self.members(gate)
             let blocker = try await alice.queueAccepted(Workflow.save())
             try await gate.waitUntilRunning(blocker)
@@ -258,14 +262,16 @@ import WSClient
 
     // MARK: G.6 broadcast progress, previews and interruptions
 
-    @Test(.disabled("holds a prompt running by node time only, which the whole suite on 2 cores outruns; to be held by a stand-in control (issue 10 stays open)")) func g6APromptWithoutClientIDNeverBroadcastsItsProgress() async throws {
-        try await withGateway(standIn: Self.options(nodeTime: .milliseconds(300))) { gate in
+    @Test func g6APromptWithoutClientIDNeverBroadcastsItsProgress() async throws {
+        try await withGateway { gate in
+            gate.standIn.holdExecution()
             let (alice, bob, _) = try await Self.members(gate)
             let bobSocket = try await bob.listen(clientID: "b1")
             let hers = try await alice.queueAccepted(Workflow.save(saves: 2))
             try await gate.waitUntilRunning(hers)
             // `progress` of a sampler step, sent as ComfyUI sends it: to the running prompt's client.
             gate.standIn.sendProgress(value: 1, max: 2)
+            gate.standIn.releaseExecution()
             let entry = try await gate.finishedEntry(hers)
             let clientID = entry["prompt"]?.arrayValue?[3]["client_id"]?.stringValue
             #expect(clientID?.hasPrefix(alice.id + "~") == true, "the gateway gave the prompt a client id of alice's")
@@ -275,8 +281,9 @@ import WSClient
         }
     }
 
-    @Test(.disabled("holds a prompt running by node time only, which the whole suite on 2 cores outruns; to be held by a stand-in control (issue 10 stays open)")) func g6AnotherUsersInterruptionIsNotDelivered() async throws {
-        try await withGateway(standIn: Self.options(nodeTime: .milliseconds(400))) { gate in
+    @Test func g6AnotherUsersInterruptionIsNotDelivered() async throws {
+        try await withGateway { gate in
+            gate.standIn.holdExecution()
             let (alice, bob, _) = try await Self.members(gate)
             let aliceSocket = try await alice.listen(clientID: "a1")
             let bobSocket = try await bob.listen(clientID: "b1")
@@ -292,8 +299,31 @@ import WSClient
         }
     }
 
+    /// ComfyUI sends each message in one frame; a message that arrives in fragments anyway is judged whole.
+    @Test func g6AFragmentedMessageIsJudgedWhole() async throws {
+        try await withGateway { gate in
+            let (alice, bob, _) = try await Self.members(gate)
+            let aliceSocket = try await alice.listen(clientID: "a1")
+            let bobSocket = try await bob.listen(clientID: "b1")
+            let hers = try await alice.queueAccepted(Workflow.save(clientID: "a1"))
+            #expect(try await eventually { aliceSocket.sawFinish(of: hers) })
+            let interrupted = #"{"type": "execution_interrupted", "data": {"prompt_id": "\#(hers)", "node_id": "2", "#
+                + #""node_type": "SaveImage", "executed": [], "timestamp": 1}}"#
+            gate.standIn.broadcast(text: interrupted, inFragmentsOf: 7)
+            let status = #"{"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}}, "sid": "x"}}"#
+            gate.standIn.broadcast(text: status, inFragmentsOf: 5)
+            try await broadcastMarker("g6-fragments", in: gate, to: [aliceSocket, bobSocket])
+            #expect(aliceSocket.messages("execution_interrupted", promptID: hers).count == 1, "alice gets it, whole")
+            #expect(bobSocket.messages("execution_interrupted").isEmpty, "not bob")
+            #expect(bobSocket.texts.contains(try StandInJSON.parse(status)), "a fragmented message of nobody's goes on")
+            await aliceSocket.stop()
+            await bobSocket.stop()
+        }
+    }
+
     @Test func g6ProgressTextReachesOnlyTheUserWithTheRunningPrompt() async throws {
-        try await withGateway(standIn: Self.options(nodeTime: .milliseconds(400))) { gate in
+        try await withGateway { gate in
+            gate.standIn.holdExecution()
             let (alice, bob, admin) = try await Self.members(gate)
             let aliceSocket = try await alice.listen(clientID: "a1")
             let bobSocket = try await bob.listen(clientID: "b1")

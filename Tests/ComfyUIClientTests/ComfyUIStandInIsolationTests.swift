@@ -187,10 +187,9 @@ extension ComfyUIStandInTests {
         }
     }
 
-    @Test(.disabled("holds a prompt running by node time only, which the whole suite on 2 cores outruns; to be held by a stand-in control (issue 10 stays open)")) func interruptTargetsTheRunningPromptAndEventsReachOthers() async throws {
-        var options = ComfyUIStandIn.Options()
-        options.nodeExecutionTime = .seconds(1)
-        try await withComfyUIStandIn(options) { standIn in
+    @Test func interruptTargetsTheRunningPromptAndEventsReachOthers() async throws {
+        try await withComfyUIStandIn { standIn in
+            standIn.holdExecution()
             let other = MessageLog()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await listen(standIn, clientId: "other", into: other) }
@@ -200,7 +199,9 @@ extension ComfyUIStandInTests {
                     let kept = try promptId(try await client.post(url, json: saveWorkflow(color: 1, clientId: "owner")))
                     try await running(client, standIn, kept)
                     _ = try await client.post("\(standIn.baseURL)/interrupt", json: #"{"prompt_id": "not-running"}"#)
+                    standIn.releaseExecution()
                     #expect(try await finished(client, standIn, kept)["status"]?["status_str"] == "success")
+                    standIn.holdExecution()
 
                     let stopped = try promptId(try await client.post(url, json: saveWorkflow(color: 2, clientId: "owner")))
                     try await running(client, standIn, stopped)
@@ -233,10 +234,9 @@ extension ComfyUIStandInTests {
         }
     }
 
-    @Test(.disabled("holds a prompt running by node time only, which the whole suite on 2 cores outruns; to be held by a stand-in control (issue 10 stays open)")) func queueAndHistoryDeleteAndClearActOnAnyId() async throws {
-        var options = ComfyUIStandIn.Options()
-        options.nodeExecutionTime = .milliseconds(600)
-        try await withComfyUIStandIn(options) { standIn in
+    @Test func queueAndHistoryDeleteAndClearActOnAnyId() async throws {
+        try await withComfyUIStandIn { standIn in
+            standIn.holdExecution()
             try await withHTTPClient { client in
                 let url = "\(standIn.baseURL)/prompt"
                 let blocker = try promptId(try await client.post(url, json: saveWorkflow(color: 10)))
@@ -256,6 +256,7 @@ extension ComfyUIStandInTests {
                 _ = try await client.post("\(standIn.baseURL)/queue", json: #"{"clear": true}"#)
                 #expect(try await pending().isEmpty)
 
+                standIn.releaseExecution()
                 _ = try await finished(client, standIn, blocker)
                 let second = try promptId(try await client.post(url, json: saveWorkflow(color: 15)))
                 _ = try await finished(client, standIn, second)
@@ -268,10 +269,9 @@ extension ComfyUIStandInTests {
         }
     }
 
-    @Test(.disabled("holds a prompt running by node time only, which the whole suite on 2 cores outruns; to be held by a stand-in control (issue 10 stays open)")) func jobsAPIListsQueueAndHistoryAsJobs() async throws {
+    @Test func jobsAPIListsQueueAndHistoryAsJobs() async throws {
         var options = ComfyUIStandIn.Options()
         options.jobsAPI = true
-        options.nodeExecutionTime = .milliseconds(600)
         try await withComfyUIStandIn(options) { standIn in
             try await withHTTPClient { client in
                 let base = standIn.baseURL
@@ -279,6 +279,7 @@ extension ComfyUIStandInTests {
                 let done = try promptId(
                     try await client.post(url, json: saveWorkflow(color: 1, extra: #""extra_data": {"extra_pnginfo": {"workflow": {"id": "wf-1"}}}, "#)))
                 _ = try await finished(client, standIn, done)
+                standIn.holdExecution()
                 let cancelled = try promptId(try await client.post(url, json: saveWorkflow(color: 2)))
                 try await running(client, standIn, cancelled)
                 _ = try await client.call(.POST, "\(base)/interrupt")

@@ -10,28 +10,46 @@ public enum AnswerFilter {
     /// the answer unchanged.
     public static func queue(_ answer: [UInt8], for caller: Caller) throws(PolicyRefusal) -> [UInt8] {
         guard !caller.isAdmin else { return answer }
-        var queue = try parse(answer, route: "/queue")
+        let outline = try self.outline(answer, route: "/queue")
+        guard let members = outline.members(of: outline.root) else { throw .unreadableAnswer(from: "/queue") }
+        var lists: [String: [UInt8]] = [:]
         for list in ["queue_running", "queue_pending"] {
-            guard let items = queue[list]?.arrayValue else { throw .unreadableAnswer(from: "/queue") }
-            queue[list] = .array(items.filter { isOwned(queueItem: $0, by: caller) })
+            // Python keeps the last member of a name.
+            guard let items = members.last(where: { $0.key == list }).flatMap({ outline.elements(of: $0.value) }) else {
+                throw .unreadableAnswer(from: "/queue")
+            }
+            lists[list] = outline.array(of: items.filter { isOwned(queueItem: $0, in: outline, by: caller) })
         }
-        return queue.serialized()
+        var output: [UInt8] = [UInt8(ascii: "{")]
+        var written: Set<String> = []
+        for member in members {
+            let filtered = lists[member.key]
+            guard filtered == nil || written.insert(member.key).inserted else { continue }  // a cut list is written once
+            if output.count > 1 { output.append(UInt8(ascii: ",")) }
+            output.append(contentsOf: outline.bytes[member.keyLiteral])
+            output.append(UInt8(ascii: ":"))
+            output.append(contentsOf: filtered ?? Array(outline.bytes[member.value]))
+        }
+        output.append(UInt8(ascii: "}"))
+        return output
     }
 
     /// `GET /history` asked of ComfyUI without `max_items` and `offset`: the caller's entries (all entries for
     /// admins), in ComfyUI's order, then the requested page of them, paged as ComfyUI pages its own history.
+    /// Entries go on as ComfyUI wrote them; only their owner marks are read.
     public static func history(_ answer: [UInt8], page: HistoryPage, for caller: Caller) throws(PolicyRefusal)
         -> [UInt8]
     {
-        let entries = try visibleEntries(of: answer, route: "/history", for: caller)
-        return PolicyJSON.object(Array(entries[page.positions(among: entries.count)])).serialized()
+        let (outline, entries) = try visibleEntries(of: answer, route: "/history", for: caller)
+        return outline.object(of: entries[page.positions(among: entries.count)])
     }
 
     /// `GET /history/{prompt_id}`: `{prompt_id: entry}` when the entry is the caller's, otherwise `{}`, as ComfyUI
     /// answers for an unknown id. Admins get the answer unchanged.
     public static func historyItem(_ answer: [UInt8], for caller: Caller) throws(PolicyRefusal) -> [UInt8] {
         guard !caller.isAdmin else { return answer }
-        return PolicyJSON.object(try visibleEntries(of: answer, route: "/history", for: caller)).serialized()
+        let (outline, entries) = try visibleEntries(of: answer, route: "/history", for: caller)
+        return outline.object(of: entries)
     }
 
     /// [newer] `GET /api/jobs` asked of ComfyUI without `limit` and `offset` (its other parameters forwarded): the
@@ -66,21 +84,33 @@ public enum AnswerFilter {
 
     /// The members of a `{prompt_id: history_entry}` answer the caller may see, in order.
     private static func visibleEntries(of answer: [UInt8], route: String, for caller: Caller) throws(PolicyRefusal)
-        -> [PolicyJSON.Member]
+        -> (JSONOutline, [JSONOutline.Member])
     {
-        guard let entries = try parse(answer, route: route).members else { throw .unreadableAnswer(from: route) }
-        guard !caller.isAdmin else { return entries }
-        return entries.filter { isOwned(queueItem: $0.value["prompt"], by: caller) }
+        let outline = try self.outline(answer, route: route)
+        guard let entries = outline.members(of: outline.root) else { throw .unreadableAnswer(from: route) }
+        guard !caller.isAdmin else { return (outline, entries) }
+        return (outline, entries.filter { entry in
+            outline.find([.key("prompt")], in: entry.value).map { isOwned(queueItem: $0, in: outline, by: caller) } ?? false
+        })
     }
 
-    /// Whether a queue item (also a history entry's `prompt`) was marked as the caller's.
-    private static func isOwned(queueItem: PolicyJSON?, by caller: Caller) -> Bool {
-        guard let fields = queueItem?.arrayValue, fields.count > 3 else { return false }
-        return isOwned(extraData: fields[3], by: caller)
+    /// Whether a queue item (also a history entry's `prompt`:
+    /// `[number, prompt_id, prompt, extra_data, outputs_to_execute]`) was marked as the caller's.
+    private static func isOwned(queueItem: Range<Int>, in outline: JSONOutline, by caller: Caller) -> Bool {
+        guard let owner = outline.find([.index(3), .key(PromptRules.ownerKey)], in: queueItem) else { return false }
+        return outline.value(owner).stringValue == caller.userID
     }
 
     private static func isOwned(extraData: PolicyJSON?, by caller: Caller) -> Bool {
         extraData?[PromptRules.ownerKey]?.stringValue == caller.userID
+    }
+
+    static func outline(_ answer: [UInt8], route: String) throws(PolicyRefusal) -> JSONOutline {
+        do {
+            return try JSONOutline(answer)
+        } catch {
+            throw .unreadableAnswer(from: route)
+        }
     }
 
     static func parse(_ answer: [UInt8], route: String) throws(PolicyRefusal) -> PolicyJSON {

@@ -16,6 +16,12 @@ extension PolicyJSON {
         }
     }
 
+    /// Checks that `bytes` hold one JSON text, as ``init(parsing:)`` would accept it, without building its value.
+    static func validate(_ bytes: UnsafeBufferPointer<UInt8>) throws(ParseError) {
+        var parser = Parser(bytes: bytes)
+        try parser.validDocument()
+    }
+
     private static func parseDocument(_ bytes: UnsafeBufferPointer<UInt8>) -> Result<PolicyJSON, ParseError> {
         var parser = Parser(bytes: bytes)
         do {
@@ -44,6 +50,56 @@ private struct Parser {
         skipWhitespace()
         guard index == bytes.count else { throw failure("unexpected text after the JSON value") }
         return value
+    }
+
+    /// ``document()`` without building the value.
+    mutating func validDocument() throws(PolicyJSON.ParseError) {
+        skipWhitespace()
+        try skipValue()
+        skipWhitespace()
+        guard index == bytes.count else { throw failure("unexpected text after the JSON value") }
+    }
+
+    /// Steps over one value, checking it as ``value()`` would.
+    private mutating func skipValue() throws(PolicyJSON.ParseError) {
+        guard index < bytes.count else { throw failure("expected a value, found the end of the text") }
+        switch bytes[index] {
+        case ASCII.openBrace, ASCII.openBracket:
+            let closing = bytes[index] == ASCII.openBrace ? ASCII.closeBrace : ASCII.closeBracket
+            let isObject = closing == ASCII.closeBrace
+            try enterContainer()
+            skipWhitespace()
+            if peek(closing) {
+                index += 1
+                depth -= 1
+                return
+            }
+            while true {
+                if isObject {
+                    guard peek(ASCII.quote) else { throw failure("expected a string key") }
+                    try scanString()
+                    skipWhitespace()
+                    guard peek(ASCII.colon) else { throw failure("expected ':' after an object key") }
+                    index += 1
+                    skipWhitespace()
+                }
+                try skipValue()
+                skipWhitespace()
+                if peek(ASCII.comma) {
+                    index += 1
+                    skipWhitespace()
+                } else if peek(closing) {
+                    index += 1
+                    depth -= 1
+                    return
+                } else {
+                    throw failure(isObject ? "expected ',' or '}' in an object" : "expected ',' or ']' in an array")
+                }
+            }
+        case ASCII.quote: try scanString()
+        case ASCII.minus, ASCII.zero...ASCII.nine: try scanNumber()
+        default: _ = try value()
+        }
     }
 
     private mutating func value() throws(PolicyJSON.ParseError) -> PolicyJSON {
@@ -138,6 +194,12 @@ private struct Parser {
 
     private mutating func number() throws(PolicyJSON.ParseError) -> PolicyJSON {
         let start = index
+        try scanNumber()
+        return .number(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self))
+    }
+
+    /// Steps over a number literal, checking its grammar.
+    private mutating func scanNumber() throws(PolicyJSON.ParseError) {
         if peek(ASCII.minus) { index += 1 }
         if peek(ASCII.zero) {
             index += 1
@@ -154,7 +216,6 @@ private struct Parser {
             if peek(UInt8(ascii: "+")) || peek(ASCII.minus) { index += 1 }
             try digits(after: "an exponent")
         }
-        return .number(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self))
     }
 
     private mutating func digits(after what: String) throws(PolicyJSON.ParseError) {
@@ -165,17 +226,26 @@ private struct Parser {
     /// Reads a string from its opening quote. Unescaped runs are validated as UTF-8 and copied in one piece.
     private mutating func string() throws(PolicyJSON.ParseError) -> String {
         let opening = index
+        guard let run = try scanString() else { return String(decoding: unescaped, as: UTF8.self) }
+        return String(decoding: UnsafeBufferPointer(rebasing: bytes[(opening + 1)..<run]), as: UTF8.self)
+    }
+
+    /// Steps over a string from its opening quote, checking it. Returns where the text ends when it holds no
+    /// escapes; otherwise nil, with the decoded text in `unescaped`.
+    @discardableResult
+    private mutating func scanString() throws(PolicyJSON.ParseError) -> Int? {
+        let opening = index
         index += 1
         var runStart = index
         var hasEscapes = false
         while index < bytes.count {
             let byte = bytes[index]
             if byte == ASCII.quote {
-                let run = UnsafeBufferPointer(rebasing: bytes[runStart..<index])
+                let end = index
                 index += 1
-                guard hasEscapes else { return String(decoding: run, as: UTF8.self) }
-                unescaped.append(contentsOf: run)
-                return String(decoding: unescaped, as: UTF8.self)
+                guard hasEscapes else { return end }
+                unescaped.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<end]))
+                return nil
             } else if byte == ASCII.backslash {
                 if !hasEscapes {
                     hasEscapes = true

@@ -93,8 +93,8 @@ final class Isolation: Sendable {
     /// Records the output files listed in a history answer already cut to the caller's own entries (an admin's
     /// answer holds everyone's: nothing is recorded, the files stay their owners').
     func recordOutputs(fromHistory answer: [UInt8], caller: Caller) {
-        guard !caller.isAdmin, let entries = (try? PolicyJSON(parsing: answer))?.members else { return }
-        recordOutputs(entries.flatMap { OwnershipIndex.FileReference.listed(inHistoryEntry: $0.value) }, caller: caller)
+        guard !caller.isAdmin else { return }
+        recordOutputs(OwnershipIndex.FileReference.listed(inHistory: answer), caller: caller)
     }
 
     /// The id of the caller's prompt in a `/queue` answer's `queue_running`, if ComfyUI runs one of theirs.

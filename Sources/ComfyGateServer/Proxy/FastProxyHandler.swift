@@ -1,5 +1,6 @@
 import ComfyGateCore
 import ComfyGatePolicy
+import Foundation
 import HTTPTypes
 import Logging
 import NIOCore
@@ -36,14 +37,24 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         /// A request handed to the application; done once both it and its answer have ended.
         case passing(requestEnded: Bool, answerEnded: Bool)
         /// A fast request whose head has arrived; it is sent when its end does.
-        case awaitingEnd(HTTPRequestHead, path: String)
+        case awaitingEnd(FastRequest)
         /// A fast request with ComfyUI.
         case proxying(Exchange)
+        /// The client asked to close after an answer that is now written (HTTP's parser refuses anything sent after it).
+        case closing
+    }
+
+    /// A request the fast path carries.
+    private struct FastRequest {
+        /// The request ComfyUI gets.
+        var head: HTTPRequestHead
+        var path: String
+        /// The client sent `Connection: close`: the answer says so and the connection closes after it.
+        var closesConnection: Bool
     }
 
     private struct Exchange {
-        var head: HTTPRequestHead
-        var path: String
+        var request: FastRequest
         var connection: UpstreamConnection?
         var reused: Bool
         var retried = false
@@ -56,6 +67,8 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// Parts of requests that arrived while an earlier one was being answered.
     private var queued = CircularBuffer<HTTPRequestPart>()
     private var readHeld = false
+    /// The request handed to the application asked to close the connection after its answer.
+    private var passedRequestCloses = false
     private var context: ChannelHandlerContext?
 
     init(dependencies: Dependencies) {
@@ -81,7 +94,7 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     private var canTakePart: Bool {
         switch state {
         case .idle, .passing(requestEnded: false, _), .awaitingEnd: true
-        case .passing, .proxying: false
+        case .passing, .proxying, .closing: false
         }
     }
 
@@ -91,28 +104,38 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             if case .end = part { state = .passing(requestEnded: true, answerEnded: answerEnded) }
             context.fireChannelRead(wrapInboundOut(part))
             finishIfDone(context)
-        case .awaitingEnd(let head, let path):
-            if case .end = part { startExchange(context, head: head, path: path) }  // a bodiless request has no body parts
+        case .awaitingEnd(let request):
+            if case .end = part { startExchange(context, request: request) }  // a bodiless request has no body parts
         case .idle:
             accept(part, context: context)
         case .passing, .proxying:
             queued.append(part)
+        case .closing:
+            break
         }
     }
 
     /// Decides where a new request goes.
     private func accept(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
-        guard case .head(let request) = part, let (head, path) = fastRoute(request, channel: context.channel) else {
+        guard case .head(let request) = part, let fastRequest = fastRoute(request, channel: context.channel) else {
             state = .passing(requestEnded: false, answerEnded: false)
             if case .end = part { state = .passing(requestEnded: true, answerEnded: false) }
-            context.fireChannelRead(wrapInboundOut(part))
+            guard case .head(var request) = part, Self.asksToClose(request.headerFields) else {
+                passedRequestCloses = false
+                context.fireChannelRead(wrapInboundOut(part))
+                return
+            }
+            passedRequestCloses = true
+            // The application closes after its answer only on exactly `close`: any spelling of the token is made so.
+            request.headerFields[.connection] = "close"
+            context.fireChannelRead(wrapInboundOut(.head(request)))
             return
         }
-        state = .awaitingEnd(head, path: path)
+        state = .awaitingEnd(fastRequest)
     }
 
     /// The request ComfyUI gets, when this request may take the fast path.
-    private func fastRoute(_ request: HTTPRequest, channel: any Channel) -> (HTTPRequestHead, String)? {
+    private func fastRoute(_ request: HTTPRequest, channel: any Channel) -> FastRequest? {
         let fields = request.headerFields
         guard fields[.upgrade] == nil, fields[.transferEncoding] == nil, fields[.contentLength].map({ $0 == "0" }) ?? true else {
             return nil
@@ -137,16 +160,24 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             contentLength: nil
         )
         if let comfyUser { upstreamRequest.headers[ComfyUIUsers.header] = comfyUser }
-        return (dependencies.transport.requestHead(upstreamRequest), facts.path)
+        return FastRequest(
+            head: dependencies.transport.requestHead(upstreamRequest), path: facts.path, closesConnection: Self.asksToClose(fields))
     }
 
-    private func startExchange(_ context: ChannelHandlerContext, head: HTTPRequestHead, path: String) {
+    /// Whether the `Connection` field lists `close` (RFC 9112 §9.6; the token is case-insensitive).
+    static func asksToClose(_ fields: HTTPFields) -> Bool {
+        fields[values: .connection].contains { line in
+            line.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "close" }
+        }
+    }
+
+    private func startExchange(_ context: ChannelHandlerContext, request: FastRequest) {
         let pool = dependencies.transport.pool
         if let idle = pool.takeIdle(on: context.eventLoop) {
-            state = .proxying(Exchange(head: head, path: path, connection: idle, reused: true))
-            idle.handler.value.begin(head, sink: self)
+            state = .proxying(Exchange(request: request, connection: idle, reused: true))
+            idle.handler.value.begin(request.head, sink: self)
         } else {
-            state = .proxying(Exchange(head: head, path: path, connection: nil, reused: false))
+            state = .proxying(Exchange(request: request, connection: nil, reused: false))
             connect(context)
         }
     }
@@ -161,7 +192,7 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             case .success(let connection):
                 exchange.connection = connection
                 state = .proxying(exchange)
-                connection.handler.value.begin(exchange.head, sink: self)
+                connection.handler.value.begin(exchange.request.head, sink: self)
             case .failure(let error):
                 answerFailure(error, exchange: exchange)
             }
@@ -174,10 +205,11 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         guard case .proxying(var exchange) = state, let context else { return }
         exchange.answered = true
         state = .proxying(exchange)
-        let response = HTTPResponse(
+        var response = HTTPResponse(
             status: HTTPResponse.Status(code: Int(head.status.code), reasonPhrase: head.status.reasonPhrase),
             headerFields: UpstreamResponseHeaders.fields(from: head.headers)
         )
+        if exchange.request.closesConnection { response.headerFields[.connection] = "close" }
         context.write(wrapOutboundOut(.head(response)), promise: nil)
     }
 
@@ -198,9 +230,8 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     }
 
     func upstreamEnd() {
-        guard case .proxying = state, let context else { return }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        exchangeDone(context)
+        guard case .proxying(let exchange) = state, let context else { return }
+        exchangeDone(context, ending: exchange)
     }
 
     func upstreamFailed(_ error: any Error, answered: Bool) {
@@ -226,27 +257,40 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     private func answerFailure(_ error: any Error, exchange: Exchange) {
         guard let context else { return }
         let failure = dependencies.transport.classify(error)
-        failure.log(to: dependencies.logger, path: exchange.path)
+        failure.log(to: dependencies.logger, path: exchange.request.path)
         let body = GatewayResponse.jsonBody(failure.answer)
-        let head = HTTPResponse(
+        var head = HTTPResponse(
             status: failure.status,
             headerFields: [.contentType: "application/json", .cacheControl: "no-store", .contentLength: String(body.readableBytes)]
         )
+        if exchange.request.closesConnection { head.headerFields[.connection] = "close" }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        exchangeDone(context)
+        exchangeDone(context, ending: exchange)
     }
 
-    private func exchangeDone(_ context: ChannelHandlerContext) {
-        state = .idle
-        resume(context)
+    /// Ends the answer; then takes the next request, or closes when the client asked to.
+    private func exchangeDone(_ context: ChannelHandlerContext, ending exchange: Exchange) {
+        guard exchange.request.closesConnection else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            state = .idle
+            resume(context)
+            return
+        }
+        state = .closing
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
     // MARK: Answers from the application
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        context.write(data, promise: promise)
+        if passedRequestCloses, case .passing = state, case .head(var response) = unwrapOutboundIn(data), response.status.code >= 200 {
+            // The application closes after this answer: the answer says so, as the fast path's do.
+            response.headerFields[.connection] = "close"
+            context.write(wrapOutboundOut(.head(response)), promise: promise)
+        } else {
+            context.write(data, promise: promise)
+        }
         if case .passing(let requestEnded, answerEnded: false) = state, case .end = unwrapOutboundIn(data) {
             state = .passing(requestEnded: requestEnded, answerEnded: true)
             finishIfDone(context)

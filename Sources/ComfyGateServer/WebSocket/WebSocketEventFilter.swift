@@ -8,26 +8,79 @@ import NIOWebSocket
 /// ComfyUI sends a prompt's events to the socket of the prompt's `client_id`, which the gateway confines to the
 /// owner; what it broadcasts anyway is cut here: `execution_interrupted` of another user's prompt, and
 /// progress text (binary type 3), which names no prompt, unless this socket's user has the running prompt.
+/// A message sent in fragments is held until its last fragment, then judged whole (ComfyUI does not fragment,
+/// but nothing between it and the gateway may carry a message past the filter that way).
 final class WebSocketEventFilter {
     private let caller: Caller
     private let isolation: Isolation
     /// The prompt of this socket's user that ComfyUI is running, as its events to this socket tell.
     private var runningOwnPrompt: String?
+    /// The fragments so far of a message that is not complete yet.
+    private var fragments: [WebSocketFrame] = []
+    private var fragmentBytes = 0
+    /// A fragmented message grew past ``maxFragmentedMessage``: its remaining fragments are dropped.
+    private var droppingFragments = false
+
+    /// The largest fragmented message held for judging; a larger one is not delivered.
+    static let maxFragmentedMessage = 64 * 1024 * 1024
 
     init(caller: Caller, isolation: Isolation) {
         self.caller = caller
         self.isolation = isolation
     }
 
-    /// Whether a frame from ComfyUI goes on to the client.
-    func delivers(_ frame: WebSocketFrame) -> Bool {
-        guard frame.fin else { return true }
+    /// What happens to a frame from ComfyUI.
+    enum Admission {
+        /// It goes on to the client.
+        case deliver
+        /// Nothing goes on now: the frame is dropped, or held as a fragment of a message not complete yet.
+        case withhold
+        /// It completes a fragmented message that may be delivered: these fragments (it among them) go on.
+        case deliverFragments([WebSocketFrame])
+    }
+
+    /// Judges the next frame from ComfyUI. Control frames between a message's fragments go on at once.
+    func admit(_ frame: WebSocketFrame) -> Admission {
         switch frame.opcode {
+        case .text, .binary, .continuation:
+            break
+        default:
+            return .deliver
+        }
+        guard !frame.fin || !fragments.isEmpty || droppingFragments else {
+            return delivers(opcode: frame.opcode, payload: frame.unmaskedData) ? .deliver : .withhold
+        }
+        if droppingFragments {
+            droppingFragments = !frame.fin
+            return .withhold
+        }
+        fragments.append(frame)
+        fragmentBytes += frame.length
+        if fragmentBytes > Self.maxFragmentedMessage {
+            fragments = []
+            fragmentBytes = 0
+            droppingFragments = !frame.fin
+            return .withhold
+        }
+        guard frame.fin else { return .withhold }
+        let message = fragments
+        fragments = []
+        fragmentBytes = 0
+        var payload = ByteBuffer()
+        for fragment in message {
+            var data = fragment.unmaskedData
+            payload.writeBuffer(&data)
+        }
+        return delivers(opcode: message[0].opcode, payload: payload) ? .deliverFragments(message) : .withhold
+    }
+
+    /// Whether a whole message from ComfyUI goes on to the client.
+    private func delivers(opcode: WebSocketOpcode, payload: ByteBuffer) -> Bool {
+        switch opcode {
         case .text:
-            return delivers(message: frame.unmaskedData.readableBytesView)
+            return delivers(message: payload.readableBytesView)
         case .binary:
-            let data = frame.unmaskedData
-            guard let eventType = data.getInteger(at: data.readerIndex, as: UInt32.self) else { return true }
+            guard let eventType = payload.getInteger(at: payload.readerIndex, as: UInt32.self) else { return true }
             return eventType != Self.progressTextEvent || runningOwnPrompt != nil
         default:
             return true

@@ -78,10 +78,18 @@ final class WebSocketRelay: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelReadComplete()
     }
 
-    /// Writes a frame that came from the other side, with the masking this side needs.
+    /// Passes on a frame that came from the other side, as far as the event filter lets it.
     private func relay(_ incoming: WebSocketFrame) {
+        switch filter?.admit(incoming) ?? .deliver {
+        case .deliver: send(incoming)
+        case .withhold: break
+        case .deliverFragments(let fragments): fragments.forEach(send)
+        }
+    }
+
+    /// Writes a frame with the masking this side needs.
+    private func send(_ incoming: WebSocketFrame) {
         guard let context else { return }
-        if let filter, !filter.delivers(incoming) { return }
         var frame = incoming
         // NIO's decoder leaves payloads masked and its encoder masks whenever a key is set: write the unmasked
         // payload, with a key towards ComfyUI and none towards the client.

@@ -75,6 +75,16 @@ public final class ComfyUIStandIn: Sendable {
         state.inner.withLock { StandInState.deliver(.text(text), to: clientId, in: &$0) }
     }
 
+    /// Sends a text message in fragments of `fragmentSize` bytes, as ComfyUI never does (aiohttp sends each message
+    /// in one frame) but a proxy between it and its clients may.
+    public func broadcast(text: String, inFragmentsOf fragmentSize: Int, to clientId: String? = nil) {
+        let bytes = Array(text.utf8)
+        let parts = stride(from: 0, to: bytes.count, by: fragmentSize).map {
+            ByteBuffer(bytes: bytes[$0..<min($0 + fragmentSize, bytes.count)])
+        }
+        state.inner.withLock { StandInState.deliver(.textFragments(parts), to: clientId, in: &$0) }
+    }
+
     /// Sends a binary frame: 4-byte big-endian `eventType` followed by `payload` (B.4).
     public func broadcastBinary(eventType: UInt32, payload: [UInt8], to clientId: String? = nil) {
         let frame = Self.binaryFrame(eventType: eventType, payload: payload)
@@ -140,6 +150,18 @@ public final class ComfyUIStandIn: Sendable {
             ]
             StandInState.deliver(.text(StandInState.message("progress", data)), to: running.clientId, in: &s)
         }
+    }
+
+    /// Holds execution as a long GPU step would: from now on each node the stand-in starts stays running (its
+    /// `executing` sent, its prompt in `queue_running`) until ``releaseExecution()`` or an interrupt, so tests see a
+    /// running prompt and a pending queue for exactly as long as they look.
+    public func holdExecution() {
+        state.inner.withLock { $0.executionHeld = true }
+    }
+
+    /// Lets held and later nodes run to their end.
+    public func releaseExecution() {
+        state.inner.withLock { $0.executionHeld = false }
     }
 
     /// Closes every open websocket with this close code and reason.
@@ -211,6 +233,7 @@ public func withComfyUIStandIn<T: Sendable>(
         func stop() async {
             state.inner.withLock { s in
                 for connection in s.connections.values { connection.continuation.yield(.close(code: 1001, reason: nil)) }
+                s.executionHeld = false
             }
             state.workerWake.finish()
             await serviceGroup.triggerGracefulShutdown()

@@ -85,9 +85,6 @@ extension ComfyUIStandIn {
         /// The [newer] jobs API: `GET /api/jobs`, `GET /api/jobs/{job_id}`, and `create_time` (ms) in queued `extra_data`.
         public var jobsAPI: Bool = false
 
-        /// Time each executed node takes (lets tests observe a running/pending queue or interrupt).
-        public var nodeExecutionTime: Duration = .zero
-
         /// Largest websocket frame accepted or sent (hummingbird's default is 16 KiB).
         public var webSocketMaxFrameSize: Int = 16 * 1024 * 1024
 

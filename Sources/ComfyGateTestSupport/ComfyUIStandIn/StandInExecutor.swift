@@ -137,16 +137,20 @@ struct StandInExecutor: Sendable {
 
         var executed: [String] = []
         var success = true
+        /// `execution_interrupted`, broadcast as `PromptExecutor.handle_execution_error` sends it (G.6).
+        func interrupted(at id: String, classType: String) {
+            addMessage(
+                "execution_interrupted",
+                [
+                    "prompt_id": promptId, "node_id": .string(id), "node_type": .string(classType),
+                    "executed": .array(executed.map { .string($0) }), "timestamp": Self.timestamp(),
+                ], broadcast: true)
+            success = false
+        }
         for id in order {
             let classType = graph[id]?["class_type"]?.stringValue ?? ""
             if state.inner.withLock({ $0.interruptRequested }) {
-                addMessage(
-                    "execution_interrupted",
-                    [
-                        "prompt_id": promptId, "node_id": .string(id), "node_type": .string(classType),
-                        "executed": .array(executed.map { .string($0) }), "timestamp": Self.timestamp(),
-                    ], broadcast: true)
-                success = false
+                interrupted(at: id, classType: classType)
                 break
             }
             if let cached = results[id], cachedIds.contains(id) {
@@ -163,7 +167,12 @@ struct StandInExecutor: Sendable {
             if client != nil {
                 state.send("executing", ["node": .string(id), "display_node": .string(id), "prompt_id": promptId], to: client)
             }
-            if state.options.nodeExecutionTime > .zero { try? await Task.sleep(for: state.options.nodeExecutionTime) }
+            // A node interrupted while it runs stops where it is, as `throw_exception_if_processing_interrupted` does.
+            guard await waitWhileHeld() else { return }
+            if state.inner.withLock({ $0.interruptRequested }) {
+                interrupted(at: id, classType: classType)
+                break
+            }
             do {
                 let result = try compute(id: id, graph: graph, results: results, item: item)
                 results[id] = result
@@ -215,6 +224,15 @@ struct StandInExecutor: Sendable {
             let done = StandInState.message("executing", ["node": nil, "prompt_id": promptId])
             StandInState.deliver(.text(done), to: client, in: &s)
         }
+    }
+
+    /// Waits while the stand-in holds execution (``ComfyUIStandIn/holdExecution()``) and no interrupt is requested;
+    /// false when the stand-in is shutting down.
+    private func waitWhileHeld() async -> Bool {
+        while state.inner.withLock({ $0.executionHeld && !$0.interruptRequested }) {
+            do { try await Task.sleep(for: .milliseconds(2)) } catch { return false }
+        }
+        return !Task.isCancelled
     }
 
     private func intInput(_ node: StandInJSON, _ name: String, default def: Int) -> Int {

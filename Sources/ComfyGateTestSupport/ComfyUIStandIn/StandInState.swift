@@ -7,6 +7,8 @@ import Synchronization
 enum StandInOutgoing: Sendable {
     case text(String)
     case binary(ByteBuffer)
+    /// A text message as these frames: the first `text`, the rest `continuation`, the last with `fin`.
+    case textFragments([ByteBuffer])
     case close(code: UInt16, reason: String?)
 }
 
@@ -61,6 +63,8 @@ final class StandInState: Sendable {
         var number = 0
         var sequence = 0
         var interruptRequested = false
+        /// Set by ``ComfyUIStandIn/holdExecution()``: each node waits, running, until released or interrupted.
+        var executionHeld = false
         var freeRequests: [StandInJSON] = []
         /// Routing table sid → connection id (a newer socket with the same clientId replaces the old one).
         var sockets: [String: Int] = [:]

@@ -40,6 +40,12 @@ enum StandInWebSocket {
                     switch message {
                     case .text(let text): try await outbound.write(.text(text))
                     case .binary(let buffer): try await outbound.write(.binary(buffer))
+                    case .textFragments(let parts):
+                        for (position, part) in parts.enumerated() {
+                            let frame = WebSocketFrame(
+                                fin: position == parts.count - 1, opcode: position == 0 ? .text : .continuation, data: part)
+                            try await outbound.write(.custom(frame))
+                        }
                     case .close(let code, let reason):
                         try await outbound.close(WebSocketErrorCode(codeNumber: Int(code)), reason: reason)
                         return

@@ -2,9 +2,6 @@ import AsyncHTTPClient
 import ComfyGateCore
 import ComfyGateTestSupport
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import HTTPTypes
 import Logging
 import NIOCore
@@ -396,9 +393,9 @@ enum RawHTTP {
     /// Sends a request on a fresh connection and reads one whole answer (by its `Content-Length` or chunked framing,
     /// none for `HEAD`), without waiting for the connection to close.
     static func exchange(port: Int, _ request: String, isHead: Bool = false) async throws -> RawAnswer {
-        let socket = try BlockingSocket(port: port)
-        try await socket.write(Array(request.utf8))
-        let bytes = await socket.readAnswer(isHead: isHead)
+        let connection = try RawConnection(port: port, timeoutSeconds: 15)
+        try await connection.write(request)
+        let bytes = await connection.readBytes { RawAnswer.isComplete($0, isHead: isHead) }
         guard let answer = RawAnswer(bytes, isHead: isHead) else {
             throw IsolationTestError.unexpected("no HTTP answer to \(request.prefix(80)): \(String(decoding: bytes, as: UTF8.self).prefix(200))")
         }
@@ -412,60 +409,6 @@ enum RawHTTP {
             "GET \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 + "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer \(token)\r\n\r\n"
         )
-    }
-}
-
-/// A blocking loopback TCP client whose reads run on threads of their own, reading one HTTP answer at a time.
-final class BlockingSocket: Sendable {
-    private let descriptor: Int32
-
-    init(port: Int, timeoutSeconds: Int = 15) throws {
-        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw IsolationTestError.unexpected("socket() failed") }
-        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard result == 0 else {
-            close(descriptor)
-            throw IsolationTestError.unexpected("connect() failed")
-        }
-    }
-
-    deinit { close(descriptor) }
-
-    func write(_ bytes: [UInt8]) async throws {
-        let descriptor = descriptor
-        let sent = await DedicatedThread.run(name: "isolation-socket") { () -> Bool in
-            var offset = 0
-            while offset < bytes.count {
-                let count = bytes[offset...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                guard count > 0 else { return false }
-                offset += count
-            }
-            return true
-        }
-        guard sent else { throw IsolationTestError.unexpected("send() failed") }
-    }
-
-    /// Reads until one whole answer has arrived (a 101 ends with its head), the peer closes or the timeout passes.
-    func readAnswer(isHead: Bool) async -> [UInt8] {
-        let descriptor = descriptor
-        return await DedicatedThread.run(name: "isolation-socket") { () -> [UInt8] in
-            var received: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 16384)
-            while !RawAnswer.isComplete(received, isHead: isHead) {
-                let count = recv(descriptor, &chunk, chunk.count, 0)
-                if count <= 0 { break }
-                received += chunk[0..<count]
-            }
-            return received
-        }
     }
 }
 
