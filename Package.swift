@@ -14,12 +14,14 @@ let package = Package(
     products: [
         .executable(name: "comfygate", targets: ["comfygate"]),
         .library(name: "ComfyGateCore", targets: ["ComfyGateCore"]),
+        .library(name: "ComfyGateJobs", targets: ["ComfyGateJobs"]),
         .library(name: "ComfyGatePolicy", targets: ["ComfyGatePolicy"]),
         .library(name: "ComfyGateRequestParsing", targets: ["ComfyGateRequestParsing"]),
         .library(name: "ComfyGateServer", targets: ["ComfyGateServer"]),
         .library(name: "ComfyUIClient", targets: ["ComfyUIClient"]),
         .library(name: "ComfyGateDoctor", targets: ["ComfyGateDoctor"]),
         .library(name: "ComfyGateTOML", targets: ["ComfyGateTOML"]),
+        .library(name: "ComfyGateAssets", targets: ["ComfyGateAssets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -59,6 +61,11 @@ let package = Package(
         // Who may do what: one decision per request for every request path, and the rewrites that keep each user
         // to their own work. No server, client or store.
         .target(name: "ComfyGatePolicy", dependencies: ["ComfyGateRequestParsing"]),
+        // Content-addressed blobs hashed with BLAKE3, for assets. No server code.
+        .target(name: "ComfyGateAssets"),
+        // How held jobs reach ComfyUI: fair share of the GPU among users, and prompts checked as ComfyUI checks
+        // them before they wait. No server, client or store.
+        .target(name: "ComfyGateJobs", dependencies: ["ComfyGatePolicy"]),
         // The embedded store: SQLite through GRDB.
         .target(
             name: "ComfyGateSQLite",
@@ -163,8 +170,20 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ComfyGateCoreTests", dependencies: ["ComfyGateCore", "ComfyGateTestSupport"]),
+        .testTarget(
+            name: "ComfyGateJobsTests",
+            dependencies: [
+                "ComfyGateJobs",
+                "ComfyGatePolicy",
+                "ComfyGateTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "ComfyGatePolicyTests", dependencies: ["ComfyGatePolicy"]),
         .testTarget(name: "ComfyGateTOMLTests", dependencies: ["ComfyGateTOML"]),
+        .testTarget(name: "ComfyGateAssetsTests", dependencies: ["ComfyGateAssets"]),
         .testTarget(
             name: "ComfyGateRequestParsingTests",
             dependencies: ["ComfyGateRequestParsing", .product(name: "HTTPTypes", package: "swift-http-types")]
