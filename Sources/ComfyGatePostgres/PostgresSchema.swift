@@ -2,7 +2,8 @@
 ///
 /// A migration never changes once it has shipped: add a new version instead. Each statement runs on its
 /// own (the extended query protocol takes one statement at a time). Dates are `timestamptz` (microsecond
-/// precision). User names are unique regardless of case through a unique index on `lower(name)`.
+/// precision). A job's outputs and failure are JSON text, as in SQLite. User names are unique regardless of
+/// case through a unique index on `lower(name)`.
 enum PostgresSchema {
     /// `(version, statements)` pairs, applied in order.
     static let migrations: [(version: Int, statements: [String])] = [
@@ -76,6 +77,67 @@ enum PostgresSchema {
                 CREATE TABLE comfy_users (
                     user_id text PRIMARY KEY,
                     comfy_user_id text NOT NULL
+                )
+                """,
+            ]
+        ),
+        (
+            3,
+            [
+                """
+                CREATE TABLE jobs (
+                    id text PRIMARY KEY,
+                    user_id text NOT NULL,
+                    source text NOT NULL,
+                    state text NOT NULL,
+                    workflow text NOT NULL,
+                    extra_data text NOT NULL,
+                    client_id text,
+                    idempotency_key text,
+                    request_digest text,
+                    metadata text,
+                    created_at timestamptz NOT NULL,
+                    dispatched_at timestamptz,
+                    started_at timestamptz,
+                    completed_at timestamptz,
+                    expires_at timestamptz,
+                    backend text,
+                    outputs text NOT NULL,
+                    failure text,
+                    gpu_seconds double precision NOT NULL
+                )
+                """,
+                "CREATE INDEX jobs_state ON jobs (state, created_at)",
+                "CREATE INDEX jobs_user_id ON jobs (user_id, created_at)",
+                """
+                CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (user_id, idempotency_key)
+                WHERE idempotency_key IS NOT NULL
+                """,
+                "CREATE INDEX jobs_completed_at ON jobs (completed_at)",
+                """
+                CREATE TABLE assets (
+                    id text PRIMARY KEY,
+                    user_id text NOT NULL,
+                    hash text,
+                    size_bytes bigint NOT NULL,
+                    content_type text NOT NULL,
+                    name text NOT NULL,
+                    created_at timestamptz NOT NULL,
+                    job_id text,
+                    expires_at timestamptz
+                )
+                """,
+                "CREATE INDEX assets_user_id_hash ON assets (user_id, hash)",
+                "CREATE INDEX assets_hash ON assets (hash)",
+                "CREATE INDEX assets_job_id ON assets (job_id)",
+                """
+                CREATE TABLE user_quotas (
+                    user_id text PRIMARY KEY,
+                    max_waiting_jobs bigint,
+                    jobs_per_day bigint,
+                    gpu_seconds_per_day double precision,
+                    max_image_area bigint,
+                    weight double precision NOT NULL
                 )
                 """,
             ]

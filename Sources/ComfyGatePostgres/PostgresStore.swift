@@ -456,6 +456,383 @@ public final class PostgresStore: GatewayStore, Service {
         }
     }
 
+    // MARK: Jobs
+
+    private static let jobColumns = """
+        id, user_id, source, state, workflow, extra_data, client_id, idempotency_key, request_digest, metadata,
+        created_at, dispatched_at, started_at, completed_at, expires_at, backend, outputs, failure, gpu_seconds
+        """
+
+    public func insertJob(_ job: Job) async throws {
+        let outputs = try StoredJSON.encode(job.outputs)
+        let failure = try job.failure.map { try StoredJSON.encode($0) }
+        try await perform {
+            // Either unique constraint may refuse the row; which one decides the error.
+            let inserted = try await client.query(
+                """
+                INSERT INTO jobs (\(unescaped: Self.jobColumns))
+                VALUES (\(job.id), \(job.userID), \(job.source.rawValue), \(job.state.rawValue), \(job.workflow),
+                        \(job.extraData), \(job.clientID), \(job.idempotencyKey), \(job.requestDigest), \(job.metadata),
+                        \(job.createdAt), \(job.dispatchedAt), \(job.startedAt), \(job.completedAt), \(job.expiresAt),
+                        \(job.backend), \(outputs), \(failure), \(job.gpuSeconds))
+                ON CONFLICT DO NOTHING
+                RETURNING id
+                """
+            ).collect()
+            if inserted.isEmpty {
+                let idTaken = try await !client.query("SELECT id FROM jobs WHERE id = \(job.id)").collect().isEmpty
+                throw StoreError.duplicate(
+                    idTaken ? "job '\(job.id)'" : "idempotency key '\(job.idempotencyKey ?? "")'"
+                )
+            }
+        }
+    }
+
+    public func job(id: String) async throws -> Job? {
+        try await jobs("SELECT \(unescaped: Self.jobColumns) FROM jobs WHERE id = \(id)").first
+    }
+
+    public func job(userID: String, idempotencyKey: String) async throws -> Job? {
+        try await jobs(
+            """
+            SELECT \(unescaped: Self.jobColumns) FROM jobs
+            WHERE user_id = \(userID) AND idempotency_key = \(idempotencyKey)
+            """
+        ).first
+    }
+
+    public func updateJob(_ job: Job, expecting expected: JobState) async throws -> Bool {
+        let outputs = try StoredJSON.encode(job.outputs)
+        let failure = try job.failure.map { try StoredJSON.encode($0) }
+        return try await perform(duplicate: "idempotency key '\(job.idempotencyKey ?? "")'") {
+            let updated = try await client.query(
+                """
+                UPDATE jobs SET user_id = \(job.userID), source = \(job.source.rawValue), state = \(job.state.rawValue),
+                    workflow = \(job.workflow), extra_data = \(job.extraData), client_id = \(job.clientID),
+                    idempotency_key = \(job.idempotencyKey), request_digest = \(job.requestDigest),
+                    metadata = \(job.metadata), created_at = \(job.createdAt), dispatched_at = \(job.dispatchedAt),
+                    started_at = \(job.startedAt), completed_at = \(job.completedAt), expires_at = \(job.expiresAt),
+                    backend = \(job.backend), outputs = \(outputs), failure = \(failure),
+                    gpu_seconds = \(job.gpuSeconds)
+                WHERE id = \(job.id) AND state = \(expected.rawValue)
+                RETURNING id
+                """
+            ).collect()
+            return !updated.isEmpty
+        }
+    }
+
+    public func jobs(userID: String?, states: Set<JobState>?, limit: Int, createdBefore: Date?) async throws -> [Job] {
+        let stateNames = states.map(Self.names)
+        // `COLLATE "C"` breaks ties in the same order as SQLite, whatever the database's locale.
+        return try await jobs(
+            """
+            SELECT \(unescaped: Self.jobColumns) FROM jobs
+            WHERE (\(userID)::text IS NULL OR user_id = \(userID))
+                AND (\(stateNames)::text[] IS NULL OR state = ANY(\(stateNames)))
+                AND (\(createdBefore)::timestamptz IS NULL OR created_at < \(createdBefore))
+            ORDER BY created_at DESC, id COLLATE "C" DESC LIMIT \(max(0, limit))
+            """
+        )
+    }
+
+    public func queuedJobs() async throws -> [Job] {
+        try await jobs(inStates: [.queued])
+    }
+
+    public func jobs(inStates states: Set<JobState>) async throws -> [Job] {
+        try await jobs(
+            """
+            SELECT \(unescaped: Self.jobColumns) FROM jobs WHERE state = ANY(\(Self.names(states)))
+            ORDER BY created_at, id COLLATE "C"
+            """
+        )
+    }
+
+    public func countJobs(userID: String, states: Set<JobState>?, createdAfter: Date?) async throws -> Int {
+        let stateNames = states.map(Self.names)
+        return try await perform {
+            var count = 0
+            let rows = try await client.query(
+                """
+                SELECT count(*) FROM jobs
+                WHERE user_id = \(userID)
+                    AND (\(stateNames)::text[] IS NULL OR state = ANY(\(stateNames)))
+                    AND (\(createdAfter)::timestamptz IS NULL OR created_at > \(createdAfter))
+                """
+            )
+            for try await value in rows.decode(Int.self) { count = value }
+            return count
+        }
+    }
+
+    public func gpuSeconds(userID: String?, completedAfter: Date) async throws -> [String: Double] {
+        try await perform {
+            var result: [String: Double] = [:]
+            let rows = try await client.query(
+                """
+                SELECT user_id, sum(gpu_seconds) FROM jobs
+                WHERE completed_at > \(completedAfter) AND (\(userID)::text IS NULL OR user_id = \(userID))
+                GROUP BY user_id
+                """
+            )
+            for try await (user, seconds) in rows.decode((String, Double).self) { result[user] = seconds }
+            return result
+        }
+    }
+
+    public func usage(from: Date, to: Date) async throws -> [UsageSummary] {
+        try await perform {
+            var result: [UsageSummary] = []
+            let rows = try await client.query(
+                """
+                SELECT user_id, count(*), count(*) FILTER (WHERE state = ANY(\(Self.names(JobState.finished)))),
+                    sum(gpu_seconds),
+                    coalesce(sum(extract(epoch FROM dispatched_at) - extract(epoch FROM created_at)), 0)
+                        ::double precision
+                FROM jobs WHERE created_at >= \(from) AND created_at < \(to)
+                GROUP BY user_id ORDER BY user_id COLLATE "C"
+                """
+            )
+            for try await (userID, jobs, finishedJobs, gpuSeconds, waitSeconds) in rows.decode(
+                (String, Int, Int, Double, Double).self
+            ) {
+                result.append(
+                    UsageSummary(
+                        userID: userID,
+                        jobs: jobs,
+                        finishedJobs: finishedJobs,
+                        gpuSeconds: gpuSeconds,
+                        waitSeconds: waitSeconds
+                    )
+                )
+            }
+            return result
+        }
+    }
+
+    public func expireJobs(completedBefore date: Date) async throws -> [Job] {
+        try await jobs(
+            """
+            WITH expired AS (
+                UPDATE jobs SET state = \(JobState.expired.rawValue)
+                WHERE state = ANY(\(Self.names(JobState.finished.subtracting([.expired])))) AND completed_at < \(date)
+                RETURNING \(unescaped: Self.jobColumns)
+            )
+            SELECT \(unescaped: Self.jobColumns) FROM expired ORDER BY completed_at, id COLLATE "C"
+            """
+        )
+    }
+
+    public func deleteJobs(expiredBefore date: Date) async throws -> Int {
+        try await perform {
+            var count = 0
+            let rows = try await client.query(
+                """
+                WITH deleted AS (
+                    DELETE FROM jobs WHERE state = \(JobState.expired.rawValue) AND completed_at < \(date) RETURNING 1
+                )
+                SELECT count(*) FROM deleted
+                """
+            )
+            for try await value in rows.decode(Int.self) { count = value }
+            return count
+        }
+    }
+
+    /// The raw values of `states`, for `state = ANY(…)`.
+    private static func names(_ states: Set<JobState>) -> [String] {
+        states.map(\.rawValue).sorted()
+    }
+
+    private func jobs(_ query: PostgresQuery) async throws -> [Job] {
+        try await perform {
+            var result: [Job] = []
+            let rows = try await client.query(query)
+            for try await (
+                id, userID, sourceName, stateName, workflow, extraData, clientID, idempotencyKey, requestDigest,
+                metadata, createdAt, dispatchedAt, startedAt, completedAt, expiresAt, backend, outputs, failure,
+                gpuSeconds
+            ) in rows.decode(
+                (
+                    String, String, String, String, String, String, String?, String?, String?, String?, Date, Date?,
+                    Date?, Date?, Date?, String?, String, String?, Double
+                ).self
+            ) {
+                guard let source = JobSource(rawValue: sourceName) else {
+                    throw StoreError.unavailable("job '\(id)' has an unknown source '\(sourceName)'")
+                }
+                guard let state = JobState(rawValue: stateName) else {
+                    throw StoreError.unavailable("job '\(id)' has an unknown state '\(stateName)'")
+                }
+                result.append(
+                    Job(
+                        id: id,
+                        userID: userID,
+                        source: source,
+                        state: state,
+                        workflow: workflow,
+                        extraData: extraData,
+                        clientID: clientID,
+                        idempotencyKey: idempotencyKey,
+                        requestDigest: requestDigest,
+                        metadata: metadata,
+                        createdAt: createdAt,
+                        dispatchedAt: dispatchedAt,
+                        startedAt: startedAt,
+                        completedAt: completedAt,
+                        expiresAt: expiresAt,
+                        backend: backend,
+                        outputs: try StoredJSON.decode([JobOutput].self, from: outputs, of: "job '\(id)'"),
+                        failure: try failure.map {
+                            try StoredJSON.decode(JobFailure.self, from: $0, of: "job '\(id)'")
+                        },
+                        gpuSeconds: gpuSeconds
+                    )
+                )
+            }
+            return result
+        }
+    }
+
+    // MARK: Assets
+
+    private static let assetColumns =
+        "id, user_id, hash, size_bytes, content_type, name, created_at, job_id, expires_at"
+
+    public func insertAsset(_ asset: Asset) async throws {
+        try await perform(duplicate: "asset '\(asset.id)'") {
+            try await client.query(
+                """
+                INSERT INTO assets (\(unescaped: Self.assetColumns))
+                VALUES (\(asset.id), \(asset.userID), \(asset.hash), \(asset.sizeBytes), \(asset.contentType),
+                        \(asset.name), \(asset.createdAt), \(asset.jobID), \(asset.expiresAt))
+                """
+            )
+        }
+    }
+
+    public func asset(id: String) async throws -> Asset? {
+        try await assets("SELECT \(unescaped: Self.assetColumns) FROM assets WHERE id = \(id)").first
+    }
+
+    public func assets(userID: String, hash: String) async throws -> [Asset] {
+        try await assets(
+            """
+            SELECT \(unescaped: Self.assetColumns) FROM assets WHERE user_id = \(userID) AND hash = \(hash)
+            ORDER BY created_at, id COLLATE "C"
+            """
+        )
+    }
+
+    public func assets(jobID: String) async throws -> [Asset] {
+        try await assets(
+            """
+            SELECT \(unescaped: Self.assetColumns) FROM assets WHERE job_id = \(jobID)
+            ORDER BY created_at, id COLLATE "C"
+            """
+        )
+    }
+
+    public func deleteAsset(id: String) async throws -> Bool {
+        try await perform {
+            let deleted = try await client.query("DELETE FROM assets WHERE id = \(id) RETURNING id").collect()
+            return !deleted.isEmpty
+        }
+    }
+
+    public func countAssets(hash: String) async throws -> Int {
+        try await perform {
+            var count = 0
+            for try await value in try await client.query("SELECT count(*) FROM assets WHERE hash = \(hash)")
+                .decode(Int.self)
+            {
+                count = value
+            }
+            return count
+        }
+    }
+
+    private func assets(_ query: PostgresQuery) async throws -> [Asset] {
+        try await perform {
+            var result: [Asset] = []
+            let rows = try await client.query(query)
+            for try await (id, userID, hash, sizeBytes, contentType, name, createdAt, jobID, expiresAt) in rows.decode(
+                (String, String, String?, Int, String, String, Date, String?, Date?).self
+            ) {
+                result.append(
+                    Asset(
+                        id: id,
+                        userID: userID,
+                        hash: hash,
+                        sizeBytes: sizeBytes,
+                        contentType: contentType,
+                        name: name,
+                        createdAt: createdAt,
+                        jobID: jobID,
+                        expiresAt: expiresAt
+                    )
+                )
+            }
+            return result
+        }
+    }
+
+    // MARK: Quotas
+
+    private static let quotaColumns =
+        "user_id, max_waiting_jobs, jobs_per_day, gpu_seconds_per_day, max_image_area, weight"
+
+    public func userQuota(userID: String) async throws -> UserQuota? {
+        try await userQuotas("SELECT \(unescaped: Self.quotaColumns) FROM user_quotas WHERE user_id = \(userID)").first
+    }
+
+    public func setUserQuota(_ quota: UserQuota) async throws {
+        let limits = quota.limits
+        try await perform {
+            try await client.query(
+                """
+                INSERT INTO user_quotas (\(unescaped: Self.quotaColumns))
+                VALUES (\(quota.userID), \(limits.maxWaitingJobs), \(limits.jobsPerDay), \(limits.gpuSecondsPerDay),
+                        \(limits.maxImageArea), \(quota.weight))
+                ON CONFLICT (user_id) DO UPDATE SET
+                    max_waiting_jobs = excluded.max_waiting_jobs, jobs_per_day = excluded.jobs_per_day,
+                    gpu_seconds_per_day = excluded.gpu_seconds_per_day, max_image_area = excluded.max_image_area,
+                    weight = excluded.weight
+                """
+            )
+        }
+    }
+
+    public func deleteUserQuota(userID: String) async throws {
+        try await perform {
+            try await client.query("DELETE FROM user_quotas WHERE user_id = \(userID)")
+        }
+    }
+
+    public func userQuotas() async throws -> [UserQuota] {
+        try await userQuotas("SELECT \(unescaped: Self.quotaColumns) FROM user_quotas ORDER BY user_id COLLATE \"C\"")
+    }
+
+    private func userQuotas(_ query: PostgresQuery) async throws -> [UserQuota] {
+        try await perform {
+            var result: [UserQuota] = []
+            let rows = try await client.query(query)
+            for try await (userID, maxWaitingJobs, jobsPerDay, gpuSecondsPerDay, maxImageArea, weight) in rows.decode(
+                (String, Int?, Int?, Double?, Int?, Double).self
+            ) {
+                let limits = QuotaLimits(
+                    maxWaitingJobs: maxWaitingJobs,
+                    jobsPerDay: jobsPerDay,
+                    gpuSecondsPerDay: gpuSecondsPerDay,
+                    maxImageArea: maxImageArea
+                )
+                result.append(UserQuota(userID: userID, limits: limits, weight: weight))
+            }
+            return result
+        }
+    }
+
     // MARK: Errors
 
     /// A write that matches no row: refused by a read-only server or transaction, a lost connection or a role

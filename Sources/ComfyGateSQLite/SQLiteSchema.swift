@@ -4,8 +4,9 @@ import GRDB
 /// The SQLite schema, as an ordered list of migrations.
 ///
 /// A migration never changes once it has shipped: add a new version instead. Dates are stored as `REAL`
-/// seconds since 1970 so they sort and compare as numbers. User names are unique regardless of ASCII case
-/// (`COLLATE NOCASE`), matching the PostgreSQL schema's unique index on `lower(name)`.
+/// seconds since 1970 so they sort and compare as numbers. A job's outputs and failure are JSON text
+/// (`StoredJSON`): they are always read and written with the job. User names are unique regardless of
+/// ASCII case (`COLLATE NOCASE`), matching the PostgreSQL schema's unique index on `lower(name)`.
 enum SQLiteSchema {
     /// `(version, SQL)` pairs, applied in order; each SQL string may hold several statements.
     static let migrations: [(version: Int, sql: String)] = [
@@ -67,6 +68,59 @@ enum SQLiteSchema {
             CREATE TABLE comfy_users (
                 user_id TEXT NOT NULL PRIMARY KEY,
                 comfy_user_id TEXT NOT NULL
+            );
+            """
+        ),
+        (
+            3,
+            """
+            CREATE TABLE jobs (
+                id TEXT NOT NULL PRIMARY KEY,
+                user_id TEXT NOT NULL,
+                source TEXT NOT NULL,
+                state TEXT NOT NULL,
+                workflow TEXT NOT NULL,
+                extra_data TEXT NOT NULL,
+                client_id TEXT,
+                idempotency_key TEXT,
+                request_digest TEXT,
+                metadata TEXT,
+                created_at REAL NOT NULL,
+                dispatched_at REAL,
+                started_at REAL,
+                completed_at REAL,
+                expires_at REAL,
+                backend TEXT,
+                outputs TEXT NOT NULL,
+                failure TEXT,
+                gpu_seconds REAL NOT NULL
+            );
+            CREATE INDEX jobs_state ON jobs (state, created_at);
+            CREATE INDEX jobs_user_id ON jobs (user_id, created_at);
+            CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (user_id, idempotency_key)
+                WHERE idempotency_key IS NOT NULL;
+            CREATE INDEX jobs_completed_at ON jobs (completed_at);
+            CREATE TABLE assets (
+                id TEXT NOT NULL PRIMARY KEY,
+                user_id TEXT NOT NULL,
+                hash TEXT,
+                size_bytes INTEGER NOT NULL,
+                content_type TEXT NOT NULL,
+                name TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                job_id TEXT,
+                expires_at REAL
+            );
+            CREATE INDEX assets_user_id_hash ON assets (user_id, hash);
+            CREATE INDEX assets_hash ON assets (hash);
+            CREATE INDEX assets_job_id ON assets (job_id);
+            CREATE TABLE user_quotas (
+                user_id TEXT NOT NULL PRIMARY KEY,
+                max_waiting_jobs INTEGER,
+                jobs_per_day INTEGER,
+                gpu_seconds_per_day REAL,
+                max_image_area INTEGER,
+                weight REAL NOT NULL
             );
             """
         ),

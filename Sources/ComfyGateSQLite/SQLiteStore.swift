@@ -427,6 +427,317 @@ public struct SQLiteStore: GatewayStore {
             )
         }
     }
+
+    // MARK: Jobs
+
+    /// The columns of `jobs`, in the order of `Job.columnValues()`; `id` comes first.
+    private static let jobColumns = [
+        "id", "user_id", "source", "state", "workflow", "extra_data", "client_id", "idempotency_key",
+        "request_digest", "metadata", "created_at", "dispatched_at", "started_at", "completed_at", "expires_at",
+        "backend", "outputs", "failure", "gpu_seconds",
+    ]
+
+    public func insertJob(_ job: Job) async throws {
+        let values = try job.columnValues()
+        try await write { db in
+            // Either unique constraint may refuse the row; which one decides the error.
+            try db.execute(
+                sql: """
+                    INSERT INTO jobs (\(Self.jobColumns.joined(separator: ", ")))
+                    VALUES (\(Self.placeholders(values.count)))
+                    ON CONFLICT DO NOTHING
+                    """,
+                arguments: StatementArguments(values)
+            )
+            if db.changesCount == 0 {
+                let idTaken = try Bool.fetchOne(
+                    db, sql: "SELECT EXISTS (SELECT 1 FROM jobs WHERE id = ?)", arguments: [job.id]
+                )
+                throw StoreError.duplicate(
+                    idTaken == true ? "job '\(job.id)'" : "idempotency key '\(job.idempotencyKey ?? "")'"
+                )
+            }
+        }
+    }
+
+    public func job(id: String) async throws -> Job? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [id]).map(Job.init(row:))
+        }
+    }
+
+    public func job(userID: String, idempotencyKey: String) async throws -> Job? {
+        try await read { db in
+            try Row.fetchOne(
+                db,
+                sql: "SELECT * FROM jobs WHERE user_id = ? AND idempotency_key = ?",
+                arguments: [userID, idempotencyKey]
+            ).map(Job.init(row:))
+        }
+    }
+
+    public func updateJob(_ job: Job, expecting expected: JobState) async throws -> Bool {
+        let values = try job.columnValues()
+        return try await write(duplicate: "idempotency key '\(job.idempotencyKey ?? "")'") { db in
+            try db.execute(
+                sql: """
+                    UPDATE jobs SET \(Self.jobColumns.dropFirst().map { "\($0) = ?" }.joined(separator: ", "))
+                    WHERE id = ? AND state = ?
+                    """,
+                arguments: StatementArguments(values.dropFirst()) + [job.id, expected.rawValue]
+            )
+            return db.changesCount > 0
+        }
+    }
+
+    public func jobs(userID: String?, states: Set<JobState>?, limit: Int, createdBefore: Date?) async throws -> [Job] {
+        try await read { db in
+            let filter = Self.jobFilter(userID: userID, states: states, createdBefore: createdBefore)
+            return try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM jobs \(filter.sql) ORDER BY created_at DESC, id DESC LIMIT ?",
+                // SQLite treats a negative limit as "no limit".
+                arguments: filter.arguments + [max(0, limit)]
+            ).map(Job.init(row:))
+        }
+    }
+
+    public func queuedJobs() async throws -> [Job] {
+        try await jobs(inStates: [.queued])
+    }
+
+    public func jobs(inStates states: Set<JobState>) async throws -> [Job] {
+        try await read { db in
+            let filter = Self.jobFilter(states: states)
+            return try Row.fetchAll(
+                db, sql: "SELECT * FROM jobs \(filter.sql) ORDER BY created_at, id", arguments: filter.arguments
+            ).map(Job.init(row:))
+        }
+    }
+
+    public func countJobs(userID: String, states: Set<JobState>?, createdAfter: Date?) async throws -> Int {
+        try await read { db in
+            let filter = Self.jobFilter(userID: userID, states: states, createdAfter: createdAfter)
+            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs \(filter.sql)", arguments: filter.arguments)
+                ?? 0
+        }
+    }
+
+    public func gpuSeconds(userID: String?, completedAfter: Date) async throws -> [String: Double] {
+        try await read { db in
+            let rows =
+                if let userID {
+                    try Row.fetchAll(
+                        db,
+                        sql: """
+                            SELECT user_id, TOTAL(gpu_seconds) AS gpu_seconds FROM jobs
+                            WHERE user_id = ? AND completed_at > ? GROUP BY user_id
+                            """,
+                        arguments: [userID, completedAfter.timeIntervalSince1970]
+                    )
+                } else {
+                    try Row.fetchAll(
+                        db,
+                        sql: """
+                            SELECT user_id, TOTAL(gpu_seconds) AS gpu_seconds FROM jobs
+                            WHERE completed_at > ? GROUP BY user_id
+                            """,
+                        arguments: [completedAfter.timeIntervalSince1970]
+                    )
+                }
+            return Dictionary(uniqueKeysWithValues: rows.map { ($0["user_id"], $0["gpu_seconds"]) })
+        }
+    }
+
+    public func usage(from: Date, to: Date) async throws -> [UsageSummary] {
+        try await read { db in
+            let finished = JobState.finished.map(\.rawValue).sorted()
+            return try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT user_id, COUNT(*) AS jobs,
+                        SUM(state IN (\(Self.placeholders(finished.count)))) AS finished_jobs,
+                        TOTAL(gpu_seconds) AS gpu_seconds, TOTAL(dispatched_at - created_at) AS wait_seconds
+                    FROM jobs WHERE created_at >= ? AND created_at < ?
+                    GROUP BY user_id ORDER BY user_id
+                    """,
+                arguments: StatementArguments(finished) + [from.timeIntervalSince1970, to.timeIntervalSince1970]
+            ).map { row in
+                UsageSummary(
+                    userID: row["user_id"],
+                    jobs: row["jobs"],
+                    finishedJobs: row["finished_jobs"],
+                    gpuSeconds: row["gpu_seconds"],
+                    waitSeconds: row["wait_seconds"]
+                )
+            }
+        }
+    }
+
+    public func expireJobs(completedBefore date: Date) async throws -> [Job] {
+        try await write { db in
+            let filter = Self.jobFilter(states: JobState.finished.subtracting([.expired]), completedBefore: date)
+            let expired = try Row.fetchAll(
+                db, sql: "SELECT * FROM jobs \(filter.sql) ORDER BY completed_at, id", arguments: filter.arguments
+            ).map { row in
+                var job = try Job(row: row)
+                job.state = .expired
+                return job
+            }
+            try db.execute(
+                sql: "UPDATE jobs SET state = ? \(filter.sql)",
+                arguments: [JobState.expired.rawValue] + filter.arguments
+            )
+            return expired
+        }
+    }
+
+    public func deleteJobs(expiredBefore date: Date) async throws -> Int {
+        try await write { db in
+            try db.execute(
+                sql: "DELETE FROM jobs WHERE state = ? AND completed_at < ?",
+                arguments: [JobState.expired.rawValue, date.timeIntervalSince1970]
+            )
+            return db.changesCount
+        }
+    }
+
+    /// `count` comma-separated `?` placeholders.
+    private static func placeholders(_ count: Int) -> String {
+        Array(repeating: "?", count: count).joined(separator: ", ")
+    }
+
+    /// A `WHERE` clause (empty when nothing is given) matching the jobs of one user, in one of `states`, created
+    /// strictly between `createdAfter` and `createdBefore` and completed strictly before `completedBefore`,
+    /// each where given; with its arguments in order.
+    private static func jobFilter(
+        userID: String? = nil,
+        states: Set<JobState>?,
+        createdAfter: Date? = nil,
+        createdBefore: Date? = nil,
+        completedBefore: Date? = nil
+    ) -> (sql: String, arguments: StatementArguments) {
+        var conditions: [String] = []
+        var arguments = StatementArguments()
+        if let userID {
+            conditions.append("user_id = ?")
+            arguments += [userID]
+        }
+        if let states {
+            // SQLite accepts an empty list, which matches nothing.
+            conditions.append("state IN (\(placeholders(states.count)))")
+            arguments += StatementArguments(states.map(\.rawValue).sorted())
+        }
+        if let createdAfter {
+            conditions.append("created_at > ?")
+            arguments += [createdAfter.timeIntervalSince1970]
+        }
+        if let createdBefore {
+            conditions.append("created_at < ?")
+            arguments += [createdBefore.timeIntervalSince1970]
+        }
+        if let completedBefore {
+            conditions.append("completed_at < ?")
+            arguments += [completedBefore.timeIntervalSince1970]
+        }
+        return (conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "), arguments)
+    }
+
+    // MARK: Assets
+
+    public func insertAsset(_ asset: Asset) async throws {
+        try await write(duplicate: "asset '\(asset.id)'") { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO assets
+                        (id, user_id, hash, size_bytes, content_type, name, created_at, job_id, expires_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    asset.id, asset.userID, asset.hash, asset.sizeBytes, asset.contentType, asset.name,
+                    asset.createdAt.timeIntervalSince1970, asset.jobID, asset.expiresAt?.timeIntervalSince1970,
+                ]
+            )
+        }
+    }
+
+    public func asset(id: String) async throws -> Asset? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM assets WHERE id = ?", arguments: [id]).map(Asset.init(row:))
+        }
+    }
+
+    public func assets(userID: String, hash: String) async throws -> [Asset] {
+        try await read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM assets WHERE user_id = ? AND hash = ? ORDER BY created_at, id",
+                arguments: [userID, hash]
+            ).map(Asset.init(row:))
+        }
+    }
+
+    public func assets(jobID: String) async throws -> [Asset] {
+        try await read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM assets WHERE job_id = ? ORDER BY created_at, id", arguments: [jobID]
+            ).map(Asset.init(row:))
+        }
+    }
+
+    public func deleteAsset(id: String) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM assets WHERE id = ?", arguments: [id])
+            return db.changesCount > 0
+        }
+    }
+
+    public func countAssets(hash: String) async throws -> Int {
+        try await read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM assets WHERE hash = ?", arguments: [hash]) ?? 0
+        }
+    }
+
+    // MARK: Quotas
+
+    public func userQuota(userID: String) async throws -> UserQuota? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM user_quotas WHERE user_id = ?", arguments: [userID])
+                .map(UserQuota.init(row:))
+        }
+    }
+
+    public func setUserQuota(_ quota: UserQuota) async throws {
+        try await write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO user_quotas
+                        (user_id, max_waiting_jobs, jobs_per_day, gpu_seconds_per_day, max_image_area, weight)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (user_id) DO UPDATE SET
+                        max_waiting_jobs = excluded.max_waiting_jobs, jobs_per_day = excluded.jobs_per_day,
+                        gpu_seconds_per_day = excluded.gpu_seconds_per_day, max_image_area = excluded.max_image_area,
+                        weight = excluded.weight
+                    """,
+                arguments: [
+                    quota.userID, quota.limits.maxWaitingJobs, quota.limits.jobsPerDay, quota.limits.gpuSecondsPerDay,
+                    quota.limits.maxImageArea, quota.weight,
+                ]
+            )
+        }
+    }
+
+    public func deleteUserQuota(userID: String) async throws {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM user_quotas WHERE user_id = ?", arguments: [userID])
+        }
+    }
+
+    public func userQuotas() async throws -> [UserQuota] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM user_quotas ORDER BY user_id").map(UserQuota.init(row:))
+        }
+    }
 }
 
 // MARK: - Row decoding
@@ -527,6 +838,84 @@ extension PromptRecord {
             createdAt: Date(timeIntervalSince1970: row["created_at"]),
             status: status,
             updatedAt: Date(timeIntervalSince1970: row["updated_at"])
+        )
+    }
+}
+
+extension Job {
+    /// The values of the columns in `SQLiteStore.jobColumns`, in that order.
+    fileprivate func columnValues() throws -> [DatabaseValue] {
+        let values: [(any DatabaseValueConvertible)?] = [
+            id, userID, source.rawValue, state.rawValue, workflow, extraData, clientID, idempotencyKey,
+            requestDigest, metadata, createdAt.timeIntervalSince1970, dispatchedAt?.timeIntervalSince1970,
+            startedAt?.timeIntervalSince1970, completedAt?.timeIntervalSince1970, expiresAt?.timeIntervalSince1970,
+            backend, try StoredJSON.encode(outputs), try failure.map { try StoredJSON.encode($0) }, gpuSeconds,
+        ]
+        return values.map { $0?.databaseValue ?? .null }
+    }
+
+    fileprivate init(row: Row) throws {
+        let id: String = row["id"]
+        let sourceName: String = row["source"]
+        let stateName: String = row["state"]
+        guard let source = JobSource(rawValue: sourceName) else {
+            throw StoreError.unavailable("job '\(id)' has an unknown source '\(sourceName)'")
+        }
+        guard let state = JobState(rawValue: stateName) else {
+            throw StoreError.unavailable("job '\(id)' has an unknown state '\(stateName)'")
+        }
+        let failure: String? = row["failure"]
+        self.init(
+            id: id,
+            userID: row["user_id"],
+            source: source,
+            state: state,
+            workflow: row["workflow"],
+            extraData: row["extra_data"],
+            clientID: row["client_id"],
+            idempotencyKey: row["idempotency_key"],
+            requestDigest: row["request_digest"],
+            metadata: row["metadata"],
+            createdAt: Date(timeIntervalSince1970: row["created_at"]),
+            dispatchedAt: Date(column: row["dispatched_at"]),
+            startedAt: Date(column: row["started_at"]),
+            completedAt: Date(column: row["completed_at"]),
+            expiresAt: Date(column: row["expires_at"]),
+            backend: row["backend"],
+            outputs: try StoredJSON.decode([JobOutput].self, from: row["outputs"], of: "job '\(id)'"),
+            failure: try failure.map { try StoredJSON.decode(JobFailure.self, from: $0, of: "job '\(id)'") },
+            gpuSeconds: row["gpu_seconds"]
+        )
+    }
+}
+
+extension Asset {
+    fileprivate init(row: Row) {
+        self.init(
+            id: row["id"],
+            userID: row["user_id"],
+            hash: row["hash"],
+            sizeBytes: row["size_bytes"],
+            contentType: row["content_type"],
+            name: row["name"],
+            createdAt: Date(timeIntervalSince1970: row["created_at"]),
+            jobID: row["job_id"],
+            expiresAt: Date(column: row["expires_at"])
+        )
+    }
+}
+
+extension UserQuota {
+    fileprivate init(row: Row) {
+        self.init(
+            userID: row["user_id"],
+            limits: QuotaLimits(
+                maxWaitingJobs: row["max_waiting_jobs"],
+                jobsPerDay: row["jobs_per_day"],
+                gpuSecondsPerDay: row["gpu_seconds_per_day"],
+                maxImageArea: row["max_image_area"]
+            ),
+            weight: row["weight"]
         )
     }
 }

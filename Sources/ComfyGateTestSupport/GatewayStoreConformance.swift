@@ -23,6 +23,8 @@ import Testing
 ///   `prompts(createdAfter:)`;
 /// - ties are broken by id (tokens; prompts, in reverse when newest first) and by insertion order (audit
 ///   events); a limit of zero or less lists nothing;
+/// - jobs, assets and quotas follow the same rules: ties by id (in reverse when newest first), bounds named
+///   "before" and "after" exclude a record exactly on them, while `usage(from:to:)` includes `from`;
 /// - dates round-trip to within a millisecond; the fixtures use whole seconds, which every store keeps
 ///   exactly, so records can be compared with `==`.
 public enum GatewayStoreConformance {
@@ -47,6 +49,18 @@ public enum GatewayStoreConformance {
         case promptsCreatedAfterAreOldestFirst
         case updatePromptStatuses
         case comfyUserIDsAreSetAndReplaced
+        case insertAndFindJobs
+        case idempotencyKeysAreUniquePerUser
+        case updateJobsCompareAndSet
+        case racingDispatchesUpdateOnce
+        case jobsAreListedNewestFirstAndPaged
+        case queuedAndUnfinishedJobsAreOldestFirst
+        case countJobsForQuotas
+        case gpuSecondsOverAWindow
+        case usageIsSummedPerUser
+        case expireAndDeleteJobs
+        case assetsAreFoundByHashAndJob
+        case userQuotasAreSetReplacedAndDeleted
         case datesKeepMilliseconds
         case concurrentWrites
 
@@ -78,6 +92,22 @@ public enum GatewayStoreConformance {
                 try await GatewayStoreConformance.promptsCreatedAfterAreOldestFirst(store)
             case .updatePromptStatuses: try await GatewayStoreConformance.updatePromptStatuses(store)
             case .comfyUserIDsAreSetAndReplaced: try await GatewayStoreConformance.comfyUserIDsAreSetAndReplaced(store)
+            case .insertAndFindJobs: try await GatewayStoreConformance.insertAndFindJobs(store)
+            case .idempotencyKeysAreUniquePerUser:
+                try await GatewayStoreConformance.idempotencyKeysAreUniquePerUser(store)
+            case .updateJobsCompareAndSet: try await GatewayStoreConformance.updateJobsCompareAndSet(store)
+            case .racingDispatchesUpdateOnce: try await GatewayStoreConformance.racingDispatchesUpdateOnce(store)
+            case .jobsAreListedNewestFirstAndPaged:
+                try await GatewayStoreConformance.jobsAreListedNewestFirstAndPaged(store)
+            case .queuedAndUnfinishedJobsAreOldestFirst:
+                try await GatewayStoreConformance.queuedAndUnfinishedJobsAreOldestFirst(store)
+            case .countJobsForQuotas: try await GatewayStoreConformance.countJobsForQuotas(store)
+            case .gpuSecondsOverAWindow: try await GatewayStoreConformance.gpuSecondsOverAWindow(store)
+            case .usageIsSummedPerUser: try await GatewayStoreConformance.usageIsSummedPerUser(store)
+            case .expireAndDeleteJobs: try await GatewayStoreConformance.expireAndDeleteJobs(store)
+            case .assetsAreFoundByHashAndJob: try await GatewayStoreConformance.assetsAreFoundByHashAndJob(store)
+            case .userQuotasAreSetReplacedAndDeleted:
+                try await GatewayStoreConformance.userQuotasAreSetReplacedAndDeleted(store)
             case .datesKeepMilliseconds: try await GatewayStoreConformance.datesKeepMilliseconds(store)
             case .concurrentWrites: try await GatewayStoreConformance.concurrentWrites(store)
             }
@@ -133,6 +163,43 @@ public enum GatewayStoreConformance {
 
     static func prompt(_ id: String, userID: String = "id-alice", at seconds: Int = 0) -> PromptRecord {
         PromptRecord(promptID: id, userID: userID, createdAt: time(seconds), status: .queued, updatedAt: time(seconds))
+    }
+
+    static func job(
+        _ id: String, userID: String = "id-alice", state: JobState = .queued, at seconds: Int = 0, key: String? = nil
+    ) -> Job {
+        Job(
+            id: id,
+            userID: userID,
+            source: .native,
+            state: state,
+            workflow: #"{"3":{"class_type":"KSampler","inputs":{"seed":1}}}"#,
+            idempotencyKey: key,
+            createdAt: time(seconds)
+        )
+    }
+
+    /// A job created at `created` that finished at `seconds`.
+    static func completed(
+        _ id: String,
+        userID: String = "id-alice",
+        state: JobState = .succeeded,
+        at seconds: Int,
+        gpuSeconds: Double = 0,
+        created: Int = 0
+    ) -> Job {
+        var job = job(id, userID: userID, state: state, at: created)
+        job.completedAt = time(seconds)
+        job.gpuSeconds = gpuSeconds
+        return job
+    }
+
+    static func asset(
+        _ id: String, userID: String = "id-alice", hash: String?, at seconds: Int = 0, jobID: String? = nil
+    ) -> Asset {
+        Asset(
+            id: id, userID: userID, hash: hash, sizeBytes: 100, contentType: "image/png", name: "\(id).png",
+            createdAt: time(seconds), jobID: jobID)
     }
 
     /// Expects `body` to throw ``StoreError/duplicate(_:)`` whose message mentions `name`.
@@ -515,6 +582,351 @@ public enum GatewayStoreConformance {
         #expect(try await store.comfyUserID(forUser: "ID-ALICE") == nil, "user ids are matched exactly")
     }
 
+    // MARK: Jobs
+
+    static func insertAndFindJobs(_ store: any GatewayStore) async throws {
+        let full = Job(
+            id: "j1",
+            userID: "id-alice",
+            source: .v2,
+            state: .failed,
+            workflow: #"{"9":{"class_type":"SaveImage","inputs":{"filename_prefix":"ünï \"quoted\""}}}"#,
+            extraData: #"{"extra_pnginfo":{"workflow":{}}}"#,
+            clientID: "client-1",
+            idempotencyKey: "key-1",
+            requestDigest: String(repeating: "cd", count: 32),
+            metadata: #"{"project":"demo"}"#,
+            createdAt: time(0),
+            dispatchedAt: time(5),
+            startedAt: time(6),
+            completedAt: time(20),
+            expiresAt: time(86_400),
+            backend: "http://gpu-1:8188",
+            outputs: [
+                JobOutput(
+                    nodeID: "9", fileName: "ComfyUI_00001_.png", subfolder: "a/b", mediaKind: .image,
+                    contentType: "image/png", sizeBytes: 1234, assetID: "asset-1"),
+                JobOutput(
+                    nodeID: "12", fileName: "preview.webm", fileType: .temp, mediaKind: .video,
+                    contentType: "video/webm"),
+            ],
+            failure: JobFailure(
+                code: "execution_error", message: "out of memory", nodeID: "9", classType: "SaveImage",
+                details: #"{"traceback":["line 1"]}"#),
+            gpuSeconds: 12.5
+        )
+        let minimal = job("j2", userID: "id-bob", at: 10)
+        try await store.insertJob(full)
+        try await store.insertJob(minimal)
+
+        #expect(try await store.job(id: "j1") == full)
+        #expect(try await store.job(id: "j2") == minimal)
+        #expect(try await store.job(id: "J1") == nil, "ids are matched exactly")
+        #expect(try await store.job(id: "missing") == nil)
+        #expect(try await store.job(userID: "id-alice", idempotencyKey: "key-1") == full)
+        #expect(try await store.job(userID: "id-bob", idempotencyKey: "key-1") == nil)
+        #expect(try await store.job(userID: "id-alice", idempotencyKey: "KEY-1") == nil)
+
+        await expectDuplicate(mentioning: "job 'j1'") { try await store.insertJob(job("j1", userID: "id-carol")) }
+        #expect(try await store.job(id: "j1") == full, "a refused insert changes nothing")
+    }
+
+    static func idempotencyKeysAreUniquePerUser(_ store: any GatewayStore) async throws {
+        try await store.insertJob(job("a1", key: "k"))
+        await expectDuplicate(mentioning: "idempotency key 'k'") { try await store.insertJob(job("a2", key: "k")) }
+        #expect(try await store.job(id: "a2") == nil)
+        try await store.insertJob(job("b1", userID: "id-bob", key: "k"))
+        try await store.insertJob(job("a3"))
+        try await store.insertJob(job("a4"))
+        #expect(try await store.job(userID: "id-alice", idempotencyKey: "k")?.id == "a1")
+        #expect(try await store.job(userID: "id-bob", idempotencyKey: "k")?.id == "b1", "keys are per user")
+
+        var taking = job("a3")
+        taking.idempotencyKey = "k"
+        await expectDuplicate(mentioning: "idempotency key 'k'") {
+            _ = try await store.updateJob(taking, expecting: .queued)
+        }
+        #expect(try await store.job(id: "a3") == job("a3"), "a refused update changes nothing")
+        #expect(try await store.jobs(userID: nil, states: nil, limit: 10, createdBefore: nil).count == 4)
+    }
+
+    static func updateJobsCompareAndSet(_ store: any GatewayStore) async throws {
+        let queued = job("j1")
+        try await store.insertJob(queued)
+        try await store.insertJob(job("j2"))
+
+        var dispatched = queued
+        dispatched.state = .running
+        dispatched.dispatchedAt = time(5)
+        dispatched.backend = "gpu-1"
+        #expect(try await store.updateJob(dispatched, expecting: .queued))
+        #expect(try await store.job(id: "j1") == dispatched)
+
+        var late = queued
+        late.state = .running
+        late.backend = "gpu-2"
+        #expect(try await store.updateJob(late, expecting: .queued) == false, "the state has moved on")
+        #expect(try await store.job(id: "j1") == dispatched, "a refused update changes nothing")
+
+        var finished = dispatched
+        finished.state = .succeeded
+        finished.startedAt = time(6)
+        finished.completedAt = time(30)
+        finished.outputs = [JobOutput(nodeID: "9", fileName: "out.txt", mediaKind: .text, contentType: "text/plain")]
+        finished.metadata = #"{"note":"done"}"#
+        finished.gpuSeconds = 3.25
+        #expect(try await store.updateJob(finished, expecting: .running))
+        #expect(try await store.job(id: "j1") == finished, "every field is written")
+        #expect(try await store.job(id: "j2") == job("j2"))
+
+        #expect(try await store.updateJob(job("missing"), expecting: .queued) == false)
+        #expect(try await store.job(id: "missing") == nil, "updating an unknown job creates nothing")
+    }
+
+    static func racingDispatchesUpdateOnce(_ store: any GatewayStore) async throws {
+        try await store.insertJob(job("race"))
+        let winners = try await withThrowingTaskGroup(of: String?.self) { group in
+            for replica in 0..<10 {
+                group.addTask {
+                    var dispatched = job("race")
+                    dispatched.state = .running
+                    dispatched.backend = "gpu-\(replica)"
+                    return try await store.updateJob(dispatched, expecting: .queued) ? dispatched.backend : nil
+                }
+            }
+            return try await group.reduce(into: [String]()) { if let backend = $1 { $0.append(backend) } }
+        }
+        #expect(winners.count == 1, "exactly one replica dispatches the job")
+        #expect(try await store.job(id: "race")?.backend == winners.first)
+    }
+
+    static func jobsAreListedNewestFirstAndPaged(_ store: any GatewayStore) async throws {
+        #expect(try await store.jobs(userID: nil, states: nil, limit: 10, createdBefore: nil).isEmpty)
+        let jobs = [
+            job("a1", at: 10),
+            job("a3", state: .succeeded, at: 30),
+            job("b1", userID: "id-bob", state: .running, at: 20),
+            job("a2a", state: .failed, at: 20),
+            job("a2b", at: 20),
+        ]
+        for job in jobs { try await store.insertJob(job) }
+        func ids(_ userID: String?, _ states: Set<JobState>? = nil, limit: Int = 10, before: Int? = nil) async throws
+            -> [String]
+        {
+            try await store.jobs(userID: userID, states: states, limit: limit, createdBefore: before.map { time($0) })
+                .map(\.id)
+        }
+        #expect(try await ids("id-alice") == ["a3", "a2b", "a2a", "a1"])
+        #expect(try await ids("id-alice", limit: 2) == ["a3", "a2b"])
+        #expect(try await ids("id-alice", before: 30) == ["a2b", "a2a", "a1"], "the next page starts before the last")
+        #expect(try await ids("id-alice", before: 20) == ["a1"])
+        #expect(try await ids(nil) == ["a3", "b1", "a2b", "a2a", "a1"])
+        #expect(try await ids(nil, before: 25) == ["b1", "a2b", "a2a", "a1"])
+        #expect(try await ids("id-alice", [.queued]) == ["a2b", "a1"])
+        #expect(try await ids(nil, [.queued, .running]) == ["b1", "a2b", "a1"])
+        #expect(try await ids(nil, [.queued, .running], limit: 1, before: 20) == ["a1"])
+        #expect(try await ids(nil, []).isEmpty)
+        #expect(try await ids(nil, limit: 0).isEmpty)
+        #expect(try await ids("id-alice", limit: -1).isEmpty)
+        #expect(try await ids("nobody").isEmpty)
+        #expect(try await store.jobs(userID: "id-bob", states: nil, limit: 10, createdBefore: nil) == [jobs[2]])
+    }
+
+    static func queuedAndUnfinishedJobsAreOldestFirst(_ store: any GatewayStore) async throws {
+        #expect(try await store.queuedJobs().isEmpty)
+        let jobs = [
+            job("q2b", at: 20),
+            job("q1", userID: "id-bob", at: 10),
+            job("q2a", userID: "id-bob", at: 20),
+            job("running", state: .running, at: 5),
+            job("canceling", state: .canceling, at: 15),
+            job("done", state: .succeeded, at: 1),
+        ]
+        for job in jobs { try await store.insertJob(job) }
+        let queued = try await store.queuedJobs()
+        #expect(queued.map(\.id) == ["q1", "q2a", "q2b"])
+        #expect(queued.first == jobs[1])
+        #expect(try await store.jobs(inStates: [.running, .canceling]).map(\.id) == ["running", "canceling"])
+        #expect(try await store.jobs(inStates: [.succeeded]) == [jobs[5]])
+        #expect(try await store.jobs(inStates: [.failed]).isEmpty)
+        #expect(try await store.jobs(inStates: []).isEmpty)
+    }
+
+    static func countJobsForQuotas(_ store: any GatewayStore) async throws {
+        #expect(try await store.countJobs(userID: "id-alice", states: nil, createdAfter: nil) == 0)
+        for fixture in [
+            job("a1", at: 10), job("a2", state: .running, at: 20), job("a3", state: .succeeded, at: 30),
+            job("a4", state: .failed, at: 40), job("b1", userID: "id-bob", at: 10),
+        ] {
+            try await store.insertJob(fixture)
+        }
+        let waiting: Set<JobState> = [.queued, .running]
+        #expect(try await store.countJobs(userID: "id-alice", states: waiting, createdAfter: nil) == 2)
+        #expect(try await store.countJobs(userID: "id-alice", states: nil, createdAfter: nil) == 4)
+        #expect(
+            try await store.countJobs(userID: "id-alice", states: nil, createdAfter: time(20)) == 2,
+            "a job created exactly then is left out")
+        #expect(try await store.countJobs(userID: "id-alice", states: waiting, createdAfter: time(10)) == 1)
+        #expect(try await store.countJobs(userID: "id-alice", states: [], createdAfter: nil) == 0)
+        #expect(try await store.countJobs(userID: "id-bob", states: nil, createdAfter: nil) == 1)
+        #expect(try await store.countJobs(userID: "nobody", states: nil, createdAfter: nil) == 0)
+    }
+
+    static func gpuSecondsOverAWindow(_ store: any GatewayStore) async throws {
+        #expect(try await store.gpuSeconds(userID: nil, completedAfter: time(0)).isEmpty)
+        for fixture in [
+            completed("a1", at: 100, gpuSeconds: 10),
+            completed("a2", state: .failed, at: 200, gpuSeconds: 5.5),
+            completed("a3", state: .canceled, at: 300, gpuSeconds: 1),
+            job("a4", state: .running),
+            completed("b1", userID: "id-bob", at: 250, gpuSeconds: 7),
+        ] {
+            try await store.insertJob(fixture)
+        }
+        #expect(
+            try await store.gpuSeconds(userID: nil, completedAfter: time(100)) == ["id-alice": 6.5, "id-bob": 7],
+            "a job completed exactly then is left out")
+        #expect(try await store.gpuSeconds(userID: nil, completedAfter: time(0)) == ["id-alice": 16.5, "id-bob": 7])
+        #expect(try await store.gpuSeconds(userID: "id-alice", completedAfter: time(0)) == ["id-alice": 16.5])
+        #expect(try await store.gpuSeconds(userID: nil, completedAfter: time(300)).isEmpty)
+        #expect(try await store.gpuSeconds(userID: "nobody", completedAfter: time(0)).isEmpty)
+    }
+
+    static func usageIsSummedPerUser(_ store: any GatewayStore) async throws {
+        #expect(try await store.usage(from: time(0), to: time(1000)).isEmpty)
+        var waited = completed("a1", at: 40, gpuSeconds: 2, created: 0)
+        waited.dispatchedAt = time(10)
+        var failed = completed("a2", state: .failed, at: 150, gpuSeconds: 1.5, created: 100)
+        failed.dispatchedAt = time(130)
+        var running = job("b1", userID: "id-bob", state: .running, at: 50)
+        running.dispatchedAt = time(55)
+        var expired = completed("b2", userID: "id-bob", state: .expired, at: 90, gpuSeconds: 4, created: 60)
+        expired.dispatchedAt = time(61)
+        for fixture in [
+            waited, failed, job("a3", at: 200), completed("a4", at: 1100, gpuSeconds: 100, created: 1000), running,
+            expired,
+        ] {
+            try await store.insertJob(fixture)
+        }
+        #expect(
+            try await store.usage(from: time(0), to: time(1000)) == [
+                UsageSummary(userID: "id-alice", jobs: 3, finishedJobs: 2, gpuSeconds: 3.5, waitSeconds: 40),
+                UsageSummary(userID: "id-bob", jobs: 2, finishedJobs: 1, gpuSeconds: 4, waitSeconds: 6),
+            ])
+        #expect(
+            try await store.usage(from: time(1000), to: time(2000)) == [
+                UsageSummary(userID: "id-alice", jobs: 1, finishedJobs: 1, gpuSeconds: 100, waitSeconds: 0)
+            ],
+            "the interval includes its start and excludes its end")
+        #expect(try await store.usage(from: time(2000), to: time(3000)).isEmpty)
+    }
+
+    static func expireAndDeleteJobs(_ store: any GatewayStore) async throws {
+        let jobs = [
+            completed("succeeded", at: 100),
+            completed("failed", state: .failed, at: 50),
+            completed("canceled", state: .canceled, at: 150),
+            completed("edge", at: 200),
+            completed("fresh", at: 300),
+            completed("old-expired", state: .expired, at: 10),
+            job("running", state: .running),
+            job("queued"),
+        ]
+        for job in jobs { try await store.insertJob(job) }
+
+        let expired = try await store.expireJobs(completedBefore: time(200))
+        #expect(expired.map(\.id) == ["failed", "succeeded", "canceled"], "ordered by completion time")
+        #expect(expired.allSatisfy { $0.state == .expired })
+        var expected = jobs[0]
+        expected.state = .expired
+        #expect(expired.dropFirst().first == expected, "only the state changes")
+        #expect(try await store.job(id: "succeeded") == expected)
+        #expect(try await store.job(id: "edge")?.state == .succeeded, "a job completed exactly then is kept")
+        #expect(try await store.job(id: "running")?.state == .running)
+        #expect(try await store.job(id: "queued")?.state == .queued)
+        #expect(try await store.expireJobs(completedBefore: time(200)).isEmpty, "jobs expire once")
+
+        #expect(try await store.deleteJobs(expiredBefore: time(100)) == 2)
+        #expect(try await store.job(id: "failed") == nil)
+        #expect(try await store.job(id: "old-expired") == nil)
+        #expect(try await store.job(id: "succeeded") == expected, "a job completed exactly then is kept")
+        #expect(try await store.deleteJobs(expiredBefore: time(1000)) == 2, "only expired jobs are removed")
+        #expect(try await store.deleteJobs(expiredBefore: time(1000)) == 0)
+        let left = try await store.jobs(userID: nil, states: nil, limit: 10, createdBefore: nil).map(\.id)
+        #expect(Set(left) == ["edge", "fresh", "running", "queued"])
+    }
+
+    // MARK: Assets
+
+    static func assetsAreFoundByHashAndJob(_ store: any GatewayStore) async throws {
+        let assets = [
+            Asset(
+                id: "a1", userID: "id-alice", hash: "blake3:11", sizeBytes: 1_048_576, contentType: "image/png",
+                name: "cat.png", createdAt: time(10), jobID: "j1", expiresAt: time(3600)),
+            asset("a2", hash: "blake3:11", at: 20),
+            asset("b1", userID: "id-bob", hash: "blake3:11", at: 5),
+            asset("a4", hash: "blake3:22", at: 1, jobID: "j1"),
+            asset("a5", hash: nil, at: 2),
+        ]
+        for asset in assets { try await store.insertAsset(asset) }
+        #expect(try await store.asset(id: "a1") == assets[0])
+        #expect(try await store.asset(id: "a5") == assets[4])
+        #expect(try await store.asset(id: "A1") == nil, "ids are matched exactly")
+        await expectDuplicate(mentioning: "a1") {
+            try await store.insertAsset(asset("a1", userID: "id-bob", hash: nil))
+        }
+        #expect(try await store.asset(id: "a1") == assets[0], "a refused insert changes nothing")
+
+        #expect(try await store.assets(userID: "id-alice", hash: "blake3:11").map(\.id) == ["a1", "a2"])
+        #expect(try await store.assets(userID: "id-bob", hash: "blake3:11") == [assets[2]])
+        #expect(try await store.assets(userID: "id-bob", hash: "blake3:22").isEmpty)
+        #expect(try await store.assets(jobID: "j1").map(\.id) == ["a4", "a1"])
+        #expect(try await store.assets(jobID: "j2").isEmpty)
+        #expect(try await store.countAssets(hash: "blake3:11") == 3)
+        #expect(try await store.countAssets(hash: "blake3:22") == 1)
+        #expect(try await store.countAssets(hash: "blake3:33") == 0)
+
+        #expect(try await store.deleteAsset(id: "a1"))
+        #expect(try await store.deleteAsset(id: "a1") == false, "deleting twice reports false")
+        #expect(try await store.asset(id: "a1") == nil)
+        #expect(try await store.countAssets(hash: "blake3:11") == 2)
+        #expect(try await store.assets(jobID: "j1").map(\.id) == ["a4"])
+    }
+
+    // MARK: Quotas
+
+    static func userQuotasAreSetReplacedAndDeleted(_ store: any GatewayStore) async throws {
+        #expect(try await store.userQuota(userID: "id-alice") == nil)
+        #expect(try await store.userQuotas().isEmpty)
+        let alice = UserQuota(
+            userID: "id-alice",
+            limits: QuotaLimits(maxWaitingJobs: 3, jobsPerDay: 100, gpuSecondsPerDay: 3600.5, maxImageArea: 2_097_152),
+            weight: 2
+        )
+        let bob = UserQuota(userID: "id-bob")
+        try await store.setUserQuota(bob)
+        try await store.setUserQuota(alice)
+        #expect(try await store.userQuota(userID: "id-alice") == alice)
+        #expect(try await store.userQuota(userID: "id-bob") == bob)
+        #expect(try await store.userQuota(userID: "ID-ALICE") == nil, "user ids are matched exactly")
+        #expect(try await store.userQuotas() == [alice, bob])
+
+        let replaced = UserQuota(userID: "id-alice", limits: QuotaLimits(jobsPerDay: 10), weight: 0.5)
+        try await store.setUserQuota(replaced)
+        let stored = try #require(try await store.userQuota(userID: "id-alice"))
+        #expect(stored == replaced, "setting again replaces every field")
+        let roleDefaults = QuotaLimits(maxWaitingJobs: 5, jobsPerDay: 50, gpuSecondsPerDay: 600)
+        #expect(
+            stored.limits.merging(over: roleDefaults)
+                == QuotaLimits(maxWaitingJobs: 5, jobsPerDay: 10, gpuSecondsPerDay: 600, maxImageArea: nil))
+
+        try await store.deleteUserQuota(userID: "id-alice")
+        try await store.deleteUserQuota(userID: "id-alice")
+        try await store.deleteUserQuota(userID: "nobody")
+        #expect(try await store.userQuota(userID: "id-alice") == nil)
+        #expect(try await store.userQuotas() == [bob])
+    }
+
     // MARK: Dates
 
     static func datesKeepMilliseconds(_ store: any GatewayStore) async throws {
@@ -557,6 +969,18 @@ public enum GatewayStoreConformance {
         expectClose(prompt.updatedAt, later)
         #expect(try await store.prompts(createdAfter: created.addingTimeInterval(-0.001)).map(\.promptID) == ["p"])
         #expect(try await store.prompts(createdAfter: later).isEmpty, "a millisecond apart is enough to filter prompts")
+
+        var timedJob = job("j")
+        timedJob.createdAt = created
+        timedJob.dispatchedAt = later
+        timedJob.completedAt = farFuture
+        try await store.insertJob(timedJob)
+        let storedJob = try #require(try await store.job(id: "j"))
+        expectClose(storedJob.createdAt, created)
+        expectClose(storedJob.dispatchedAt, later)
+        expectClose(storedJob.completedAt, farFuture)
+        #expect(try await store.jobs(userID: nil, states: nil, limit: 1, createdBefore: later).map(\.id) == ["j"])
+        #expect(try await store.jobs(userID: nil, states: nil, limit: 1, createdBefore: created).isEmpty)
     }
 
     // MARK: Concurrency

@@ -246,6 +246,46 @@ private final class WriteFailingStore: GatewayStore {
     func setComfyUserID(_ comfyUserID: String, forUser userID: String) async throws {
         try await write { try await base.setComfyUserID(comfyUserID, forUser: userID) }
     }
+    func insertJob(_ job: Job) async throws { try await write { try await base.insertJob(job) } }
+    func job(id: String) async throws -> Job? { try await base.job(id: id) }
+    func job(userID: String, idempotencyKey: String) async throws -> Job? {
+        try await base.job(userID: userID, idempotencyKey: idempotencyKey)
+    }
+    func updateJob(_ job: Job, expecting expected: JobState) async throws -> Bool {
+        try await write { try await base.updateJob(job, expecting: expected) }
+    }
+    func jobs(userID: String?, states: Set<JobState>?, limit: Int, createdBefore: Date?) async throws -> [Job] {
+        try await base.jobs(userID: userID, states: states, limit: limit, createdBefore: createdBefore)
+    }
+    func queuedJobs() async throws -> [Job] { try await base.queuedJobs() }
+    func jobs(inStates states: Set<JobState>) async throws -> [Job] { try await base.jobs(inStates: states) }
+    func countJobs(userID: String, states: Set<JobState>?, createdAfter: Date?) async throws -> Int {
+        try await base.countJobs(userID: userID, states: states, createdAfter: createdAfter)
+    }
+    func gpuSeconds(userID: String?, completedAfter: Date) async throws -> [String: Double] {
+        try await base.gpuSeconds(userID: userID, completedAfter: completedAfter)
+    }
+    func usage(from: Date, to: Date) async throws -> [UsageSummary] { try await base.usage(from: from, to: to) }
+    func expireJobs(completedBefore date: Date) async throws -> [Job] {
+        try await write { try await base.expireJobs(completedBefore: date) }
+    }
+    func deleteJobs(expiredBefore date: Date) async throws -> Int {
+        try await write { try await base.deleteJobs(expiredBefore: date) }
+    }
+    func insertAsset(_ asset: Asset) async throws { try await write { try await base.insertAsset(asset) } }
+    func asset(id: String) async throws -> Asset? { try await base.asset(id: id) }
+    func assets(userID: String, hash: String) async throws -> [Asset] {
+        try await base.assets(userID: userID, hash: hash)
+    }
+    func assets(jobID: String) async throws -> [Asset] { try await base.assets(jobID: jobID) }
+    func deleteAsset(id: String) async throws -> Bool { try await write { try await base.deleteAsset(id: id) } }
+    func countAssets(hash: String) async throws -> Int { try await base.countAssets(hash: hash) }
+    func userQuota(userID: String) async throws -> UserQuota? { try await base.userQuota(userID: userID) }
+    func setUserQuota(_ quota: UserQuota) async throws { try await write { try await base.setUserQuota(quota) } }
+    func deleteUserQuota(userID: String) async throws {
+        try await write { try await base.deleteUserQuota(userID: userID) }
+    }
+    func userQuotas() async throws -> [UserQuota] { try await base.userQuotas() }
 }
 
 /// Log messages collected in memory.

@@ -287,4 +287,43 @@ public final class CachedGatewayStore: GatewayStore {
     public func setComfyUserID(_ comfyUserID: String, forUser userID: String) async throws {
         try await base.setComfyUserID(comfyUserID, forUser: userID)
     }
+
+    // MARK: Jobs, assets and quotas, straight from the store
+
+    public func insertJob(_ job: Job) async throws { try await base.insertJob(job) }
+    public func job(id: String) async throws -> Job? { try await base.job(id: id) }
+    public func job(userID: String, idempotencyKey: String) async throws -> Job? {
+        try await base.job(userID: userID, idempotencyKey: idempotencyKey)
+    }
+    public func updateJob(_ job: Job, expecting expected: JobState) async throws -> Bool {
+        try await base.updateJob(job, expecting: expected)
+    }
+    public func jobs(userID: String?, states: Set<JobState>?, limit: Int, createdBefore: Date?) async throws -> [Job] {
+        try await base.jobs(userID: userID, states: states, limit: limit, createdBefore: createdBefore)
+    }
+    public func queuedJobs() async throws -> [Job] { try await base.queuedJobs() }
+    public func jobs(inStates states: Set<JobState>) async throws -> [Job] { try await base.jobs(inStates: states) }
+    public func countJobs(userID: String, states: Set<JobState>?, createdAfter: Date?) async throws -> Int {
+        try await base.countJobs(userID: userID, states: states, createdAfter: createdAfter)
+    }
+    public func gpuSeconds(userID: String?, completedAfter: Date) async throws -> [String: Double] {
+        try await base.gpuSeconds(userID: userID, completedAfter: completedAfter)
+    }
+    public func usage(from: Date, to: Date) async throws -> [UsageSummary] { try await base.usage(from: from, to: to) }
+    public func expireJobs(completedBefore date: Date) async throws -> [Job] {
+        try await base.expireJobs(completedBefore: date)
+    }
+    public func deleteJobs(expiredBefore date: Date) async throws -> Int { try await base.deleteJobs(expiredBefore: date) }
+    public func insertAsset(_ asset: Asset) async throws { try await base.insertAsset(asset) }
+    public func asset(id: String) async throws -> Asset? { try await base.asset(id: id) }
+    public func assets(userID: String, hash: String) async throws -> [Asset] {
+        try await base.assets(userID: userID, hash: hash)
+    }
+    public func assets(jobID: String) async throws -> [Asset] { try await base.assets(jobID: jobID) }
+    public func deleteAsset(id: String) async throws -> Bool { try await base.deleteAsset(id: id) }
+    public func countAssets(hash: String) async throws -> Int { try await base.countAssets(hash: hash) }
+    public func userQuota(userID: String) async throws -> UserQuota? { try await base.userQuota(userID: userID) }
+    public func setUserQuota(_ quota: UserQuota) async throws { try await base.setUserQuota(quota) }
+    public func deleteUserQuota(userID: String) async throws { try await base.deleteUserQuota(userID: userID) }
+    public func userQuotas() async throws -> [UserQuota] { try await base.userQuotas() }
 }

@@ -1,6 +1,6 @@
 public import Foundation
 
-/// Where the gateway keeps users, tokens, sessions and the audit trail.
+/// Where the gateway keeps users, tokens, sessions, the audit trail, jobs, assets and quota settings.
 ///
 /// Implementations (SQLite, PostgreSQL) must pass the conformance suite in `ComfyGateTestSupport`. They are
 /// safe to share between tasks and between processes using the same database (the CLI edits users while
@@ -70,6 +70,66 @@ public protocol GatewayStore: Sendable {
     func comfyUserID(forUser userID: String) async throws -> String?
     /// Assigns the ComfyUI user a gateway user's requests run as, replacing any earlier assignment.
     func setComfyUserID(_ comfyUserID: String, forUser userID: String) async throws
+
+    // MARK: Jobs
+
+    /// Adds a job. Throws ``StoreError/duplicate(_:)`` naming `job '<id>'` when the id is taken, or naming
+    /// `idempotency key '<key>'` when the same user already has a job with that idempotency key.
+    func insertJob(_ job: Job) async throws
+    /// One job; ids are matched exactly.
+    func job(id: String) async throws -> Job?
+    /// The job a user submitted with an idempotency key.
+    func job(userID: String, idempotencyKey: String) async throws -> Job?
+    /// Replaces every field of the stored job with the same id, but only if its stored state is still
+    /// `expected`; answers whether it did. Two replicas racing to move one job on: exactly one succeeds.
+    /// Throws ``StoreError/duplicate(_:)`` when the new idempotency key is taken.
+    func updateJob(_ job: Job, expecting expected: JobState) async throws -> Bool
+    /// At most `limit` jobs, newest first, of one user or of everyone when `userID` is nil, in one of `states`
+    /// or in any state when `states` is nil, created strictly before `createdBefore` when it is given (paging).
+    func jobs(userID: String?, states: Set<JobState>?, limit: Int, createdBefore: Date?) async throws -> [Job]
+    /// Every queued job, oldest first: the scheduler's input.
+    func queuedJobs() async throws -> [Job]
+    /// Every job in one of `states`, oldest first (what start-up reconciles with ComfyUI).
+    func jobs(inStates states: Set<JobState>) async throws -> [Job]
+    /// How many jobs of one user are in one of `states` (any state when nil), created strictly after
+    /// `createdAfter` when it is given.
+    func countJobs(userID: String, states: Set<JobState>?, createdAfter: Date?) async throws -> Int
+    /// GPU seconds used by jobs completed strictly after `completedAfter`, per user id, of one user or of
+    /// everyone when `userID` is nil; users without such jobs are left out.
+    func gpuSeconds(userID: String?, completedAfter: Date) async throws -> [String: Double]
+    /// Per user, what the jobs created in `from..<to` amounted to, ordered by user id; users without such
+    /// jobs are left out.
+    func usage(from: Date, to: Date) async throws -> [UsageSummary]
+    /// Marks the succeeded, failed and canceled jobs completed strictly before `date` as expired and returns
+    /// them, as expired, ordered by completion time (the caller removes their files).
+    func expireJobs(completedBefore date: Date) async throws -> [Job]
+    /// Removes expired jobs completed strictly before `date` for good; returns how many.
+    func deleteJobs(expiredBefore date: Date) async throws -> Int
+
+    // MARK: Assets
+
+    /// Adds an asset. Throws ``StoreError/duplicate(_:)`` when the id is taken.
+    func insertAsset(_ asset: Asset) async throws
+    func asset(id: String) async throws -> Asset?
+    /// One user's assets with the given content hash, oldest first (to reuse an upload).
+    func assets(userID: String, hash: String) async throws -> [Asset]
+    /// The assets a job produced, oldest first.
+    func assets(jobID: String) async throws -> [Asset]
+    /// Removes an asset; `false` when there is no such asset.
+    func deleteAsset(id: String) async throws -> Bool
+    /// How many assets, of any user, reference the blob with the given hash; at 0 the blob can go.
+    func countAssets(hash: String) async throws -> Int
+
+    // MARK: Quotas
+
+    /// A user's quota settings, or nil when they have none (role defaults and weight 1 apply).
+    func userQuota(userID: String) async throws -> UserQuota?
+    /// Sets a user's quota settings, replacing any earlier ones.
+    func setUserQuota(_ quota: UserQuota) async throws
+    /// Removes a user's quota settings; nothing happens when they have none.
+    func deleteUserQuota(userID: String) async throws
+    /// Every user's quota settings, ordered by user id.
+    func userQuotas() async throws -> [UserQuota]
 
     // MARK: Health
 

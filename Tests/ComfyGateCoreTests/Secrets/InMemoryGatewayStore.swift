@@ -2,7 +2,8 @@ import ComfyGateCore
 import Foundation
 import Synchronization
 
-/// A minimal in-memory store for the secrets tests (users and tokens only; sessions and audit are kept but not queried).
+/// A minimal in-memory store for the secrets tests (users and tokens only; sessions and audit are kept but not
+/// queried; jobs, assets and quotas fail loudly).
 final class InMemoryGatewayStore: GatewayStore, GatewayStoreOpener {
     private struct State {
         var users: [User] = []
@@ -108,4 +109,31 @@ final class InMemoryGatewayStore: GatewayStore, GatewayStoreOpener {
     }
 
     func checkWritable() async throws {}
+
+    func insertJob(_ job: Job) async throws { unused() }
+    func job(id: String) async throws -> Job? { unused() }
+    func job(userID: String, idempotencyKey: String) async throws -> Job? { unused() }
+    func updateJob(_ job: Job, expecting expected: JobState) async throws -> Bool { unused() }
+    func jobs(userID: String?, states: Set<JobState>?, limit: Int, createdBefore: Date?) async throws -> [Job] {
+        unused()
+    }
+    func queuedJobs() async throws -> [Job] { unused() }
+    func jobs(inStates states: Set<JobState>) async throws -> [Job] { unused() }
+    func countJobs(userID: String, states: Set<JobState>?, createdAfter: Date?) async throws -> Int { unused() }
+    func gpuSeconds(userID: String?, completedAfter: Date) async throws -> [String: Double] { unused() }
+    func usage(from: Date, to: Date) async throws -> [UsageSummary] { unused() }
+    func expireJobs(completedBefore date: Date) async throws -> [Job] { unused() }
+    func deleteJobs(expiredBefore date: Date) async throws -> Int { unused() }
+    func insertAsset(_ asset: Asset) async throws { unused() }
+    func asset(id: String) async throws -> Asset? { unused() }
+    func assets(userID: String, hash: String) async throws -> [Asset] { unused() }
+    func assets(jobID: String) async throws -> [Asset] { unused() }
+    func deleteAsset(id: String) async throws -> Bool { unused() }
+    func countAssets(hash: String) async throws -> Int { unused() }
+    func userQuota(userID: String) async throws -> UserQuota? { unused() }
+    func setUserQuota(_ quota: UserQuota) async throws { unused() }
+    func deleteUserQuota(userID: String) async throws { unused() }
+    func userQuotas() async throws -> [UserQuota] { unused() }
+
+    private func unused() -> Never { fatalError("not used by the secrets tests") }
 }
