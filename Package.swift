@@ -63,9 +63,9 @@ let package = Package(
         .target(name: "ComfyGatePolicy", dependencies: ["ComfyGateRequestParsing"]),
         // Content-addressed blobs hashed with BLAKE3, for assets. No server code.
         .target(name: "ComfyGateAssets"),
-        // How held jobs reach ComfyUI: fair share of the GPU among users, and prompts checked as ComfyUI checks
-        // them before they wait. No server, client or store.
-        .target(name: "ComfyGateJobs", dependencies: ["ComfyGatePolicy"]),
+        // How held jobs reach ComfyUI: fair share of the GPU among users, prompts checked as ComfyUI checks them
+        // before they wait, quotas. No server, client or store.
+        .target(name: "ComfyGateJobs", dependencies: ["ComfyGateCore", "ComfyGatePolicy"]),
         // The embedded store: SQLite through GRDB.
         .target(
             name: "ComfyGateSQLite",
@@ -173,6 +173,7 @@ let package = Package(
         .testTarget(
             name: "ComfyGateJobsTests",
             dependencies: [
+                "ComfyGateCore",
                 "ComfyGateJobs",
                 "ComfyGatePolicy",
                 "ComfyGateTestSupport",
@@ -254,6 +255,7 @@ let package = Package(
             dependencies: [
                 "comfygate",
                 "ComfyGateCore",
+                "ComfyGateSQLite",
                 "ComfyGateTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -104,7 +104,8 @@ enum PostgresSchema {
                     backend text,
                     outputs text NOT NULL,
                     failure text,
-                    gpu_seconds double precision NOT NULL
+                    gpu_seconds double precision NOT NULL,
+                    history_entry text
                 )
                 """,
                 "CREATE INDEX jobs_state ON jobs (state, created_at)",

@@ -460,7 +460,8 @@ public final class PostgresStore: GatewayStore, Service {
 
     private static let jobColumns = """
         id, user_id, source, state, workflow, extra_data, client_id, idempotency_key, request_digest, metadata,
-        created_at, dispatched_at, started_at, completed_at, expires_at, backend, outputs, failure, gpu_seconds
+        created_at, dispatched_at, started_at, completed_at, expires_at, backend, outputs, failure, gpu_seconds,
+        history_entry
         """
 
     public func insertJob(_ job: Job) async throws {
@@ -474,7 +475,7 @@ public final class PostgresStore: GatewayStore, Service {
                 VALUES (\(job.id), \(job.userID), \(job.source.rawValue), \(job.state.rawValue), \(job.workflow),
                         \(job.extraData), \(job.clientID), \(job.idempotencyKey), \(job.requestDigest), \(job.metadata),
                         \(job.createdAt), \(job.dispatchedAt), \(job.startedAt), \(job.completedAt), \(job.expiresAt),
-                        \(job.backend), \(outputs), \(failure), \(job.gpuSeconds))
+                        \(job.backend), \(outputs), \(failure), \(job.gpuSeconds), \(job.historyEntry))
                 ON CONFLICT DO NOTHING
                 RETURNING id
                 """
@@ -513,7 +514,7 @@ public final class PostgresStore: GatewayStore, Service {
                     metadata = \(job.metadata), created_at = \(job.createdAt), dispatched_at = \(job.dispatchedAt),
                     started_at = \(job.startedAt), completed_at = \(job.completedAt), expires_at = \(job.expiresAt),
                     backend = \(job.backend), outputs = \(outputs), failure = \(failure),
-                    gpu_seconds = \(job.gpuSeconds)
+                    gpu_seconds = \(job.gpuSeconds), history_entry = \(job.historyEntry)
                 WHERE id = \(job.id) AND state = \(expected.rawValue)
                 RETURNING id
                 """
@@ -587,21 +588,22 @@ public final class PostgresStore: GatewayStore, Service {
             let rows = try await client.query(
                 """
                 SELECT user_id, count(*), count(*) FILTER (WHERE state = ANY(\(Self.names(JobState.finished)))),
-                    sum(gpu_seconds),
+                    count(dispatched_at), sum(gpu_seconds),
                     coalesce(sum(extract(epoch FROM dispatched_at) - extract(epoch FROM created_at)), 0)
                         ::double precision
                 FROM jobs WHERE created_at >= \(from) AND created_at < \(to)
                 GROUP BY user_id ORDER BY user_id COLLATE "C"
                 """
             )
-            for try await (userID, jobs, finishedJobs, gpuSeconds, waitSeconds) in rows.decode(
-                (String, Int, Int, Double, Double).self
+            for try await (userID, jobs, finishedJobs, dispatchedJobs, gpuSeconds, waitSeconds) in rows.decode(
+                (String, Int, Int, Int, Double, Double).self
             ) {
                 result.append(
                     UsageSummary(
                         userID: userID,
                         jobs: jobs,
                         finishedJobs: finishedJobs,
+                        dispatchedJobs: dispatchedJobs,
                         gpuSeconds: gpuSeconds,
                         waitSeconds: waitSeconds
                     )
@@ -652,11 +654,11 @@ public final class PostgresStore: GatewayStore, Service {
             for try await (
                 id, userID, sourceName, stateName, workflow, extraData, clientID, idempotencyKey, requestDigest,
                 metadata, createdAt, dispatchedAt, startedAt, completedAt, expiresAt, backend, outputs, failure,
-                gpuSeconds
+                gpuSeconds, historyEntry
             ) in rows.decode(
                 (
                     String, String, String, String, String, String, String?, String?, String?, String?, Date, Date?,
-                    Date?, Date?, Date?, String?, String, String?, Double
+                    Date?, Date?, Date?, String?, String, String?, Double, String?
                 ).self
             ) {
                 guard let source = JobSource(rawValue: sourceName) else {
@@ -687,7 +689,8 @@ public final class PostgresStore: GatewayStore, Service {
                         failure: try failure.map {
                             try StoredJSON.decode(JobFailure.self, from: $0, of: "job '\(id)'")
                         },
-                        gpuSeconds: gpuSeconds
+                        gpuSeconds: gpuSeconds,
+                        historyEntry: historyEntry
                     )
                 )
             }

@@ -93,7 +93,8 @@ enum SQLiteSchema {
                 backend TEXT,
                 outputs TEXT NOT NULL,
                 failure TEXT,
-                gpu_seconds REAL NOT NULL
+                gpu_seconds REAL NOT NULL,
+                history_entry TEXT
             );
             CREATE INDEX jobs_state ON jobs (state, created_at);
             CREATE INDEX jobs_user_id ON jobs (user_id, created_at);

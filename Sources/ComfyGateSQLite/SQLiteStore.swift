@@ -434,7 +434,7 @@ public struct SQLiteStore: GatewayStore {
     private static let jobColumns = [
         "id", "user_id", "source", "state", "workflow", "extra_data", "client_id", "idempotency_key",
         "request_digest", "metadata", "created_at", "dispatched_at", "started_at", "completed_at", "expires_at",
-        "backend", "outputs", "failure", "gpu_seconds",
+        "backend", "outputs", "failure", "gpu_seconds", "history_entry",
     ]
 
     public func insertJob(_ job: Job) async throws {
@@ -557,7 +557,7 @@ public struct SQLiteStore: GatewayStore {
                 sql: """
                     SELECT user_id, COUNT(*) AS jobs,
                         SUM(state IN (\(Self.placeholders(finished.count)))) AS finished_jobs,
-                        TOTAL(gpu_seconds) AS gpu_seconds, TOTAL(dispatched_at - created_at) AS wait_seconds
+                        COUNT(dispatched_at) AS dispatched_jobs, TOTAL(gpu_seconds) AS gpu_seconds, TOTAL(dispatched_at - created_at) AS wait_seconds
                     FROM jobs WHERE created_at >= ? AND created_at < ?
                     GROUP BY user_id ORDER BY user_id
                     """,
@@ -567,6 +567,7 @@ public struct SQLiteStore: GatewayStore {
                     userID: row["user_id"],
                     jobs: row["jobs"],
                     finishedJobs: row["finished_jobs"],
+                    dispatchedJobs: row["dispatched_jobs"],
                     gpuSeconds: row["gpu_seconds"],
                     waitSeconds: row["wait_seconds"]
                 )
@@ -850,6 +851,7 @@ extension Job {
             requestDigest, metadata, createdAt.timeIntervalSince1970, dispatchedAt?.timeIntervalSince1970,
             startedAt?.timeIntervalSince1970, completedAt?.timeIntervalSince1970, expiresAt?.timeIntervalSince1970,
             backend, try StoredJSON.encode(outputs), try failure.map { try StoredJSON.encode($0) }, gpuSeconds,
+            historyEntry,
         ]
         return values.map { $0?.databaseValue ?? .null }
     }
@@ -884,7 +886,8 @@ extension Job {
             backend: row["backend"],
             outputs: try StoredJSON.decode([JobOutput].self, from: row["outputs"], of: "job '\(id)'"),
             failure: try failure.map { try StoredJSON.decode(JobFailure.self, from: $0, of: "job '\(id)'") },
-            gpuSeconds: row["gpu_seconds"]
+            gpuSeconds: row["gpu_seconds"],
+            historyEntry: row["history_entry"]
         )
     }
 }

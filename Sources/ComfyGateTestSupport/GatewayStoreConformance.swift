@@ -613,7 +613,8 @@ public enum GatewayStoreConformance {
             failure: JobFailure(
                 code: "execution_error", message: "out of memory", nodeID: "9", classType: "SaveImage",
                 details: #"{"traceback":["line 1"]}"#),
-            gpuSeconds: 12.5
+            gpuSeconds: 12.5,
+            historyEntry: #"{"prompt":[0,"j1",{},{},["9"]],"outputs":{},"status":{"status_str":"error"}}"#
         )
         let minimal = job("j2", userID: "id-bob", at: 10)
         try await store.insertJob(full)
@@ -675,6 +676,7 @@ public enum GatewayStoreConformance {
         finished.outputs = [JobOutput(nodeID: "9", fileName: "out.txt", mediaKind: .text, contentType: "text/plain")]
         finished.metadata = #"{"note":"done"}"#
         finished.gpuSeconds = 3.25
+        finished.historyEntry = #"{"status":{"status_str":"success","completed":true,"messages":[]}}"#
         #expect(try await store.updateJob(finished, expecting: .running))
         #expect(try await store.job(id: "j1") == finished, "every field is written")
         #expect(try await store.job(id: "j2") == job("j2"))
@@ -810,12 +812,12 @@ public enum GatewayStoreConformance {
         }
         #expect(
             try await store.usage(from: time(0), to: time(1000)) == [
-                UsageSummary(userID: "id-alice", jobs: 3, finishedJobs: 2, gpuSeconds: 3.5, waitSeconds: 40),
-                UsageSummary(userID: "id-bob", jobs: 2, finishedJobs: 1, gpuSeconds: 4, waitSeconds: 6),
+                UsageSummary(userID: "id-alice", jobs: 3, finishedJobs: 2, dispatchedJobs: 2, gpuSeconds: 3.5, waitSeconds: 40),
+                UsageSummary(userID: "id-bob", jobs: 2, finishedJobs: 1, dispatchedJobs: 2, gpuSeconds: 4, waitSeconds: 6),
             ])
         #expect(
             try await store.usage(from: time(1000), to: time(2000)) == [
-                UsageSummary(userID: "id-alice", jobs: 1, finishedJobs: 1, gpuSeconds: 100, waitSeconds: 0)
+                UsageSummary(userID: "id-alice", jobs: 1, finishedJobs: 1, dispatchedJobs: 0, gpuSeconds: 100, waitSeconds: 0)
             ],
             "the interval includes its start and excludes its end")
         #expect(try await store.usage(from: time(2000), to: time(3000)).isEmpty)

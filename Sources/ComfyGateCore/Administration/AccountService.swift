@@ -113,6 +113,32 @@ public struct AccountService: Sendable {
         return try await store.tokens(userID: userID).map { ($0, names[$0.userID] ?? "?") }
     }
 
+    /// A user and their quota settings (overrides of their role's limits, and weight); weight 1 and no overrides
+    /// when they have none.
+    public func quota(userName: String) async throws -> (user: User, quota: UserQuota) {
+        let user = try await existingUser(userName)
+        return (user, try await store.userQuota(userID: user.id) ?? UserQuota(userID: user.id))
+    }
+
+    /// Changes a user's quota settings and records the change in the audit trail; settings equal to the defaults
+    /// (no overrides, weight 1) are removed rather than stored.
+    public func updateQuota(userName: String, _ change: (inout UserQuota) -> Void) async throws -> UserQuota {
+        var (user, quota) = try await quota(userName: userName)
+        change(&quota)
+        if quota == UserQuota(userID: user.id) {
+            try await store.deleteUserQuota(userID: user.id)
+        } else {
+            try await store.setUserQuota(quota)
+        }
+        let limits = quota.limits
+        let detail = [
+            ("max_waiting_jobs", limits.maxWaitingJobs.map(String.init)), ("jobs_per_day", limits.jobsPerDay.map(String.init)),
+            ("gpu_seconds_per_day", limits.gpuSecondsPerDay.map { String($0) }), ("max_image_area", limits.maxImageArea.map(String.init)),
+        ].map { "\($0.0)=\($0.1 ?? "role")" }.joined(separator: " ") + " weight=\(quota.weight)"
+        try await audit("user.quota", user: userName, detail: detail)
+        return quota
+    }
+
     private func existingUser(_ name: String) async throws -> User {
         guard let user = try await store.user(named: name) else { throw StoreError.notFound("user '\(name)'") }
         return user

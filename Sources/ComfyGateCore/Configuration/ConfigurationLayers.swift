@@ -51,14 +51,15 @@ public struct ConfigurationLayers: Sendable {
 
     public subscript(key: String) -> Value? { values[key] }
 
-    /// The file's settings with those of its sections (`[policy]`) named `section.key`.
-    private static func flattenSections(_ table: TOMLTable) -> [(String, TOMLValue)] {
+    /// The file's settings with those of its sections (`[policy]`, `[quotas.user]`) named `section.key`.
+    private static func flattenSections(_ table: TOMLTable, prefix: String = "") -> [(String, TOMLValue)] {
         var flat: [(String, TOMLValue)] = []
         for (key, node) in table {
-            if case .table(let section) = node, GatewayConfiguration.knownKeys.contains(where: { $0.hasPrefix(key + ".") }) {
-                flat += section.map { (key + "." + $0.key, $0.value) }
+            let path = prefix + key
+            if case .table(let section) = node, GatewayConfiguration.knownKeys.contains(where: { $0.hasPrefix(path + ".") }) {
+                flat += flattenSections(section, prefix: path + ".")
             } else {
-                flat.append((key, node))
+                flat.append((path, node))
             }
         }
         return flat

@@ -26,6 +26,11 @@ public import Foundation
 /// - `request_body_timeout` (default `60s`): longest wait for more of a request body the gateway is ready to read.
 /// - `[policy]` `admin_only_paths`, `denied_paths`: route patterns (`/route` or `/route/*`, without `/api`) only admins
 ///   may use, or nobody; `denied_nodes`: node class types non-admins may not run.
+/// - `[jobs]` `in_flight`: jobs handed to ComfyUI at once, running or waiting there (default 2); `fair_share_window`:
+///   how far back GPU time counts when choosing whose job goes next (default `1h`); `retention`: how long finished
+///   jobs and their outputs are kept (default `30d`).
+/// - `[quotas.admin]`, `[quotas.user]`, `[quotas.viewer]`: each role's limits, `max_waiting_jobs`, `jobs_per_day`,
+///   `gpu_seconds_per_day`, `max_image_area` (pixels); none by default. Per-user settings override them.
 public struct GatewayConfiguration: Sendable, Equatable {
     public var listenHost: String
     public var listenPort: Int
@@ -49,14 +54,19 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var requestBodyTimeout: TimeInterval
     /// What the `[policy]` section adds to the built-in access rules.
     public var policy: PolicyRules
+    /// How the gateway's job queue runs.
+    public var jobs: JobSettings
+    /// Each role's quota limits (a role without an entry has none).
+    public var quotas: [Role: QuotaLimits]
 
     /// Every setting name, as written in the configuration file.
-    public static let knownKeys: Set<String> = [
+    public static let knownKeys: Set<String> = Set([
         "listen", "upstream", "data", "database_url", "public_url", "trusted_proxies", "session_idle_timeout",
         "session_absolute_timeout", "upstream_connect_timeout", "upstream_timeout", "max_websocket_frame",
         "token_cache_lifetime", "bcrypt_concurrency", "log_level", "max_connections", "request_head_timeout",
         "keep_alive_timeout", "request_body_timeout", "policy.admin_only_paths", "policy.denied_paths", "policy.denied_nodes",
-    ]
+        "jobs.in_flight", "jobs.fair_share_window", "jobs.retention",
+    ]).union(Role.allCases.flatMap { role in QuotaLimits.Setting.allCases.map { "quotas.\(role.rawValue).\($0.rawValue)" } })
 
     /// The defaults, as used when nothing is configured.
     public init(
@@ -79,7 +89,9 @@ public struct GatewayConfiguration: Sendable, Equatable {
         requestHeadTimeout: TimeInterval = 15,
         keepAliveTimeout: TimeInterval = 75,
         requestBodyTimeout: TimeInterval = 60,
-        policy: PolicyRules = PolicyRules()
+        policy: PolicyRules = PolicyRules(),
+        jobs: JobSettings = JobSettings(),
+        quotas: [Role: QuotaLimits] = [:]
     ) {
         self.listenHost = listenHost
         self.listenPort = listenPort
@@ -101,6 +113,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
         self.keepAliveTimeout = keepAliveTimeout
         self.requestBodyTimeout = requestBodyTimeout
         self.policy = policy
+        self.jobs = jobs
+        self.quotas = quotas
     }
 
     /// Reads and validates every setting, reporting all problems at once.
@@ -154,6 +168,18 @@ public struct GatewayConfiguration: Sendable, Equatable {
         if let value = read("policy.denied_paths", patterns, expected: patternText) { policy.deniedPaths = value }
         if let value = read("policy.denied_nodes", { Set(Self.listItems($0)) }, expected: "a list of node class types") {
             policy.deniedNodeClasses = value
+        }
+        if let value = read("jobs.in_flight", { Int($0).flatMap { (1...64).contains($0) ? $0 : nil } },
+            expected: "a whole number from 1 to 64") { jobs.inFlight = value }
+        if let value = read("jobs.fair_share_window", duration, expected: durationText) { jobs.fairShareWindow = value }
+        if let value = read("jobs.retention", duration, expected: durationText) { jobs.retention = value }
+        for role in Role.allCases {
+            var limits = QuotaLimits()
+            for setting in QuotaLimits.Setting.allCases {
+                limits[setting] = read("quotas.\(role.rawValue).\(setting.rawValue)", { QuotaLimits.parse($0, for: setting) },
+                    expected: setting.isWholeNumber ? "a whole number, 0 or more" : "a number of seconds, 0 or more")
+            }
+            if limits != QuotaLimits() { quotas[role] = limits }
         }
         if sessionIdleTimeout > sessionAbsoluteTimeout {
             problems.append("session_idle_timeout is longer than session_absolute_timeout")

@@ -40,6 +40,9 @@ public struct Job: Sendable, Codable, Equatable {
     public var failure: JobFailure?
     /// GPU time it used; 0 until known.
     public var gpuSeconds: Double
+    /// ComfyUI's history entry for it once finished (`prompt`, `outputs`, `status`, `meta`), as JSON text: the
+    /// native `/history` is answered from it after ComfyUI has forgotten the prompt.
+    public var historyEntry: String?
 
     public init(
         id: String = UUID().uuidString.lowercased(),
@@ -60,7 +63,8 @@ public struct Job: Sendable, Codable, Equatable {
         backend: String? = nil,
         outputs: [JobOutput] = [],
         failure: JobFailure? = nil,
-        gpuSeconds: Double = 0
+        gpuSeconds: Double = 0,
+        historyEntry: String? = nil
     ) {
         self.id = id
         self.userID = userID
@@ -81,6 +85,7 @@ public struct Job: Sendable, Codable, Equatable {
         self.outputs = outputs
         self.failure = failure
         self.gpuSeconds = gpuSeconds
+        self.historyEntry = historyEntry
     }
 }
 
@@ -197,15 +202,18 @@ public struct UsageSummary: Sendable, Codable, Equatable {
     public var jobs: Int
     /// Those of them that have finished (see ``JobState/isFinished``).
     public var finishedJobs: Int
+    /// Those of them that were handed to ComfyUI.
+    public var dispatchedJobs: Int
     /// GPU time those jobs used.
     public var gpuSeconds: Double
     /// Time those of them that were dispatched spent waiting in the gateway's queue, added up.
     public var waitSeconds: Double
 
-    public init(userID: String, jobs: Int, finishedJobs: Int, gpuSeconds: Double, waitSeconds: Double) {
+    public init(userID: String, jobs: Int, finishedJobs: Int, dispatchedJobs: Int, gpuSeconds: Double, waitSeconds: Double) {
         self.userID = userID
         self.jobs = jobs
         self.finishedJobs = finishedJobs
+        self.dispatchedJobs = dispatchedJobs
         self.gpuSeconds = gpuSeconds
         self.waitSeconds = waitSeconds
     }

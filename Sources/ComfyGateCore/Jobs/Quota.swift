@@ -1,3 +1,5 @@
+public import Foundation
+
 /// Limits on what a user may queue and use; `nil` means no limit from this source.
 public struct QuotaLimits: Sendable, Codable, Equatable {
     /// The most jobs queued or running at once.
@@ -19,6 +21,37 @@ public struct QuotaLimits: Sendable, Codable, Equatable {
         self.jobsPerDay = jobsPerDay
         self.gpuSecondsPerDay = gpuSecondsPerDay
         self.maxImageArea = maxImageArea
+    }
+
+    /// One limit, named as the configuration and the command line spell it.
+    public enum Setting: String, Sendable, CaseIterable {
+        case maxWaitingJobs = "max_waiting_jobs"
+        case jobsPerDay = "jobs_per_day"
+        case gpuSecondsPerDay = "gpu_seconds_per_day"
+        case maxImageArea = "max_image_area"
+
+        /// Whether the limit counts whole things (jobs, pixels) rather than seconds.
+        public var isWholeNumber: Bool { self != .gpuSecondsPerDay }
+    }
+
+    /// A limit by name, as a number (whole for jobs and pixels); nil for no limit.
+    public subscript(setting: Setting) -> Double? {
+        get {
+            switch setting {
+            case .maxWaitingJobs: maxWaitingJobs.map(Double.init)
+            case .jobsPerDay: jobsPerDay.map(Double.init)
+            case .gpuSecondsPerDay: gpuSecondsPerDay
+            case .maxImageArea: maxImageArea.map(Double.init)
+            }
+        }
+        set {
+            switch setting {
+            case .maxWaitingJobs: maxWaitingJobs = newValue.map { Int($0) }
+            case .jobsPerDay: jobsPerDay = newValue.map { Int($0) }
+            case .gpuSecondsPerDay: gpuSecondsPerDay = newValue
+            case .maxImageArea: maxImageArea = newValue.map { Int($0) }
+            }
+        }
     }
 
     /// These limits where set, `defaults` elsewhere: a user's overrides over their role's defaults, field by field.
@@ -44,5 +77,31 @@ public struct UserQuota: Sendable, Codable, Equatable {
         self.userID = userID
         self.limits = limits
         self.weight = weight
+    }
+}
+
+/// How the gateway's job queue runs (`[jobs]`).
+public struct JobSettings: Sendable, Equatable {
+    /// Jobs handed to ComfyUI at once, running or waiting in its own queue: 2 keeps the GPU busy between jobs
+    /// while every other job still waits in the gateway's fair queue.
+    public var inFlight: Int
+    /// How far back GPU time counts when choosing whose job goes next.
+    public var fairShareWindow: TimeInterval
+    /// How long finished jobs and their outputs are kept.
+    public var retention: TimeInterval
+
+    public init(inFlight: Int = 2, fairShareWindow: TimeInterval = 3600, retention: TimeInterval = 30 * 86_400) {
+        self.inFlight = inFlight
+        self.fairShareWindow = fairShareWindow
+        self.retention = retention
+    }
+}
+
+extension QuotaLimits {
+    /// A limit as written in the configuration or on the command line: a whole number 0 or more for jobs and pixels,
+    /// any finite number 0 or more for seconds.
+    public static func parse(_ text: String, for setting: Setting) -> Double? {
+        if setting.isWholeNumber { return Int(text).flatMap { $0 >= 0 ? Double($0) : nil } }
+        return Double(text).flatMap { $0.isFinite && $0 >= 0 ? $0 : nil }
     }
 }

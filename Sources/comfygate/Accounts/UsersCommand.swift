@@ -8,7 +8,7 @@ struct UsersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "users",
         abstract: "Add, list, disable users and set their passwords.",
-        subcommands: [Add.self, List.self, Disable.self, Enable.self, Passwd.self]
+        subcommands: [Add.self, List.self, Disable.self, Enable.self, Passwd.self, Quota.self]
     )
 
     struct Add: AsyncParsableCommand {
@@ -119,12 +119,19 @@ struct RoleArgument: ExpressibleByArgument, Sendable {
 /// Shared plumbing of the account commands: configuration, store, errors.
 enum AccountCommand {
     static func run(_ options: StoreOptions, _ body: @escaping @Sendable (AccountService) async throws -> Void) async throws {
+        try await run(options) { accounts, _ in try await body(accounts) }
+    }
+
+    /// ``run(_:_:)`` for commands that also read the configuration (role quotas, say).
+    static func run(
+        _ options: StoreOptions, _ body: @escaping @Sendable (AccountService, GatewayConfiguration) async throws -> Void
+    ) async throws {
         try await CommandFailure.report {
             let configuration = try options.resolve()
             var logger = Logger(label: "comfygate")
             logger.logLevel = .warning
             try await StoreAccess.withStore(configuration, logger: logger) { store in
-                try await body(AccountService(store: store))
+                try await body(AccountService(store: store), configuration)
             }
         }
     }

@@ -66,6 +66,54 @@ import Testing
         }
     }
 
+    @Test func jobsAndRoleQuotasAreReadFromTheirSectionsAndTheEnvironment() throws {
+        let file = """
+            [jobs]
+            in_flight = 3
+            fair_share_window = "30m"
+
+            [quotas.user]
+            max_waiting_jobs = 10
+            gpu_seconds_per_day = 3600.5
+
+            [quotas.viewer]
+            jobs_per_day = 0
+            """
+        let layers = try ConfigurationLayers(
+            flags: [:], environment: ["COMFYGATE_QUOTAS_USER_MAX_IMAGE_AREA": "1048576", "COMFYGATE_JOBS_RETENTION": "7d"],
+            fileText: file, filePath: "gate.toml")
+        let configuration = try GatewayConfiguration(layers: layers)
+        #expect(configuration.jobs == JobSettings(inFlight: 3, fairShareWindow: 1800, retention: 7 * 86_400))
+        #expect(configuration.quotas == [
+            .user: QuotaLimits(maxWaitingJobs: 10, gpuSecondsPerDay: 3600.5, maxImageArea: 1_048_576),
+            .viewer: QuotaLimits(jobsPerDay: 0),
+        ])
+        let defaults = try GatewayConfiguration(layers: ConfigurationLayers())
+        #expect(defaults.jobs == JobSettings(inFlight: 2, fairShareWindow: 3600, retention: 30 * 86_400))
+        #expect(defaults.quotas.isEmpty, "no limits unless configured")
+    }
+
+    @Test func badJobAndQuotaValuesAreReported() throws {
+        let file = """
+            [jobs]
+            in_flight = 0
+            [quotas.user]
+            jobs_per_day = -1
+            max_image_area = "big"
+            """
+        #expect(throws: ConfigurationError(problems: ["gate.toml: unknown setting 'quotas.guest'"])) {
+            try ConfigurationLayers(flags: [:], environment: [:], fileText: file + "\n[quotas.guest]\njobs_per_day = 1\n", filePath: "gate.toml")
+        }
+        let layers = try ConfigurationLayers(flags: [:], environment: [:], fileText: file, filePath: "gate.toml")
+        #expect(throws: ConfigurationError(problems: [
+            "jobs.in_flight (from gate.toml): '0' is not a whole number from 1 to 64",
+            "quotas.user.jobs_per_day (from gate.toml): '-1' is not a whole number, 0 or more",
+            "quotas.user.max_image_area (from gate.toml): 'big' is not a whole number, 0 or more",
+        ])) {
+            try GatewayConfiguration(layers: layers)
+        }
+    }
+
     @Test func httpsPublicURLMakesCookiesSecure() throws {
         let layers = try ConfigurationLayers(flags: ["public_url": "https://comfy.example"], environment: [:], fileText: nil, filePath: nil)
         #expect(try GatewayConfiguration(layers: layers).usesSecureCookies)
