@@ -11,6 +11,7 @@ let mainPackage = URL(fileURLWithPath: #filePath).deletingLastPathComponent().de
 let requestParsing = Target.Dependency.product(name: "ComfyGateRequestParsing", package: mainPackage)
 let core = Target.Dependency.product(name: "ComfyGateCore", package: mainPackage)
 let toml = Target.Dependency.product(name: "ComfyGateTOML", package: mainPackage)
+let policy = Target.Dependency.product(name: "ComfyGatePolicy", package: mainPackage)
 let support = Target.Dependency.target(name: "FuzzSupport")
 
 let package = Package(
@@ -34,6 +35,7 @@ let package = Package(
         .executableTarget(name: "FuzzDotenv", dependencies: [support, core]),
         .executableTarget(name: "FuzzConfig", dependencies: [support, core]),
         .executableTarget(name: "FuzzTOML", dependencies: [support, toml]),
+        .executableTarget(name: "FuzzAnswers", dependencies: [support, policy]),
     ]
 )
 
