@@ -1,3 +1,5 @@
+import ComfyGateRequestParsing
+
 /// The bytes and byte classes a `multipart/form-data` body is read by.
 enum FormByte {
     static let tab = UInt8(ascii: "\t")
@@ -50,7 +52,7 @@ enum FormByte {
         var index = 0
         while index < bytes.count {
             if bytes[index] == percent, index + 2 < bytes.count,
-                let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2])
+                let high = PercentEncoding.hexDigitValue(bytes[index + 1]), let low = PercentEncoding.hexDigitValue(bytes[index + 2])
             {
                 decoded.append(high << 4 | low)
                 index += 3
@@ -66,14 +68,5 @@ enum FormByte {
     static func lowercased(_ bytes: some Collection<UInt8>) -> String {
         String(
             decoding: bytes.map { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) ? $0 + 32 : $0 }, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }
