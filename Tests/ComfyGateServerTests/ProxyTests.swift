@@ -4,7 +4,6 @@ import NIOHTTP1
 import ComfyGateTestSupport
 import Foundation
 import NIOCore
-import NIOPosix
 import Testing
 
 @Suite struct ProxyTests {
@@ -161,16 +160,6 @@ import Testing
 /// A TCP server that accepts connections and never answers.
 enum SilentServer {
     static func with<T: Sendable>(_ body: (Int) async throws -> T) async throws -> T {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .childChannelInitializer { $0.eventLoop.makeSucceededVoidFuture() }
-            .bind(host: "127.0.0.1", port: 0).get()
-        do {
-            let result = try await body(channel.localAddress?.port ?? 0)
-            try await channel.close()
-            return result
-        } catch {
-            try? await channel.close()
-            throw error
-        }
+        try await LoopbackServer.with(body)
     }
 }

@@ -6,7 +6,6 @@ import HTTPTypes
 import Logging
 import NIOCore
 import NIOHTTP1
-import NIOPosix
 import NIOWebSocket
 import Synchronization
 import WSClient
@@ -425,20 +424,10 @@ final class DroppingWebSocketUpstream: Sendable {
 
     static func with<T: Sendable>(_ body: (_ upstream: DroppingWebSocketUpstream, _ baseURL: String) async throws -> T) async throws -> T {
         let upstream = DroppingWebSocketUpstream()
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .childChannelInitializer { child in
-                child.eventLoop.makeCompletedFuture {
-                    try child.pipeline.syncOperations.addHandler(HeadReader(upstream: upstream))
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        do {
-            let result = try await body(upstream, "http://127.0.0.1:\(channel.localAddress?.port ?? 0)")
-            try await channel.close()
-            return result
-        } catch {
-            try? await channel.close()
-            throw error
+        return try await LoopbackServer.with(setUp: { child in
+            try child.pipeline.syncOperations.addHandler(HeadReader(upstream: upstream))
+        }) { port in
+            try await body(upstream, "http://127.0.0.1:\(port)")
         }
     }
 

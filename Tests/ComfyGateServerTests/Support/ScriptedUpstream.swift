@@ -1,6 +1,5 @@
 import Foundation
 import NIOCore
-import NIOPosix
 import Synchronization
 
 /// A bare HTTP/1.1 server that answers each bodiless request with canned bytes, for connection-level behaviour
@@ -39,21 +38,11 @@ final class ScriptedUpstream: Sendable {
         _ body: (_ server: ScriptedUpstream, _ baseURL: String) async throws -> T
     ) async throws -> T {
         let server = ScriptedUpstream(answer: answer)
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .childChannelInitializer { child in
-                server.accepted.add(1, ordering: .relaxed)
-                return child.eventLoop.makeCompletedFuture {
-                    try child.pipeline.syncOperations.addHandler(RequestReader(server: server))
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        do {
-            let result = try await body(server, "http://127.0.0.1:\(channel.localAddress?.port ?? 0)")
-            try await channel.close()
-            return result
-        } catch {
-            try? await channel.close()
-            throw error
+        return try await LoopbackServer.with(setUp: { child in
+            server.accepted.add(1, ordering: .relaxed)
+            try child.pipeline.syncOperations.addHandler(RequestReader(server: server))
+        }) { port in
+            try await body(server, "http://127.0.0.1:\(port)")
         }
     }
 
