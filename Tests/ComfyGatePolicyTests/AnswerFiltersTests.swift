@@ -123,10 +123,10 @@ private func comfyUIHistoryPage(count: Int, maxItems: Int?, offset: Int) -> [Int
 
     @Test func historyKeepsOnlyTheCallersEntriesInOrderAndUnchanged() throws {
         let answer = historyAnswer(mixedHistory)
-        let filtered = try json(AnswerFilter.history(answer, page: .all, for: alice))
+        let filtered = try json(AnswerFilter.history(answer, page: .all, for: alice).answer)
         let original = try #require(try json(answer).members)
         #expect(filtered == .object(original.filter { $0.key.hasPrefix("a") }))
-        #expect(try keys(AnswerFilter.history(answer, page: .all, for: bob)) == ["b0", "b1", "b2"])
+        #expect(try keys(AnswerFilter.history(answer, page: .all, for: bob).answer) == ["b0", "b1", "b2"])
     }
 
     /// Entries are cut by their owner mark alone and go on byte for byte: strings holding quotes, brackets and
@@ -141,16 +141,16 @@ private func comfyUIHistoryPage(count: Int, maxItems: Int?, offset: Int) -> [Int
             """#
         let his = #"{"prompt": [1, "b", {}, {"comfygate_owner": "u-alice", "comfygate_owner": "u-bob"}, []]}"#
         let answer = bytes("{\n  \"a\\\"}]0\": \(hers),\n  \"b\": \(his),\t\"\\u0062\": \(his)\n}\n")
-        #expect(try keys(AnswerFilter.history(answer, page: .all, for: bob)) == ["b", "b"])
-        let filtered = try AnswerFilter.history(answer, page: .all, for: alice)
+        #expect(try keys(AnswerFilter.history(answer, page: .all, for: bob).answer) == ["b", "b"])
+        let filtered = try AnswerFilter.history(answer, page: .all, for: alice).answer
         #expect(filtered == bytes(#"{"a\"}]0":"# + hers + "}"))
-        #expect(try AnswerFilter.historyItem(bytes(#"{"b": \#(his)}"#), for: alice) == bytes("{}"))
+        #expect(try AnswerFilter.historyItem(bytes(#"{"b": \#(his)}"#), for: alice).answer == bytes("{}"))
     }
 
     @Test(arguments: [#"{"a": {"prompt": [0, "a", {}, {}, []]}"#, #"{"a": 1} x"#, #"{"a": "\x"}"#, "{\"a\": \"\u{1}\"}", ""])
     func aHistoryAnswerThatIsNotJSONIsABadGateway(_ answer: String) {
-        #expect(throws: badGateway("/history")) { try AnswerFilter.history(bytes(answer), page: .all, for: alice) }
-        #expect(throws: badGateway("/history")) { try AnswerFilter.historyItem(bytes(answer), for: alice) }
+        #expect(throws: badGateway("/history")) { try AnswerFilter.history(bytes(answer), page: .all, for: alice).answer }
+        #expect(throws: badGateway("/history")) { try AnswerFilter.historyItem(bytes(answer), for: alice).answer }
     }
 
     static let maxItemsValues: [String?] = [nil, "0", "1", "3", "7", "10", "-2"]
@@ -162,7 +162,7 @@ private func comfyUIHistoryPage(count: Int, maxItems: Int?, offset: Int) -> [Int
         let own = mixedHistory.filter { $0.owner == "u-alice" }.map(\.id)
         let positions = comfyUIHistoryPage(
             count: own.count, maxItems: maxItems.flatMap { Int($0) }, offset: offset.flatMap { Int($0) } ?? -1)
-        let filtered = try AnswerFilter.history(historyAnswer(mixedHistory), page: page, for: alice)
+        let filtered = try AnswerFilter.history(historyAnswer(mixedHistory), page: page, for: alice).answer
         #expect(try keys(filtered) == positions.map { own[$0] })
     }
 
@@ -177,16 +177,16 @@ private func comfyUIHistoryPage(count: Int, maxItems: Int?, offset: Int) -> [Int
         (HistoryPage(maxItems: 3, offset: 7), []),
     ])
     func historyPagesCountOnlyTheCallersEntries(page: HistoryPage, expected: [String]) throws {
-        #expect(try keys(AnswerFilter.history(historyAnswer(mixedHistory), page: page, for: alice)) == expected)
+        #expect(try keys(AnswerFilter.history(historyAnswer(mixedHistory), page: page, for: alice).answer) == expected)
     }
 
     @Test func adminsPageOverEveryEntry() throws {
         let answer = historyAnswer(mixedHistory)
-        let last3 = try AnswerFilter.history(answer, page: HistoryPage(maxItems: 3, offset: -1), for: admin)
+        let last3 = try AnswerFilter.history(answer, page: HistoryPage(maxItems: 3, offset: -1), for: admin).answer
         #expect(try keys(last3) == ["a5", "b2", "a6"])
-        let fourthAndFifth = try AnswerFilter.history(answer, page: HistoryPage(maxItems: 2, offset: 3), for: admin)
+        let fourthAndFifth = try AnswerFilter.history(answer, page: HistoryPage(maxItems: 2, offset: 3), for: admin).answer
         #expect(try keys(fourthAndFifth) == ["a2", "n0"])
-        #expect(try json(AnswerFilter.history(answer, page: .all, for: admin)) == (try json(answer)))
+        #expect(try json(AnswerFilter.history(answer, page: .all, for: admin).answer) == (try json(answer)))
     }
 
     @Test(arguments: [
@@ -214,18 +214,18 @@ private func comfyUIHistoryPage(count: Int, maxItems: Int?, offset: Int) -> [Int
     }
 
     @Test func aHistoryAnswerThatIsNotAnObjectIsABadGateway() {
-        #expect(throws: badGateway("/history")) { try AnswerFilter.history(bytes("[]"), page: .all, for: admin) }
+        #expect(throws: badGateway("/history")) { try AnswerFilter.history(bytes("[]"), page: .all, for: admin).answer }
     }
 
     // MARK: GET /history/{prompt_id}
 
     @Test func aHistoryItemIsShownOnlyToItsOwner() throws {
         let own = historyAnswer([("a1", "u-alice")])
-        #expect(try json(AnswerFilter.historyItem(own, for: alice)) == (try json(own)))
-        #expect(try AnswerFilter.historyItem(own, for: bob) == bytes("{}"))
-        #expect(try AnswerFilter.historyItem(historyAnswer([("n1", nil)]), for: alice) == bytes("{}"))
-        #expect(try AnswerFilter.historyItem(own, for: admin) == own)
-        #expect(try AnswerFilter.historyItem(bytes("{}"), for: alice) == bytes("{}"))
+        #expect(try json(AnswerFilter.historyItem(own, for: alice).answer) == (try json(own)))
+        #expect(try AnswerFilter.historyItem(own, for: bob).answer == bytes("{}"))
+        #expect(try AnswerFilter.historyItem(historyAnswer([("n1", nil)]), for: alice).answer == bytes("{}"))
+        #expect(try AnswerFilter.historyItem(own, for: admin).answer == own)
+        #expect(try AnswerFilter.historyItem(bytes("{}"), for: alice).answer == bytes("{}"))
     }
 
     // MARK: GET /object_info
@@ -334,7 +334,7 @@ private func comfyUIHistoryPage(count: Int, maxItems: Int?, offset: Int) -> [Int
 
     // MARK: Output files
 
-    @Test func aHistoryAnswerListsEveryOutputFileInOrder() throws {
+    @Test func aCutHistoryListsEveryOutputFileOfTheEntriesKeptInOrder() throws {
         let answer = bytes(
             #"""
             {"a1": {"prompt":\#(queueItem(1, "a1", owner: "u-alice")),"outputs":{\#
@@ -351,7 +351,7 @@ private func comfyUIHistoryPage(count: Int, maxItems: Int?, offset: Int) -> [Int
             {"filename": "a\u00e9_00002_.png", "subfolder": "users/alice", "type": "output"}]}}}}
             """#)
         #expect(
-            OwnershipIndex.FileReference.listed(inHistory: answer) == [
+            try AnswerFilter.history(answer, page: .all, for: alice).outputFiles == [
                 .init(type: "output", subfolder: "users/alice", name: "a_00001_.png"),
                 .init(type: "temp", subfolder: "", name: "ComfyUI_temp_qwert_00001_.png"),
                 .init(type: "output", subfolder: "users/alice", name: "vid_00001.mp4"),
@@ -360,8 +360,15 @@ private func comfyUIHistoryPage(count: Int, maxItems: Int?, offset: Int) -> [Int
                 .init(type: "output", subfolder: "", name: "bare.png"),
                 .init(type: "output", subfolder: "users/alice", name: "a\u{E9}_00002_.png"),
             ])
-        #expect(OwnershipIndex.FileReference.listed(inHistory: bytes("<html>")).isEmpty)
-        #expect(OwnershipIndex.FileReference.listed(inHistory: bytes(#"{"a1": {"outputs": [1, 2]}}"#)).isEmpty)
+        #expect(try AnswerFilter.historyItem(answer, for: alice).outputFiles.count == 7)
+        #expect(
+            try AnswerFilter.history(answer, page: HistoryPage(maxItems: 1, offset: -1), for: alice).outputFiles
+                == [.init(type: "output", subfolder: "users/alice", name: "a\u{E9}_00002_.png")], "only the page's entries")
+        #expect(try AnswerFilter.history(answer, page: .all, for: bob).outputFiles.isEmpty, "none of the entries is bob's")
+        #expect(try AnswerFilter.history(answer, page: .all, for: admin).outputFiles.isEmpty, "an admin's answer holds everyone's")
+        #expect(try AnswerFilter.historyItem(answer, for: admin).outputFiles.isEmpty)
+        let notFiles = bytes(#"{"a1": {"prompt": \#(queueItem(1, "a1", owner: "u-alice")), "outputs": [1, 2]}}"#)
+        #expect(try AnswerFilter.history(notFiles, page: .all, for: alice).outputFiles.isEmpty)
     }
 
     @Test func anExecutedMessageGivesItsPromptAndFiles() {

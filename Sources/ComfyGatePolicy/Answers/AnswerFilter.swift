@@ -34,22 +34,42 @@ public enum AnswerFilter {
         return output
     }
 
+    /// A history answer cut to the caller.
+    public struct CutHistory: Sendable, Equatable {
+        /// The answer to send on.
+        public var answer: [UInt8]
+        /// The output files its entries list, for the caller's later `/view`; none for an admin, whose answer
+        /// holds everyone's.
+        public var outputFiles: [OwnershipIndex.FileReference]
+    }
+
     /// `GET /history` asked of ComfyUI without `max_items` and `offset`: the caller's entries (all entries for
     /// admins), in ComfyUI's order, then the requested page of them, paged as ComfyUI pages its own history.
-    /// Entries go on as ComfyUI wrote them; only their owner marks are read.
+    /// Entries go on as ComfyUI wrote them; only their owner marks and outputs are read.
     public static func history(_ answer: [UInt8], page: HistoryPage, for caller: Caller) throws(PolicyRefusal)
-        -> [UInt8]
+        -> CutHistory
     {
         let (outline, entries) = try visibleEntries(of: answer, route: "/history", for: caller)
-        return outline.object(of: entries[page.positions(among: entries.count)])
+        return cut(entries[page.positions(among: entries.count)], of: outline, for: caller)
     }
 
     /// `GET /history/{prompt_id}`: `{prompt_id: entry}` when the entry is the caller's, otherwise `{}`, as ComfyUI
     /// answers for an unknown id. Admins get the answer unchanged.
-    public static func historyItem(_ answer: [UInt8], for caller: Caller) throws(PolicyRefusal) -> [UInt8] {
-        guard !caller.isAdmin else { return answer }
+    public static func historyItem(_ answer: [UInt8], for caller: Caller) throws(PolicyRefusal) -> CutHistory {
+        guard !caller.isAdmin else { return CutHistory(answer: answer, outputFiles: []) }
         let (outline, entries) = try visibleEntries(of: answer, route: "/history", for: caller)
-        return outline.object(of: entries)
+        return cut(entries, of: outline, for: caller)
+    }
+
+    /// The kept entries as an answer, with the files their `outputs` (`{node_id: ui_output}`) list.
+    private static func cut(_ entries: some Collection<JSONOutline.Member>, of outline: JSONOutline, for caller: Caller)
+        -> CutHistory
+    {
+        let files = caller.isAdmin ? [] : entries.flatMap { entry in
+            let outputs = outline.find([.key("outputs")], in: entry.value).map(outline.value)?.members ?? []
+            return outputs.flatMap { OwnershipIndex.FileReference.listed(inNodeOutput: $0.value) }
+        }
+        return CutHistory(answer: outline.object(of: entries), outputFiles: files)
     }
 
     /// [newer] `GET /api/jobs` asked of ComfyUI without `limit` and `offset` (its other parameters forwarded): the

@@ -14,16 +14,6 @@ extension OwnershipIndex.FileReference {
             }
         }
     }
-
-    /// The files a `{prompt_id: history_entry}` answer lists in its entries' `outputs` (`{node_id: ui_output}`),
-    /// entry by entry and node by node; none when the answer is not such JSON.
-    public static func listed(inHistory answer: [UInt8]) -> [Self] {
-        guard let outline = try? JSONOutline(answer), let entries = outline.members(of: outline.root) else { return [] }
-        return entries.flatMap { entry in
-            let outputs = outline.find([.key("outputs")], in: entry.value).map(outline.value)?.members ?? []
-            return outputs.flatMap { listed(inNodeOutput: $0.value) }
-        }
-    }
 }
 
 /// The files an `executed` websocket message reports, and the prompt that made them: the gateway records them

@@ -90,13 +90,6 @@ final class Isolation: Sendable {
         return { ownership.owner(ofPrompt: $0) == userID }
     }
 
-    /// Records the output files listed in a history answer already cut to the caller's own entries (an admin's
-    /// answer holds everyone's: nothing is recorded, the files stay their owners').
-    func recordOutputs(fromHistory answer: [UInt8], caller: Caller) {
-        guard !caller.isAdmin else { return }
-        recordOutputs(OwnershipIndex.FileReference.listed(inHistory: answer), caller: caller)
-    }
-
     /// The id of the caller's prompt in a `/queue` answer's `queue_running`, if ComfyUI runs one of theirs.
     static func runningPrompt(inQueue answer: [UInt8], ownedBy caller: Caller, ownership: OwnershipIndex) -> String? {
         guard let running = (try? PolicyJSON(parsing: answer))?["queue_running"]?.arrayValue else { return nil }

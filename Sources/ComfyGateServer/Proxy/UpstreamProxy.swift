@@ -148,11 +148,13 @@ struct UpstreamProxy: RouterMiddleware {
             rewritten = try AnswerFilter.queue(answer, for: caller)
         case .history(let maxItems, let offset):
             let page = try HistoryPage(queryMaxItems: maxItems, queryOffset: offset)
-            rewritten = try AnswerFilter.history(answer, page: page, for: caller)
-            isolation.recordOutputs(fromHistory: rewritten, caller: caller)
+            let cut = try AnswerFilter.history(answer, page: page, for: caller)
+            isolation.recordOutputs(cut.outputFiles, caller: caller)
+            rewritten = cut.answer
         case .historyItem:
-            rewritten = try AnswerFilter.historyItem(answer, for: caller)
-            isolation.recordOutputs(fromHistory: rewritten, caller: caller)
+            let cut = try AnswerFilter.historyItem(answer, for: caller)
+            isolation.recordOutputs(cut.outputFiles, caller: caller)
+            rewritten = cut.answer
         case .objectInfo:
             let filtered = try AnswerFilter.objectInfo(answer, for: caller)
             isolation.learn(uploadInputs: filtered.uploadInputs)
