@@ -47,11 +47,31 @@ enum PostgresTestDatabase {
             } catch {
                 outcome = .failure(error)
             }
-            // Not `WITH (FORCE)`: that fails when it meets an autovacuum worker it may not signal, while a
-            // plain drop waits for the store's closed connections to go and stops autovacuum itself.
-            try await execute("DROP DATABASE IF EXISTS \(name)", on: admin)
+            try await drop(name, on: admin)
             try outcome.get()
         }
+    }
+
+    /// Drops a test database once the store's connections are gone.
+    ///
+    /// Not `WITH (FORCE)`: that fails when it meets an autovacuum worker it may not signal, while a plain drop
+    /// stops autovacuum itself. A plain drop waits five seconds for other sessions; a connection the pool was
+    /// still opening when the store stopped can outlive that on a loaded machine, so sessions of this
+    /// database's own role are ended and the drop tried again.
+    private static func drop(_ name: String, on client: PostgresClient) async throws {
+        for _ in 1..<4 {
+            do {
+                try await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name)"))
+                return
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "55006" {
+                try await client.query(
+                    """
+                    SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                    WHERE datname = \(name) AND usename = current_user AND pid <> pg_backend_pid()
+                    """)
+            }
+        }
+        try await execute("DROP DATABASE IF EXISTS \(name)", on: client)
     }
 
     /// Runs one setup statement, reporting the server's full error (test databases hold no secrets).
