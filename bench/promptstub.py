@@ -6,6 +6,7 @@
       (one image per SaveImage, named from its filename_prefix, which the gateway has moved under the user's
       folder), and answers {"prompt_id", "number", "node_errors"}. POST /write-history writes every history
       entry so far, in ComfyUI's `GET /history` shape and order, to HISTORY_FILE (which nginx then serves).
+      GET /queue (always empty: prompts run at once) and GET /history/{prompt_id} answer the gateway's job queue.
   promptstub.py fill URL OWN_TOKEN OWN OTHER_TOKEN OTHERS
       queues OWN + OTHERS EmptyImage + SaveImage prompts at URL/prompt (the gateway), one Bearer token each,
       the owner's spread evenly among the others'; exits 1 (reason on stderr) when one is not accepted.
@@ -29,6 +30,14 @@ def serve(port, history_file):
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def do_GET(self):
+            if self.path == "/queue":
+                return self.answer(200, {"queue_running": [], "queue_pending": []})
+            if self.path.startswith("/history/"):
+                prompt_id = self.path[len("/history/"):]
+                return self.answer(200, {prompt_id: history[prompt_id]} if prompt_id in history else {})
+            return self.answer(404, {})
 
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))

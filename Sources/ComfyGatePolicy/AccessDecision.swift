@@ -16,13 +16,15 @@ public struct ForwardPlan: Sendable, Equatable {
     public enum Body: Sendable, Equatable {
         /// Streamed as sent.
         case asSent
-        /// `POST /prompt`: owner marked, client id confined, and for non-admins the prompt checked and rewritten.
+        /// `POST /prompt`: owner marked, client id confined, and for non-admins the prompt checked and rewritten;
+        /// then a job in the gateway's queue.
         case prompt
         /// `POST /upload/*` of a non-admin: the form's `subfolder` confined to the user's folder, as it streams.
         case upload
-        /// `POST /queue` of a non-admin: `clear` and `delete` limited to the caller's own prompts.
+        /// `POST /queue`: `clear` and `delete` limited to a non-admin's own prompts; held jobs cancelled in the
+        /// gateway, the rest asked of ComfyUI.
         case queueControl
-        /// `POST /history` of a non-admin: the same for history.
+        /// `POST /history`: the same for history, whose entries the gateway keeps.
         case historyControl
         /// `POST /interrupt` of a non-admin: only the caller's own running prompt.
         case interrupt
@@ -32,14 +34,12 @@ public struct ForwardPlan: Sendable, Equatable {
     public enum Answer: Sendable, Equatable {
         /// Streamed as sent.
         case asSent
-        /// `POST /prompt`: the accepted prompt id is recorded as the caller's.
-        case promptAccepted
-        /// `GET /queue` of a non-admin: the caller's own items only.
+        /// `GET /queue`: ComfyUI's items and the jobs the gateway holds, the caller's own only for a non-admin.
         case queue
-        /// `GET /history`: the caller's own items (all for admins), paged by the gateway.
+        /// `GET /history`: the caller's own jobs' entries (all for admins), from the gateway's store, paged.
         case history(maxItems: String?, offset: String?)
-        /// `GET /history/{id}`: the item if it is the caller's, `{}` otherwise.
-        case historyItem
+        /// `GET /history/{id}`: the job's entry if it is the caller's, `{}` otherwise, from the gateway's store.
+        case historyItem(promptID: String)
         /// [newer] `GET /api/jobs`: the caller's own jobs (all for admins), paged by the gateway.
         case jobs(limit: String?, offset: String?)
         /// [newer] `GET /api/jobs/{id}`: the job if it is the caller's, ComfyUI's 404 otherwise.

@@ -56,7 +56,7 @@ public struct AccessPolicy: Sendable {
             // The front end then shows no user picker; ComfyUI's own users (--multi-user) are the gateway's business.
             return .answer(status: 200, json: #"{"storage":"server","migrated":true}"#)
         case ("POST", "prompt") where route.parts.count == 1:
-            return .forward(ForwardPlan(target: target, body: .prompt, answer: .promptAccepted))
+            return .forward(ForwardPlan(target: target, body: .prompt))
         case ("GET", "history") where route.parts.count == 1:
             let paging = Self.target(path: request.path, query: request.query, removing: ["token", "max_items", "offset"])
             return .forward(ForwardPlan(
@@ -64,6 +64,18 @@ public struct AccessPolicy: Sendable {
             ))
         case ("GET", "object_info"):
             return .forward(ForwardPlan(target: target, answer: .objectInfo))
+        case ("GET", "queue") where route.parts.count == 1:
+            return .forward(ForwardPlan(target: target, answer: .queue))
+        case ("GET", "history") where route.parts.count == 2:
+            let promptID = String(route.parts[1])
+            if !caller.isAdmin, let owner = ownership.owner(ofPrompt: promptID), owner != caller.userID {
+                return .answer(status: 200, json: "{}")
+            }
+            return .forward(ForwardPlan(target: target, answer: .historyItem(promptID: promptID)))
+        case ("POST", "queue") where route.parts.count == 1:
+            return .forward(ForwardPlan(target: target, body: .queueControl))
+        case ("POST", "history") where route.parts.count == 1:
+            return .forward(ForwardPlan(target: target, body: .historyControl))
         default:
             break
         }
@@ -71,16 +83,6 @@ public struct AccessPolicy: Sendable {
         if let jobs = Self.jobsRoute(route) { return decideJobs(request, jobs: jobs, caller: caller, target: target) }
 
         switch (request.method, route.parts.first ?? "") {
-        case ("GET", "queue") where route.parts.count == 1:
-            return .forward(ForwardPlan(target: target, answer: .queue))
-        case ("GET", "history") where route.parts.count == 2:
-            let promptID = String(route.parts[1])
-            if let owner = ownership.owner(ofPrompt: promptID), owner != caller.userID { return .answer(status: 200, json: "{}") }
-            return .forward(ForwardPlan(target: target, answer: .historyItem))
-        case ("POST", "queue") where route.parts.count == 1:
-            return .forward(ForwardPlan(target: target, body: .queueControl))
-        case ("POST", "history") where route.parts.count == 1:
-            return .forward(ForwardPlan(target: target, body: .historyControl))
         case ("POST", "interrupt") where route.parts.count == 1:
             return .forward(ForwardPlan(target: target, body: .interrupt))
         case ("POST", "upload") where route.parts.count == 2:

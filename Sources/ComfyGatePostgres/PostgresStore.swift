@@ -737,6 +737,13 @@ public final class PostgresStore: GatewayStore, Service {
         )
     }
 
+    public func deleteJob(id: String) async throws -> Bool {
+        try await perform {
+            let deleted = try await client.query("DELETE FROM jobs WHERE id = \(id) RETURNING id").collect()
+            return !deleted.isEmpty
+        }
+    }
+
     public func deleteAsset(id: String) async throws -> Bool {
         try await perform {
             let deleted = try await client.query("DELETE FROM assets WHERE id = \(id) RETURNING id").collect()

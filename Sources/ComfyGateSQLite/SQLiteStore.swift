@@ -686,6 +686,13 @@ public struct SQLiteStore: GatewayStore {
         }
     }
 
+    public func deleteJob(id: String) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM jobs WHERE id = ?", arguments: [id])
+            return db.changesCount > 0
+        }
+    }
+
     public func deleteAsset(id: String) async throws -> Bool {
         try await write { db in
             try db.execute(sql: "DELETE FROM assets WHERE id = ?", arguments: [id])

@@ -752,6 +752,11 @@ public enum GatewayStoreConformance {
         #expect(try await store.jobs(inStates: [.succeeded]) == [jobs[5]])
         #expect(try await store.jobs(inStates: [.failed]).isEmpty)
         #expect(try await store.jobs(inStates: []).isEmpty)
+
+        #expect(try await store.deleteJob(id: "q1"))
+        #expect(try await store.deleteJob(id: "q1") == false, "deleting twice reports false")
+        #expect(try await store.job(id: "q1") == nil)
+        #expect(try await store.queuedJobs().map(\.id) == ["q2a", "q2b"])
     }
 
     static func countJobsForQuotas(_ store: any GatewayStore) async throws {

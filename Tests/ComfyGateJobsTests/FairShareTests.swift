@@ -21,7 +21,7 @@ private func job(_ id: String, _ user: String, at seconds: Double) -> FairShare.
     @Test func runningTimeCountsSoAUserWithAJobOnTheGPUWaitsBehindOneWithNone() {
         // heavy's first job runs (30 s so far); light arrives later with nothing used.
         let waiting = [job("h2", "heavy", at: 0), job("l1", "light", at: 30)]
-        let standings = ["heavy": FairShare.Standing(usedSeconds: 30, inFlight: 1)]
+        let standings = ["heavy": FairShare.Standing(usedSeconds: 30, handedOver: 1)]
         #expect(fairShare.next(of: waiting, standings: standings)?.id == "l1")
     }
 
@@ -29,7 +29,7 @@ private func job(_ id: String, _ user: String, at seconds: Double) -> FairShare.
         let waiting = [job("a1", "a", at: 3), job("b1", "b", at: 1), job("c1", "c", at: 2)]
         let equal = FairShare.Standing(usedSeconds: 0)
         #expect(fairShare.next(of: waiting, standings: ["a": equal, "b": equal, "c": equal])?.id == "b1")
-        let bBusy = FairShare.Standing(usedSeconds: 0, inFlight: 1)
+        let bBusy = FairShare.Standing(usedSeconds: 0, handedOver: 1)
         #expect(fairShare.next(of: waiting, standings: ["a": equal, "b": bBusy, "c": equal])?.id == "c1")
     }
 
@@ -48,7 +48,7 @@ private func job(_ id: String, _ user: String, at seconds: Double) -> FairShare.
         // heavy queued 6 jobs of ~10 s at once; light queued 2 of ~10 s a little later.
         let waiting = (1...6).map { job("h\($0)", "heavy", at: Double($0) * 0.1) } + [job("l1", "light", at: 1), job("l2", "light", at: 2)]
         let standings = [
-            "heavy": FairShare.Standing(usedSeconds: 20, inFlight: 1, expectedJobSeconds: 10),
+            "heavy": FairShare.Standing(usedSeconds: 20, handedOver: 1, expectedJobSeconds: 10),
             "light": FairShare.Standing(usedSeconds: 0, expectedJobSeconds: 10),
         ]
         #expect(fairShare.order(of: waiting, standings: standings).map(\.id) == ["l1", "l2", "h1", "h2", "h3", "h4", "h5", "h6"])

@@ -163,6 +163,7 @@ private final class SlowTokenLookups: GatewayStore {
         try await base.expireJobs(completedBefore: date)
     }
     func deleteJobs(expiredBefore date: Date) async throws -> Int { try await base.deleteJobs(expiredBefore: date) }
+    func deleteJob(id: String) async throws -> Bool { try await base.deleteJob(id: id) }
     func insertAsset(_ asset: Asset) async throws { try await base.insertAsset(asset) }
     func asset(id: String) async throws -> Asset? { try await base.asset(id: id) }
     func assets(userID: String, hash: String) async throws -> [Asset] {

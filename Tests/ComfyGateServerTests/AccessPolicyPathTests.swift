@@ -22,6 +22,9 @@ import Testing
         case forwarded
         /// Answered by the gateway with exactly this body; ComfyUI never asked.
         case answered(String)
+        /// Answered by the gateway from its jobs with a body holding this text (the job's history); ComfyUI never
+        /// asked by the request.
+        case answeredFromJobs(containing: String)
     }
 
     struct Case: Sendable, CustomTestStringConvertible {
@@ -84,14 +87,14 @@ import Testing
         // Another user's prompt is answered like an unknown one.
         Case(caller: .bob, method: "GET", target: "/history/\(alicePrompt)", outcome: .answered("{}")),
         Case(caller: .bob, method: "GET", target: "/api/history/\(alicePrompt)", outcome: .answered("{}")),
-        Case(caller: .alice, method: "GET", target: "/history/\(alicePrompt)", outcome: .forwarded),
+        Case(caller: .alice, method: "GET", target: "/history/\(alicePrompt)", outcome: .answeredFromJobs(containing: alicePrompt)),
         // Admins go everywhere.
         Case(caller: .admin, method: "GET", target: "/internal/logs", outcome: .forwarded),
         Case(caller: .admin, method: "GET", target: "/api/%69nternal/logs", outcome: .forwarded),
         Case(caller: .admin, method: "GET", target: "/manager/queue/status", outcome: .forwarded),
         Case(caller: .admin, method: "POST", target: "/free", outcome: .forwarded),
         Case(caller: .admin, method: "GET", target: aliceOutput, outcome: .forwarded),
-        Case(caller: .admin, method: "GET", target: "/history/\(alicePrompt)", outcome: .forwarded),
+        Case(caller: .admin, method: "GET", target: "/history/\(alicePrompt)", outcome: .answeredFromJobs(containing: alicePrompt)),
         // `[policy]` patterns: denied_paths = ["/system_stats"], admin_only_paths = ["/models/*"].
         Case(caller: .admin, method: "GET", target: "/system_stats", outcome: .refused(403, "closed on this gateway")),
         Case(caller: .bob, method: "GET", target: "/api/system_stats/", outcome: .refused(403, "closed on this gateway")),
@@ -119,15 +122,16 @@ import Testing
             try gate.standIn.addFile([0x89, 0x50, 0x4E, 0x47], name: "a_00001_.png", subfolder: "users/alice", type: .output)
             try gate.standIn.addFile([0x89, 0x50, 0x4E, 0x47], name: "up.png", subfolder: "users/alice", type: .input)
             _ = try await alice.queueAccepted(Workflow.save(prefix: "a", extra: #""prompt_id": "\#(Self.alicePrompt)", "#))
+            _ = try await gate.finishedEntry(Self.alicePrompt)
             let token = try #require(tokens[policyCase.caller])
             // The credential is cached from here on: bodiless requests may take the fast path.
             #expect(try await TestHTTP.send(.GET, gate.baseURL + "/prompt", headers: [("Authorization", "Bearer \(token)")]).status == 200)
 
             for path in Path.allCases where path != .webSocket || policyCase.hasWebSocketForm {
                 gate.standIn.clearRecordings()
-                let socketsBefore = gate.standIn.recordedWebSockets.count
+                let socketsBefore = gate.comfyUIWebSockets.count
                 let answer = try await Self.send(policyCase, token: token, on: path, port: gate.port)
-                let reachedComfyUI = !gate.comfyUIRequests.isEmpty || gate.standIn.recordedWebSockets.count > socketsBefore
+                let reachedComfyUI = !gate.comfyUIRequests.isEmpty || gate.comfyUIWebSockets.count > socketsBefore
                 let label = Comment(rawValue: "\(path.rawValue): \(policyCase.testDescription) → \(answer)")
                 switch (policyCase.outcome, path) {
                 case (.refused(let status, let reason), _):
@@ -144,7 +148,7 @@ import Testing
                     #expect(answer.status == 200, label)
                     #expect(policyCase.method == "HEAD" || answer.text == body, label)
                     #expect(!reachedComfyUI, label)
-                case (.forwarded, .webSocket):
+                case (.forwarded, .webSocket), (.answeredFromJobs, .webSocket):
                     // ComfyUI accepts a websocket on /ws only; anywhere else it refuses the handshake the gateway
                     // passed on, and the gateway says so.
                     if policyCase.target.hasPrefix("/ws") {
@@ -154,6 +158,11 @@ import Testing
                         #expect(answer.status == 502, label)
                         #expect(answer.error == "upstream refused the websocket upgrade", label)
                     }
+                case (.answeredFromJobs(let text), _):
+                    #expect(answer.status == 200, label)
+                    #expect(policyCase.method == "HEAD" || answer.text.contains("\"\(text)\""), label)
+                    #expect(policyCase.method == "HEAD" || answer.text.contains("\"outputs\""), label)
+                    #expect(!reachedComfyUI, label)
                 case (.forwarded, _):
                     // The stand-in records its status once its answer is out.
                     _ = try await eventually(within: .seconds(5)) { gate.comfyUIRequests.first.map { $0.status != 0 } ?? true }

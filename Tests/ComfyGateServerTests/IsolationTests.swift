@@ -176,7 +176,8 @@ import WSClient
     // MARK: G.3 jumping the queue
 
     @Test func g3NumberAndFrontOfNonAdminsAreDropped() async throws {
-        try await withGateway { gate in
+        // Room at ComfyUI for every prompt, so its own priorities are what is read here.
+        try await withGateway(configure: { $0.jobs.inFlight = 10 }) { gate in
             gate.standIn.holdExecution()
             let (alice, bob, admin) = try await Self.members(gate)
             let blocker = try await alice.queueAccepted(Workflow.save())

@@ -102,7 +102,7 @@ import Testing
             try await connection.write(handshake("/ws?clientId=headers"))
             let upgraded = await connection.read(until: "\r\n\r\n")
             try #require(upgraded.hasPrefix("HTTP/1.1 101"), "got: \(upgraded.prefix(60))")
-            let recorded = try #require(gate.standIn.recordedWebSockets.first)
+            let recorded = try #require(gate.comfyUIWebSockets.first)
             let headers = { (name: String) in recorded.handshakeHeaders.filter { $0.name.lowercased() == name }.map(\.value) }
             #expect(headers("referer") == ["\(gate.baseURL)/?tab=2"])
             #expect(headers("x-real-ip") == ["127.0.0.1"])
@@ -162,7 +162,7 @@ import Testing
             let found = bytes.count >= 4 && (0...(bytes.count - 4)).contains { Array(bytes[$0..<($0 + 4)]) == closeFrame }
             #expect(found, "a close frame with code 1002, got \(bytes)")
             #expect(closed)
-            let relayed = gate.standIn.recordedWebSockets.flatMap(\.receivedFrames)
+            let relayed = gate.comfyUIWebSockets.flatMap(\.receivedFrames)
             #expect(!relayed.contains(.text("hello")))
         }
     }
@@ -272,6 +272,7 @@ private final class WriteFailingStore: GatewayStore {
     func deleteJobs(expiredBefore date: Date) async throws -> Int {
         try await write { try await base.deleteJobs(expiredBefore: date) }
     }
+    func deleteJob(id: String) async throws -> Bool { try await write { try await base.deleteJob(id: id) } }
     func insertAsset(_ asset: Asset) async throws { try await write { try await base.insertAsset(asset) } }
     func asset(id: String) async throws -> Asset? { try await base.asset(id: id) }
     func assets(userID: String, hash: String) async throws -> [Asset] {

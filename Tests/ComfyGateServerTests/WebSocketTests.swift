@@ -41,7 +41,7 @@ import WSClient
             #expect(messages.count == 2)
             #expect(messages.first?.contains(#""sid": "\#(sid)""#) == true, "ComfyUI's first message names the socket")
             #expect(messages.last?.contains("feature_flags") == true)
-            let socket = try #require(gate.standIn.recordedWebSockets.first)
+            let socket = try #require(gate.comfyUIWebSockets.first)
             #expect(socket.sid == sid)
             #expect(socket.query == "clientId=\(sid)")
             #expect(!socket.handshakeHeaders.contains { $0.name.lowercased() == "authorization" })
@@ -74,13 +74,13 @@ import WSClient
                 try await outbound.write(.binary(ByteBuffer(bytes: upload)))
                 try await outbound.write(.text("after-binary"))
                 // Wait until the stand-in has the frames, then close.
-                for _ in 0..<200 where !(gate.standIn.recordedWebSockets.first?.receivedFrames.contains(.text("after-binary")) ?? false) {
+                for _ in 0..<200 where !(gate.comfyUIWebSockets.first?.receivedFrames.contains(.text("after-binary")) ?? false) {
                     try await Task.sleep(for: .milliseconds(10))
                 }
                 try await outbound.close(.normalClosure, reason: nil)
             }
             #expect(preview.withLock { $0 } == expected, "the preview frame arrives byte for byte")
-            let socket = try #require(gate.standIn.recordedWebSockets.first)
+            let socket = try #require(gate.comfyUIWebSockets.first)
             #expect(socket.receivedFrames.contains(.binary(upload)))
             #expect(!(socket.query ?? "").contains("token"))
         }
@@ -146,7 +146,7 @@ import WSClient
             let answer = await connection.read(until: "}")
             #expect(answer.hasPrefix("HTTP/1.1 401"), "got \(answer.prefix(40))")
             #expect(answer.contains("authentication required"))
-            #expect(gate.standIn.recordedWebSockets.isEmpty)
+            #expect(gate.comfyUIWebSockets.isEmpty)
         }
     }
 

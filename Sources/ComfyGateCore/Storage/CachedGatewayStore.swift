@@ -314,6 +314,7 @@ public final class CachedGatewayStore: GatewayStore {
         try await base.expireJobs(completedBefore: date)
     }
     public func deleteJobs(expiredBefore date: Date) async throws -> Int { try await base.deleteJobs(expiredBefore: date) }
+    public func deleteJob(id: String) async throws -> Bool { try await base.deleteJob(id: id) }
     public func insertAsset(_ asset: Asset) async throws { try await base.insertAsset(asset) }
     public func asset(id: String) async throws -> Asset? { try await base.asset(id: id) }
     public func assets(userID: String, hash: String) async throws -> [Asset] {

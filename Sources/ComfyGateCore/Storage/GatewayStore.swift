@@ -105,6 +105,8 @@ public protocol GatewayStore: Sendable {
     func expireJobs(completedBefore date: Date) async throws -> [Job]
     /// Removes expired jobs completed strictly before `date` for good; returns how many.
     func deleteJobs(expiredBefore date: Date) async throws -> Int
+    /// Removes one job for good (a submission ComfyUI refused at once never became a job); false when none had the id.
+    func deleteJob(id: String) async throws -> Bool
 
     // MARK: Assets
 

@@ -5,7 +5,7 @@ public import Foundation
 /// Among the users with work waiting, the one who used the least GPU time over the recent window, divided by
 /// their weight, goes first; each user's own jobs go first in, first out. Time a job has been running so far
 /// counts as use, so a user whose job holds the GPU right now is behind one who has nothing running. Ties go
-/// to the user with fewer jobs handed to ComfyUI, then to the one whose oldest job waited longest.
+/// to the user with fewer jobs handed to ComfyUI over the window, then to the one whose oldest job waited longest.
 public struct FairShare: Sendable {
     /// A job the gateway holds, not yet handed to ComfyUI.
     public struct WaitingJob: Sendable, Equatable {
@@ -27,15 +27,16 @@ public struct FairShare: Sendable {
         /// Their share of the GPU relative to others (1 by default; 2 gets twice the time of a user with 1; 0 is
         /// served only when nobody else waits).
         public var weight: Double
-        /// Their jobs handed to ComfyUI and not finished.
-        public var inFlight: Int
+        /// Their jobs handed to ComfyUI over the window, finished or not: what tells apart users whose jobs took
+        /// no measurable GPU time.
+        public var handedOver: Int
         /// What one more of their jobs is expected to cost, in GPU seconds (their recent mean, say).
         public var expectedJobSeconds: Double
 
-        public init(usedSeconds: Double = 0, weight: Double = 1, inFlight: Int = 0, expectedJobSeconds: Double = 1) {
+        public init(usedSeconds: Double = 0, weight: Double = 1, handedOver: Int = 0, expectedJobSeconds: Double = 1) {
             self.usedSeconds = usedSeconds
             self.weight = weight
-            self.inFlight = inFlight
+            self.handedOver = handedOver
             self.expectedJobSeconds = expectedJobSeconds
         }
     }
@@ -61,7 +62,7 @@ public struct FairShare: Sendable {
             if queues[user]?.isEmpty == true { queues[user] = nil }
             var standing = standings[user] ?? Standing()
             standing.usedSeconds += standing.expectedJobSeconds
-            standing.inFlight += 1
+            standing.handedOver += 1
             standings[user] = standing
         }
         return ordered
@@ -86,7 +87,7 @@ public struct FairShare: Sendable {
             guard let oldest = jobs.first else { continue }
             let standing = standings[user] ?? Standing()
             let share = standing.weight > 0 ? standing.usedSeconds / standing.weight : .infinity
-            let key = (share, standing.inFlight, oldest.queuedAt)
+            let key = (share, standing.handedOver, oldest.queuedAt)
             if let current = best, !(key < current.key || (key == current.key && user < current.user)) { continue }
             best = (user, key)
         }

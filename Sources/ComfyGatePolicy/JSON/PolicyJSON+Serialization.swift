@@ -3,11 +3,19 @@ extension PolicyJSON {
     /// strings escaped as RFC 8259 requires (`"`, `\` and control characters) and otherwise written as UTF-8.
     public func serialized() -> [UInt8] {
         var output: [UInt8] = []
-        write(to: &output)
+        write(to: &output, spaced: false)
         return output
     }
 
-    private func write(to output: inout [UInt8]) {
+    /// The value as ComfyUI's websocket messages are written (Python's `json.dumps`): `", "` between elements and
+    /// `": "` after keys, otherwise as ``serialized()``.
+    public func serializedAsComfyUI() -> [UInt8] {
+        var output: [UInt8] = []
+        write(to: &output, spaced: true)
+        return output
+    }
+
+    private func write(to output: inout [UInt8], spaced: Bool) {
         switch self {
         case .null: output.append(contentsOf: "null".utf8)
         case .bool(let value): output.append(contentsOf: (value ? "true" : "false").utf8)
@@ -16,17 +24,17 @@ extension PolicyJSON {
         case .array(let elements):
             output.append(UInt8(ascii: "["))
             for (position, element) in elements.enumerated() {
-                if position > 0 { output.append(UInt8(ascii: ",")) }
-                element.write(to: &output)
+                if position > 0 { output.append(contentsOf: spaced ? Array(", ".utf8) : [UInt8(ascii: ",")]) }
+                element.write(to: &output, spaced: spaced)
             }
             output.append(UInt8(ascii: "]"))
         case .object(let members):
             output.append(UInt8(ascii: "{"))
             for (position, member) in members.enumerated() {
-                if position > 0 { output.append(UInt8(ascii: ",")) }
+                if position > 0 { output.append(contentsOf: spaced ? Array(", ".utf8) : [UInt8(ascii: ",")]) }
                 Self.write(member.key, to: &output)
-                output.append(UInt8(ascii: ":"))
-                member.value.write(to: &output)
+                output.append(contentsOf: spaced ? Array(": ".utf8) : [UInt8(ascii: ":")])
+                member.value.write(to: &output, spaced: spaced)
             }
             output.append(UInt8(ascii: "}"))
         }

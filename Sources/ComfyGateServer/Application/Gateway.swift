@@ -101,6 +101,13 @@ public enum Gateway {
         let openWebSockets = OpenWebSockets(authenticator: authenticator, logger: logger)
         let isolation = Isolation(policy: components.policy, store: components.store, logger: logger, now: components.now)
         try await isolation.loadOwners()
+        let jobs = JobQueue(
+            store: components.store,
+            backend: ComfyUIBackend(transport: components.transport, name: configuration.upstream.absoluteString),
+            settings: configuration.jobs, roleQuotas: configuration.quotas, ownership: components.policy.ownership,
+            counts: isolation.waitingJobs, notices: JobNotices(sockets: openWebSockets), logger: logger, now: components.now
+        )
+        try await jobs.load()
 
         let router = Router(context: GatewayRequestContext.self)
         let storeHealth = StoreHealth(logger: logger)
@@ -117,7 +124,7 @@ public enum Gateway {
             clientAddress: clientAddress, logger: logger
         ).addRoutes(to: router)
         router.add(middleware: AuthenticationMiddleware(authenticator: authenticator, originPolicy: originPolicy, policy: components.policy))
-        router.add(middleware: UpstreamProxy(transport: components.transport, headers: upstreamHeaders, isolation: isolation, comfyUIUsers: comfyUIUsers))
+        router.add(middleware: UpstreamProxy(transport: components.transport, headers: upstreamHeaders, isolation: isolation, comfyUIUsers: comfyUIUsers, jobs: jobs))
 
         let webSocket = WebSocketUpgrader.Dependencies(
             authenticator: authenticator,
@@ -162,7 +169,10 @@ public enum Gateway {
                 backlog: 1024,
                 reuseAddress: true
             ),
-            services: [UpstreamTransportService(transport: components.transport), openWebSockets, comfyUIUsers],
+            services: [
+                UpstreamTransportService(transport: components.transport), openWebSockets, comfyUIUsers,
+                JobQueueService(queue: jobs, eventsURL: Self.eventsURL(of: configuration.upstream), logger: logger),
+            ],
             onServerRunning: onServerRunning ?? { _ in },
             logger: logger
         )
@@ -177,6 +187,11 @@ public enum Gateway {
         let host = url.host ?? "127.0.0.1"
         let bracketed = host.contains(":") ? "[\(host)]" : host
         return url.port.map { "\(bracketed):\($0)" } ?? bracketed
+    }
+
+    /// ComfyUI's websocket, `ws://host:port/ws` (`wss` behind https).
+    static func eventsURL(of url: URL) -> String {
+        (url.scheme?.lowercased() == "https" ? "wss" : "ws") + "://\(authority(of: url))/ws"
     }
 
     static func origin(of url: URL) -> String {

@@ -26,6 +26,14 @@ enum GatewayResponse {
         )
     }
 
+    /// JSON bytes already serialised (ComfyUI's answer shapes, built by the gateway).
+    static func rawJSON(_ status: HTTPResponse.Status, _ json: [UInt8]) -> Response {
+        Response(
+            status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(bytes: json))
+        )
+    }
+
     static func error(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) -> Response {
         json(status, ["error": message], headers: headers)
     }

@@ -12,6 +12,8 @@ final class Isolation: Sendable {
     let store: any GatewayStore
     let logger: Logger
     private let now: @Sendable () -> Date
+    /// Each user's jobs queued or out at ComfyUI, as the job queue counts them.
+    let waitingJobs = WaitingCounts()
     /// Node inputs that load an upload, by class type: the well-known ones, then whatever `/object_info` declares.
     private let uploadInputs = Mutex(PromptRules.coreUploadInputs)
 
@@ -47,25 +49,6 @@ final class Isolation: Sendable {
         guard !found.isEmpty else { return }
         uploadInputs.withLock { known in
             for (classType, inputs) in found { known[classType, default: []].formUnion(inputs) }
-        }
-    }
-
-    /// Whether a prompt id is taken, by anyone.
-    func promptExists(_ promptID: String) async throws -> Bool {
-        if policy.ownership.owner(ofPrompt: promptID) != nil { return true }
-        return try await store.prompt(id: promptID) != nil
-    }
-
-    /// Records a prompt ComfyUI accepted as the caller's.
-    func recordAccepted(promptID: String, caller: Caller) async {
-        policy.ownership.record(prompt: promptID, owner: caller.userID)
-        let time = now()
-        do {
-            try await store.insertPrompt(
-                PromptRecord(promptID: promptID, userID: caller.userID, createdAt: time, status: .queued, updatedAt: time)
-            )
-        } catch {
-            logger.error("prompt owner not stored", metadata: ["prompt_id": "\(promptID)", "error": "\(error)"])
         }
     }
 

@@ -1,3 +1,5 @@
+import ComfyGateCore
+import ComfyGateJobs
 import ComfyGatePolicy
 import HTTPTypes
 import Hummingbird
@@ -17,6 +19,7 @@ struct UpstreamProxy: RouterMiddleware {
     let headers: UpstreamRequestHeaders
     let isolation: Isolation
     let comfyUIUsers: ComfyUIUsers
+    let jobs: JobQueue
 
     /// The largest JSON request body read for a rewrite (`POST /prompt` carries whole workflows).
     static let maxJSONRequest = 64 << 20
@@ -36,6 +39,9 @@ struct UpstreamProxy: RouterMiddleware {
         )
         if let comfyUser = await comfyUIUsers.header(for: caller) { outgoing.headers[ComfyUIUsers.header] = comfyUser }
         do {
+            if let answer = try await answerFromJobs(request, plan: plan, caller: caller, context: context) {
+                return answer
+            }
             var uploadRefusal: RefusalBox?
             switch try await rewriteBody(of: request, plan: plan, caller: caller, context: context, into: &outgoing) {
             case .send:
@@ -89,14 +95,7 @@ struct UpstreamProxy: RouterMiddleware {
                 outgoing.contentLength = contentLength
             }
         case .prompt:
-            context.proceedIfExpected(request)
-            let submission = try PromptSubmission.rewrite(
-                try await Self.collect(request.body, limit: Self.maxJSONRequest), for: caller, rules: isolation.promptRules(for: caller)
-            )
-            if let promptID = submission.promptID, try await isolation.promptExists(promptID) {
-                throw PolicyRefusal.conflict("prompt_id already exists")
-            }
-            outgoing.setJSONBody(submission.body)
+            preconditionFailure("prompts are answered by the job queue")
         case .upload:
             guard let rewriter = UploadFormRewriter(
                 contentType: request.headers[.contentType] ?? "", space: caller.space,
@@ -113,11 +112,17 @@ struct UpstreamProxy: RouterMiddleware {
             return .sendUpload(upload.refusal)
         case .queueControl, .historyControl:
             context.proceedIfExpected(request)
-            let body = try await Self.collect(request.body, limit: Self.maxJSONRequest)
-            guard let rewritten = try ControlRequests.deletion(
-                body, ownIDs: isolation.policy.ownership.prompts(ownedBy: caller.userID), owns: isolation.promptOwnership(of: caller)
-            ) else { return .answer(Self.emptyOK) }
-            outgoing.setJSONBody(rewritten)
+            var body = try await Self.collect(request.body, limit: Self.maxJSONRequest)
+            if !caller.isAdmin {
+                guard let rewritten = try ControlRequests.deletion(
+                    body, ownIDs: isolation.policy.ownership.prompts(ownedBy: caller.userID), owns: isolation.promptOwnership(of: caller)
+                ) else { return .answer(Self.emptyOK) }
+                body = rewritten
+            }
+            guard let rest = try await settleControl(body, isQueue: plan.body == .queueControl, caller: caller) else {
+                return .answer(Self.emptyOK)
+            }
+            outgoing.setJSONBody(rest)
         case .interrupt:
             context.proceedIfExpected(request)
             let body = try await Self.collect(request.body, limit: Self.maxJSONRequest)
@@ -137,24 +142,15 @@ struct UpstreamProxy: RouterMiddleware {
         let answer = try await Self.collect(response, limit: Self.maxJSONAnswer)
         let rewritten: [UInt8]
         switch plan.answer {
-        case .asSent, .webSocket:
-            rewritten = answer
-        case .promptAccepted:
-            if let promptID = (try? PolicyJSON(parsing: answer))?["prompt_id"]?.stringValue {
-                await isolation.recordAccepted(promptID: promptID, caller: caller)
-            }
+        case .asSent, .webSocket, .history, .historyItem:
             rewritten = answer
         case .queue:
-            rewritten = try AnswerFilter.queue(answer, for: caller)
-        case .history(let maxItems, let offset):
-            let page = try HistoryPage(queryMaxItems: maxItems, queryOffset: offset)
-            let cut = try AnswerFilter.history(answer, page: page, for: caller)
-            isolation.recordOutputs(cut.outputFiles, caller: caller)
-            rewritten = cut.answer
-        case .historyItem:
-            let cut = try AnswerFilter.historyItem(answer, for: caller)
-            isolation.recordOutputs(cut.outputFiles, caller: caller)
-            rewritten = cut.answer
+            let held = try await jobs.heldJobs(visibleTo: caller)
+            var outputs: [String: [String]] = [:]
+            for job in held { outputs[job.id] = await jobs.outputsToExecute(of: job) }
+            rewritten = try NativeViews.queue(
+                try AnswerFilter.queue(answer, for: caller), adding: held, firstNumber: 0,
+                outputsToExecute: { outputs[$0.id] ?? [] })
         case .objectInfo:
             let filtered = try AnswerFilter.objectInfo(answer, for: caller)
             isolation.learn(uploadInputs: filtered.uploadInputs)
@@ -171,6 +167,66 @@ struct UpstreamProxy: RouterMiddleware {
         response.headers[.contentEncoding] = nil
         response.body = ResponseBody(byteBuffer: ByteBuffer(bytes: rewritten))
         return response
+    }
+
+    /// Answers what the gateway's jobs answer without ComfyUI: `POST /prompt` (a job), `GET /history` and
+    /// `GET /history/{id}` (the jobs' entries); nil for everything else.
+    private func answerFromJobs(_ request: Request, plan: ForwardPlan, caller: Caller, context: Context) async throws -> Response? {
+        if plan.body == .prompt {
+            context.proceedIfExpected(request)
+            let submission = try PromptSubmission.rewrite(
+                try await Self.collect(request.body, limit: Self.maxJSONRequest), for: caller, rules: isolation.promptRules(for: caller)
+            )
+            guard let native = (try? PolicyJSON(parsing: submission.body)).flatMap(NativeSubmission.init(request:)) else {
+                return GatewayResponse.rawJSON(.badRequest, NativeSubmission.noPromptAnswer.serialized())
+            }
+            let answer = try await jobs.submit(native, caller: caller)
+            var response = GatewayResponse.rawJSON(HTTPResponse.Status(code: answer.status), answer.body)
+            if let retryAfter = answer.retryAfter { response.headers[.retryAfter] = String(retryAfter) }
+            return response
+        }
+        switch plan.answer {
+        case .history(let maxItems, let offset):
+            let page = try HistoryPage(queryMaxItems: maxItems, queryOffset: offset)
+            let entries = NativeViews.history(try await jobs.history(for: caller, newest: Self.historyLimit))
+            let cut = try AnswerFilter.history(entries, page: page, for: caller)
+            isolation.recordOutputs(cut.outputFiles, caller: caller)
+            return GatewayResponse.rawJSON(.ok, cut.answer)
+        case .historyItem(let promptID):
+            let entries = NativeViews.history(try await jobs.historyItem(promptID, for: caller).map { [$0] } ?? [])
+            let cut = try AnswerFilter.historyItem(entries, for: caller)
+            isolation.recordOutputs(cut.outputFiles, caller: caller)
+            return GatewayResponse.rawJSON(.ok, cut.answer)
+        default:
+            return nil
+        }
+    }
+
+    /// The most history entries a `/history` answer holds, as ComfyUI keeps at most.
+    static let historyLimit = 10_000
+
+    /// Carries out a `POST /queue` or `POST /history` body on the gateway's jobs: held jobs are cancelled, history
+    /// entries forgotten. Returns the body still to send ComfyUI (ids it may hold), or nil when nothing is left.
+    private func settleControl(_ body: [UInt8], isQueue: Bool, caller: Caller) async throws -> [UInt8]? {
+        guard var request = try? PolicyJSON(parsing: body), request.members != nil else {
+            throw PolicyRefusal.badRequest("the body must be a JSON object")
+        }
+        let clear = request["clear"]?.isTruthy == true
+        let ids: [String]?
+        switch request["delete"] {
+        case nil: ids = nil
+        case .array(let sent)?: ids = sent.compactMap(\.stringValue)
+        default: throw PolicyRefusal.badRequest("delete must be an array of prompt ids")
+        }
+        if isQueue {
+            if clear { try await jobs.cancelAllHeld(by: caller) }
+            if let ids { request["delete"] = .array(try await jobs.cancel(ids, by: caller).map(PolicyJSON.string)) }
+        } else {
+            if clear { try await jobs.forgetHistory(nil, by: caller) }
+            if let ids { try await jobs.forgetHistory(ids, by: caller) }
+        }
+        if !clear, request["delete"]?.arrayValue?.isEmpty ?? true { return nil }
+        return request.serialized()
     }
 
     /// The id of the caller's prompt ComfyUI is running, from its `/queue`.

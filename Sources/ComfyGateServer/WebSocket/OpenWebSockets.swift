@@ -10,6 +10,7 @@ import Synchronization
 final class OpenWebSockets: Service, Sendable {
     /// What a websocket was opened with.
     struct Entry: Sendable {
+        let userID: String
         let userName: String
         let headers: HTTPFields
         let query: String?
@@ -35,6 +36,13 @@ final class OpenWebSockets: Service, Sendable {
     }
 
     var count: Int { entries.withLock { $0.count } }
+
+    /// Sends a text message of the gateway's own to every open websocket of a user.
+    func send(_ message: [UInt8], toUser userID: String) {
+        for entry in entries.withLock({ $0.values.filter { $0.userID == userID } }) {
+            entry.relay.eventLoop.execute { entry.relay.value.deliverGatewayMessage(message) }
+        }
+    }
 
     /// Checks the credentials every second; at shutdown, ends every relay with `1001 going away`.
     func run() async throws {

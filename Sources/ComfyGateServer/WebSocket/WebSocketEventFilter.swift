@@ -37,6 +37,8 @@ final class WebSocketEventFilter {
         case withhold
         /// It completes a fragmented message that may be delivered: these fragments (it among them) go on.
         case deliverFragments([WebSocketFrame])
+        /// It goes on rewritten: this text message in its place.
+        case deliverInstead([UInt8])
     }
 
     /// Judges the next frame from ComfyUI. Control frames between a message's fragments go on at once.
@@ -48,6 +50,9 @@ final class WebSocketEventFilter {
             return .deliver
         }
         guard !frame.fin || !fragments.isEmpty || droppingFragments else {
+            if frame.opcode == .text, let status = ownStatus(frame.unmaskedData.readableBytesView) {
+                return .deliverInstead(status)
+            }
             return delivers(opcode: frame.opcode, payload: frame.unmaskedData) ? .deliver : .withhold
         }
         if droppingFragments {
@@ -71,7 +76,23 @@ final class WebSocketEventFilter {
             var data = fragment.unmaskedData
             payload.writeBuffer(&data)
         }
+        if message[0].opcode == .text, let status = ownStatus(payload.readableBytesView) { return .deliverInstead(status) }
         return delivers(opcode: message[0].opcode, payload: payload) ? .deliverFragments(message) : .withhold
+    }
+
+    /// A `status` message with `queue_remaining` counting this socket's user's own jobs, queued or out at
+    /// ComfyUI, in place of ComfyUI's count of everyone's; nil for any other message.
+    private func ownStatus(_ message: ByteBufferView) -> [UInt8]? {
+        guard Self.messageType(message) == "status", var status = try? PolicyJSON(parsing: message),
+            var execInfo = status["data"]?["status"]?["exec_info"], execInfo.members != nil
+        else { return nil }
+        execInfo["queue_remaining"] = .number(String(isolation.waitingJobs.count(of: caller.userID)))
+        var data = status["data"]!
+        var inner = data["status"]!
+        inner["exec_info"] = execInfo
+        data["status"] = inner
+        status["data"] = data
+        return status.serializedAsComfyUI()
     }
 
     /// Whether a whole message from ComfyUI goes on to the client.

@@ -30,6 +30,8 @@ final class WebSocketRelay: ChannelDuplexHandler, RemovableChannelHandler {
     private var protocolViolated = false
     /// On the client's side: what of ComfyUI's events the client may get (nil: everything).
     var filter: WebSocketEventFilter?
+    /// A message written by this side still lacks fragments: nothing of the gateway's may go in between.
+    private var midMessage = false
 
     init(masksWrites: Bool, closeTimeout: TimeAmount) {
         self.masksWrites = masksWrites
@@ -84,12 +86,26 @@ final class WebSocketRelay: ChannelDuplexHandler, RemovableChannelHandler {
         case .deliver: send(incoming)
         case .withhold: break
         case .deliverFragments(let fragments): fragments.forEach(send)
+        case .deliverInstead(let message): send(Self.textFrame(message))
         }
+    }
+
+    /// Sends the client a message of the gateway's own (its job queue's `status`, say), between ComfyUI's
+    /// messages; dropped while one of ComfyUI's is half sent or the relay is closing.
+    func deliverGatewayMessage(_ message: [UInt8]) {
+        guard !closing, !midMessage, context != nil else { return }
+        send(Self.textFrame(message))
+        flushIfNeeded()
+    }
+
+    private static func textFrame(_ message: [UInt8]) -> WebSocketFrame {
+        WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: message))
     }
 
     /// Writes a frame with the masking this side needs.
     private func send(_ incoming: WebSocketFrame) {
         guard let context else { return }
+        if [.text, .binary, .continuation].contains(incoming.opcode) { midMessage = !incoming.fin }
         var frame = incoming
         // NIO's decoder leaves payloads masked and its encoder masks whenever a key is set: write the unmasked
         // payload, with a key towards ComfyUI and none towards the client.

@@ -195,7 +195,7 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
         let boundRelay = NIOLoopBound(relay, eventLoop: channel.eventLoop)
         dependencies.openWebSockets.add(
             OpenWebSockets.Entry(
-                userName: accepted.identity.userName, headers: accepted.credentials.headers, query: accepted.credentials.query,
+                userID: accepted.identity.caller.userID, userName: accepted.identity.userName, headers: accepted.credentials.headers, query: accepted.credentials.query,
                 peer: accepted.credentials.peer, relay: boundRelay
             ),
             closeFuture: channel.closeFuture

@@ -124,6 +124,7 @@ final class InMemoryGatewayStore: GatewayStore, GatewayStoreOpener {
     func usage(from: Date, to: Date) async throws -> [UsageSummary] { unused() }
     func expireJobs(completedBefore date: Date) async throws -> [Job] { unused() }
     func deleteJobs(expiredBefore date: Date) async throws -> Int { unused() }
+    func deleteJob(id: String) async throws -> Bool { unused() }
     func insertAsset(_ asset: Asset) async throws { unused() }
     func asset(id: String) async throws -> Asset? { unused() }
     func assets(userID: String, hash: String) async throws -> [Asset] { unused() }

@@ -24,9 +24,18 @@ struct GatewayHarness: Sendable {
     let shutdown: @Sendable () async -> Void
 
     /// The requests ComfyUI received, less the gateway's own question at start whether ComfyUI runs with
-    /// `--multi-user` (`GET /users`): the requests the test caused.
+    /// `--multi-user` (`GET /users`) and its job queue's own requests: the requests the test caused.
     var comfyUIRequests: [ComfyUIStandIn.RecordedRequest] {
-        standIn.recordedRequests.filter { !($0.method == "GET" && $0.path == "/users") }
+        standIn.recordedRequests.filter {
+            !($0.method == "GET" && $0.path == "/users") && $0.headerValues("User-Agent") != ["comfygate-jobs"]
+        }
+    }
+
+    /// The websockets ComfyUI accepted, less the job queue's own: those the test's clients caused.
+    var comfyUIWebSockets: [ComfyUIStandIn.RecordedWebSocket] {
+        standIn.recordedWebSockets.filter { socket in
+            !socket.handshakeHeaders.contains { $0.name.lowercased() == "user-agent" && $0.value == "comfygate-jobs" }
+        }
     }
 
     var baseURL: String { "http://127.0.0.1:\(port)" }

@@ -1,0 +1,93 @@
+import Foundation
+import HTTPTypes
+import Logging
+import NIOWebSocket
+import ServiceLifecycle
+import WSClient
+import WSCore
+
+/// Runs the job queue (loaded before the gateway listens): hands jobs over and watches them whenever ComfyUI
+/// broadcasts a change of its queue — on a websocket of the gateway's own, open while jobs are out — and at the
+/// latest every ``tick``; sweeps expired jobs every hour.
+struct JobQueueService: Service {
+    let queue: JobQueue
+    /// ComfyUI's websocket URL, `ws://host:port/ws`.
+    let eventsURL: String
+    let logger: Logger
+
+    /// The longest time between two looks at the jobs out at ComfyUI.
+    static let tick: Duration = .seconds(1)
+    static let sweepInterval: TimeInterval = 3600
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.listen() }
+                group.addTask { await self.beat() }
+                await group.waitForAll()
+            }
+        }
+    }
+
+    /// Looks at the jobs every tick and sweeps every hour.
+    private func beat() async {
+        var lastSweep = Date.distantPast
+        while !Task.isCancelled {
+            if Date().timeIntervalSince(lastSweep) >= Self.sweepInterval {
+                lastSweep = Date()
+                await queue.sweep()
+            }
+            await queue.watch()
+            await queue.pump()
+            try? await Task.sleep(for: Self.tick)
+        }
+    }
+
+    /// While jobs are out at ComfyUI, keeps a websocket to it open and looks at the jobs on every message that
+    /// tells of a prompt ending or of its queue changing.
+    private func listen() async {
+        var configuration = WebSocketClientConfiguration()
+        configuration.maxFrameSize = 64 << 20
+        configuration.additionalHeaders[.userAgent] = ComfyUIBackend.userAgent
+        let url = eventsURL + "?clientId=comfygate-jobs-" + UUID().uuidString.lowercased()
+        let queue = self.queue
+        while !Task.isCancelled {
+            guard await queue.hasJobsOut else {
+                try? await Task.sleep(for: Self.idleLook)
+                continue
+            }
+            do {
+                try await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) { inbound, outbound, _ in
+                    await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask {
+                            for try await message in inbound.messages(maxSize: 64 << 20) {
+                                guard case .text(let text) = message, Self.endsOrQueues(text) else { continue }
+                                await queue.watch()
+                            }
+                        }
+                        group.addTask {
+                            while await queue.hasJobsOut { try await Task.sleep(for: Self.idleLook) }
+                        }
+                        // Whichever ends first ends the connection; the close lets the reading task end too.
+                        defer { group.cancelAll() }
+                        _ = try? await group.next()
+                        try? await outbound.close(.normalClosure, reason: nil)
+                    }
+                }
+            } catch {
+                logger.debug("ComfyUI's websocket for the job queue ended", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    /// How often an idle listener looks whether jobs went out.
+    static let idleLook: Duration = .milliseconds(100)
+
+    /// Whether a ComfyUI message tells of a prompt ending or of its queue changing.
+    static func endsOrQueues(_ text: String) -> Bool {
+        ["status", "execution_success", "execution_error", "execution_interrupted"].contains {
+            text.hasPrefix("{\"type\": \"\($0)\"")
+        }
+    }
+}

@@ -1,0 +1,173 @@
+import ComfyGateCore
+import ComfyGateTestSupport
+import Foundation
+import NIOHTTP1
+import Testing
+
+/// The gateway's job queue through the native door, against the stand-in: jobs held in the gateway, fair order,
+/// quotas, validation of held prompts, cancellation, and history kept by the gateway.
+@Suite struct JobQueueTests {
+    @Test func aLightUsersJobWaitsOnlyForWhatWasAlreadyHandedOver() async throws {
+        try await withGateway(configure: { $0.jobs.inFlight = 1 }) { gate in
+            gate.standIn.holdExecution()
+            let (heavy, light, _) = try await IsolationTests.members(gate)
+            let first = try await heavy.queueAccepted(Workflow.save(color: 1))
+            try await gate.waitUntilRunning(first)
+            var heavyIDs = [first]
+            for color in 2...4 { heavyIDs.append(try await heavy.queueAccepted(Workflow.save(color: color))) }
+            let lightID = try await light.queueAccepted(Workflow.save(color: 9))
+
+            // ComfyUI has the one job handed over; the others wait in the gateway, each user seeing their own.
+            let atComfyUI = try await gate.comfyQueue()
+            #expect(atComfyUI.running == [first] && atComfyUI.pending.isEmpty)
+            let heavyQueue = try IsolationTests.queueIDs(try await heavy.get("/queue"))
+            #expect(heavyQueue.running == [first])
+            #expect(heavyQueue.pending == Array(heavyIDs[1...]))
+            let lightQueue = try IsolationTests.queueIDs(try await light.get("/queue"))
+            #expect(lightQueue.running.isEmpty && lightQueue.pending == [lightID])
+
+            gate.standIn.releaseExecution()
+            _ = try await eventuallyAsync(within: .seconds(30)) { try await gate.comfyHistoryIDs().count == 5 }
+            #expect(try await gate.comfyHistoryIDs() == [first, lightID] + heavyIDs[1...], "the light user went next")
+
+            // The gateway keeps the history: it outlives ComfyUI's memory.
+            _ = try await TestHTTP.send(
+                .POST, "\(gate.standIn.baseURL)/history", headers: [("Content-Type", "application/json")], body: #"{"clear": true}"#)
+            #expect(try await gate.comfyHistoryIDs().isEmpty)
+            #expect(Set(try IsolationTests.historyIDs(try await heavy.get("/history"))) == Set(heavyIDs))
+            #expect(try IsolationTests.historyIDs(try await light.get("/history")) == [lightID])
+            #expect(try IsolationTests.historyIDs(try await light.get("/history/\(lightID)")) == [lightID])
+            #expect(try await light.get("/history/\(first)").text == "{}")
+
+            let job = try #require(try await gate.store.job(id: lightID))
+            #expect(job.state == .succeeded)
+            #expect(job.userID == light.id)
+            #expect(job.outputs.map(\.mediaKind) == [.image])
+            #expect(job.dispatchedAt != nil && job.historyEntry != nil)
+        }
+    }
+
+    @Test func eachQuotaIsAnswered429WithItsReason() async throws {
+        try await withGateway(configure: {
+            $0.quotas[.user] = QuotaLimits(maxWaitingJobs: 2, jobsPerDay: 3, maxImageArea: 64 * 64)
+        }) { gate in
+            gate.standIn.holdExecution()
+            let (alice, bob, admin) = try await IsolationTests.members(gate)
+            func reason(_ answer: TestResponse) throws -> (limit: String?, error: String?) {
+                let json = try answer.json()
+                return (json["limit"] as? String, json["error"] as? String)
+            }
+
+            _ = try await alice.queueAccepted(Workflow.save(color: 1))
+            _ = try await alice.queueAccepted(Workflow.save(color: 2))
+            let full = try await alice.queue(Workflow.save(color: 3))
+            #expect(full.status == 429)
+            #expect(try reason(full).limit == "max_waiting_jobs")
+            #expect(try reason(full).error?.contains("the most allowed is 2") == true)
+            #expect(Int(full.header("Retry-After") ?? "") ?? 0 >= 1)
+
+            let large = Workflow.body(nodes: [
+                #""1": {"class_type": "EmptyLatentImage", "inputs": {"width": 1024, "height": 1024, "batch_size": 1}}"#,
+                #""2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "big"}}"#,
+            ])
+            let tooLarge = try await bob.queue(large)
+            #expect(tooLarge.status == 429)
+            #expect(try reason(tooLarge).limit == "max_image_area")
+            #expect(tooLarge.header("Retry-After") == nil, "no wait makes an image smaller")
+
+            // A user's own limit goes over their role's.
+            try await gate.store.setUserQuota(UserQuota(userID: alice.id, limits: QuotaLimits(maxWaitingJobs: 5)))
+            #expect(try await alice.queue(Workflow.save(color: 4)).status == 200)
+            let day = try await alice.queue(Workflow.save(color: 5))
+            #expect(day.status == 429)
+            #expect(try reason(day).limit == "jobs_per_day")
+            #expect(Int(day.header("Retry-After") ?? "") ?? 0 > 86_000, "the day's first job leaves the day in a day")
+
+            // Refusals are no jobs; admins have no limits unless configured.
+            #expect(try await gate.store.countJobs(userID: alice.id, states: nil, createdAfter: nil) == 3)
+            #expect(try await gate.store.countJobs(userID: bob.id, states: nil, createdAfter: nil) == 0)
+            for color in 10..<14 { _ = try await admin.queueAccepted(Workflow.save(color: color)) }
+            _ = try await admin.post("/queue", json: #"{"clear": true}"#)
+            gate.standIn.releaseExecution()
+        }
+    }
+
+    @Test func aHeldPromptIsCheckedAsComfyUIWouldCheckIt() async throws {
+        try await withGateway(configure: { $0.jobs.inFlight = 1 }) { gate in
+            gate.standIn.holdExecution()
+            let (alice, _, _) = try await IsolationTests.members(gate)
+            let unknown = Workflow.body(nodes: [#""1": {"class_type": "NoSuchNode", "inputs": {}}"#])
+
+            // With a slot free, ComfyUI answers itself, and a refused prompt is no job.
+            let direct = try await alice.queue(unknown)
+            #expect(direct.status == 400)
+            #expect(((try direct.json()["error"] as? [String: Any])?["type"] as? String) == "invalid_prompt")
+            #expect(gate.recorded("POST", "/prompt").count == 1)
+
+            let running = try await alice.queueAccepted(Workflow.save())
+            try await gate.waitUntilRunning(running)
+            // Held: the gateway answers from ComfyUI's node catalog, with ComfyUI's shape, and ComfyUI is not asked.
+            let held = try await alice.queue(unknown)
+            #expect(held.status == 400)
+            let error = try #require(try held.json()["error"] as? [String: Any])
+            #expect(error["type"] as? String == "invalid_prompt")
+            #expect((error["message"] as? String)?.contains("NoSuchNode") == true)
+            #expect(gate.recorded("POST", "/prompt").count == 2)
+            #expect(try await gate.store.countJobs(userID: alice.id, states: nil, createdAfter: nil) == 1)
+
+            let missing = try await alice.queue(#"{"client_id": "x"}"#)
+            #expect(missing.status == 400)
+            #expect(((try missing.json()["error"] as? [String: Any])?["type"] as? String) == "no_prompt")
+            gate.standIn.releaseExecution()
+        }
+    }
+
+    @Test func cancellingAHeldJobNeverTouchesComfyUI() async throws {
+        try await withGateway(configure: { $0.jobs.inFlight = 1 }) { gate in
+            gate.standIn.holdExecution()
+            let (alice, bob, _) = try await IsolationTests.members(gate)
+            let running = try await alice.queueAccepted(Workflow.save(color: 1))
+            try await gate.waitUntilRunning(running)
+            let held = try await alice.queueAccepted(Workflow.save(color: 2))
+            let kept = try await alice.queueAccepted(Workflow.save(color: 3))
+            gate.standIn.clearRecordings()
+
+            // Another user's delete does nothing to it.
+            #expect(try await bob.post("/queue", json: #"{"delete": ["\#(held)"]}"#).status == 200)
+            #expect(try await gate.store.job(id: held)?.state == .queued)
+
+            #expect(try await alice.post("/queue", json: #"{"delete": ["\#(held)"]}"#).status == 200)
+            let job = try #require(try await gate.store.job(id: held))
+            #expect(job.state == .canceled)
+            #expect(job.dispatchedAt == nil)
+            #expect(gate.comfyUIRequests.isEmpty, "a job ComfyUI never had is cancelled without it")
+            #expect(try IsolationTests.queueIDs(try await alice.get("/queue")).pending == [kept])
+
+            gate.standIn.releaseExecution()
+            _ = try await eventuallyAsync(within: .seconds(30)) { try await gate.store.job(id: kept)?.state == .succeeded }
+            #expect(try await gate.comfyHistoryIDs() == [running, kept])
+        }
+    }
+
+    @Test func theWebSocketCountsOnlyTheUsersOwnWaitingJobs() async throws {
+        try await withGateway(configure: { $0.jobs.inFlight = 1 }) { gate in
+            gate.standIn.holdExecution()
+            let (alice, bob, _) = try await IsolationTests.members(gate)
+            let bobs = try await bob.listen()
+            defer { Task { await bobs.stop() } }
+            let running = try await alice.queueAccepted(Workflow.save(color: 1))
+            try await gate.waitUntilRunning(running)
+            for color in 2...3 { _ = try await alice.queueAccepted(Workflow.save(color: color)) }
+            _ = try await bob.queueAccepted(Workflow.save(color: 4))
+
+            func remaining(_ message: StandInJSON) -> Int? {
+                guard case .int(let count)? = message["data"]?["status"]?["exec_info"]?["queue_remaining"] else { return nil }
+                return count
+            }
+            // Bob's socket is told of his one job, never of alice's three.
+            #expect(try await eventually(within: .seconds(10)) { bobs.messages("status").last.flatMap(remaining) == 1 })
+            #expect(bobs.messages("status").compactMap(remaining).allSatisfy { $0 <= 1 })
+            gate.standIn.releaseExecution()
+        }
+    }
+}
