@@ -1,4 +1,5 @@
 import ComfyGateCore
+import ComfyGateSQLite
 import ComfyGateTestSupport
 import Foundation
 import NIOHTTP1
@@ -168,6 +169,41 @@ import Testing
             #expect(try await eventually(within: .seconds(10)) { bobs.messages("status").last.flatMap(remaining) == 1 })
             #expect(bobs.messages("status").compactMap(remaining).allSatisfy { $0 <= 1 })
             gate.standIn.releaseExecution()
+        }
+    }
+
+    @Test func restartsOfTheGatewayAndOfComfyUILoseNothingAndRunNothingTwice() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("comfygate-restart-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("gateway.sqlite").path
+        try await withComfyUIStandIn(.init()) { standIn in
+            standIn.holdExecution()
+            let (user, token, ids) = try await withGateway(in: standIn, store: try SQLiteStore(path: path)) { gate in
+                let alice = try await gate.member("alice")
+                var ids: [String] = []
+                for color in 1...4 { ids.append(try await alice.queueAccepted(Workflow.save(color: color))) }
+                try await gate.waitUntilRunning(ids[0])
+                #expect(try await gate.comfyQueue().pending == [ids[1]], "two jobs at ComfyUI, two held")
+                return (alice.user, alice.token, ids)
+            }
+            // While the gateway is down, ComfyUI restarts and forgets the prompt it had waiting.
+            let deleted = try await TestHTTP.send(
+                .POST, "\(standIn.baseURL)/queue", headers: [("Content-Type", "application/json")],
+                body: #"{"delete": ["\#(ids[1])"]}"#)
+            #expect(deleted.status == 200)
+            try await withGateway(in: standIn, store: try SQLiteStore(path: path)) { gate in
+                let alice = Member(gate: gate, user: user, token: token)
+                standIn.releaseExecution()
+                _ = try await eventuallyAsync(within: .seconds(30)) {
+                    var succeeded = 0
+                    for id in ids where try await gate.store.job(id: id)?.state == .succeeded { succeeded += 1 }
+                    return succeeded == ids.count
+                }
+                let ran = try await gate.comfyHistoryIDs()
+                #expect(ran.count == ids.count && Set(ran) == Set(ids), "each job ran once: \(ran)")
+                #expect(Set(try IsolationTests.historyIDs(try await alice.get("/history"))) == Set(ids))
+            }
         }
     }
 }

@@ -73,53 +73,68 @@ func withGateway<T: Sendable>(
     _ body: @Sendable (GatewayHarness) async throws -> T
 ) async throws -> T {
     try await withComfyUIStandIn(options) { standIn in
-        let store = try SQLiteStore.inMemory()
-        let clock = TestClock()
-        var configuration = GatewayConfiguration(
-            listenHost: "127.0.0.1",
-            listenPort: 0,
-            upstream: URL(string: upstream ?? standIn.baseURL)!
+        try await withGateway(
+            in: standIn, store: try SQLiteStore.inMemory(), upstream: upstream, configure: configure,
+            wrapStore: wrapStore, logger: logger, body)
+    }
+}
+
+/// Runs `body` with a gateway over `store` in front of a stand-in that outlives it: what a restart of the
+/// gateway needs (a second call with the same stand-in and a store on the same file).
+func withGateway<T: Sendable>(
+    in standIn: ComfyUIStandIn,
+    store: SQLiteStore,
+    upstream: String? = nil,
+    configure: @Sendable (inout GatewayConfiguration) -> Void = { _ in },
+    wrapStore: @Sendable (SQLiteStore) -> any GatewayStore = { $0 },
+    logger: Logger? = nil,
+    _ body: @Sendable (GatewayHarness) async throws -> T
+) async throws -> T {
+    let clock = TestClock()
+    var configuration = GatewayConfiguration(
+        listenHost: "127.0.0.1",
+        listenPort: 0,
+        upstream: URL(string: upstream ?? standIn.baseURL)!
+    )
+    configuration.upstreamTimeout = 10
+    configure(&configuration)
+    let components = Gateway.Components(configuration: configuration, store: wrapStore(store), now: { clock.now() })
+    let logger = logger ?? {
+        var logger = Logger(label: "gateway-test")
+        logger.logLevel = .critical
+        return logger
+    }()
+    let (ports, continuation) = AsyncStream<Int>.makeStream()
+    let application = try await Gateway.buildApplication(
+        components: components,
+        logger: logger,
+        onServerRunning: { channel in
+            continuation.yield(channel.localAddress?.port ?? 0)
+            continuation.finish()
+        }
+    )
+    let serviceGroup = ServiceGroup(configuration: .init(services: [application], gracefulShutdownSignals: [], logger: logger))
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await serviceGroup.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next(), port > 0 else {
+            await serviceGroup.triggerGracefulShutdown()
+            throw HarnessError.gatewayDidNotStart
+        }
+        let harness = GatewayHarness(
+            port: port, standIn: standIn, store: components.store, databaseStore: store,
+            accounts: AccountService(store: components.store, hasher: components.hasher, now: { clock.now() }), clock: clock,
+            shutdown: { await serviceGroup.triggerGracefulShutdown() }
         )
-        configuration.upstreamTimeout = 10
-        configure(&configuration)
-        let components = Gateway.Components(configuration: configuration, store: wrapStore(store), now: { clock.now() })
-        let logger = logger ?? {
-            var logger = Logger(label: "gateway-test")
-            logger.logLevel = .critical
-            return logger
-        }()
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let application = try await Gateway.buildApplication(
-            components: components,
-            logger: logger,
-            onServerRunning: { channel in
-                continuation.yield(channel.localAddress?.port ?? 0)
-                continuation.finish()
-            }
-        )
-        let serviceGroup = ServiceGroup(configuration: .init(services: [application], gracefulShutdownSignals: [], logger: logger))
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await serviceGroup.run() }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next(), port > 0 else {
-                await serviceGroup.triggerGracefulShutdown()
-                throw HarnessError.gatewayDidNotStart
-            }
-            let harness = GatewayHarness(
-                port: port, standIn: standIn, store: components.store, databaseStore: store,
-                accounts: AccountService(store: components.store, hasher: components.hasher, now: { clock.now() }), clock: clock,
-                shutdown: { await serviceGroup.triggerGracefulShutdown() }
-            )
-            do {
-                let result = try await body(harness)
-                await serviceGroup.triggerGracefulShutdown()
-                try await group.waitForAll()
-                return result
-            } catch {
-                await serviceGroup.triggerGracefulShutdown()
-                try? await group.waitForAll()
-                throw error
-            }
+        do {
+            let result = try await body(harness)
+            await serviceGroup.triggerGracefulShutdown()
+            try await group.waitForAll()
+            return result
+        } catch {
+            await serviceGroup.triggerGracefulShutdown()
+            try? await group.waitForAll()
+            throw error
         }
     }
 }
