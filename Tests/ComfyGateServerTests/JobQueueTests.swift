@@ -123,6 +123,33 @@ import Testing
         }
     }
 
+    @Test func whatComfyUIRefusesAtHandOverFailsWithItsReasonOnTheSocketAndInHistory() async throws {
+        try await withGateway(configure: { $0.jobs.inFlight = 1 }) { gate in
+            gate.standIn.holdExecution()
+            let (alice, _, _) = try await IsolationTests.members(gate)
+            let socket = try await alice.listen()
+            defer { Task { await socket.stop() } }
+            let running = try await alice.queueAccepted(Workflow.save(color: 1))
+            try await gate.waitUntilRunning(running)
+            // Numbers out of range are left to ComfyUI (its node catalog does not settle them), so this is held.
+            let tooSmall = Workflow.body(nodes: [
+                #""1": {"class_type": "EmptyImage", "inputs": {"width": 0, "height": 4, "batch_size": 1, "color": 1}}"#,
+                #""2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "small"}}"#,
+            ])
+            let refused = try await alice.queueAccepted(tooSmall)
+            gate.standIn.releaseExecution()
+
+            _ = try await eventuallyAsync(within: .seconds(30)) { try await gate.store.job(id: refused)?.state == .failed }
+            let job = try #require(try await gate.store.job(id: refused))
+            #expect(job.failure?.code == "invalid_prompt")
+            #expect(job.failure?.nodeID == "1")
+            #expect(try await eventually(within: .seconds(10)) { !socket.messages("execution_error", promptID: refused).isEmpty })
+            let history = try StandInJSON.parse(try await alice.get("/history/\(refused)").text)
+            #expect(history[refused]?["status"]?["status_str"]?.stringValue == "error")
+            #expect(try await gate.store.job(id: running)?.state == .succeeded)
+        }
+    }
+
     @Test func cancellingAHeldJobNeverTouchesComfyUI() async throws {
         try await withGateway(configure: { $0.jobs.inFlight = 1 }) { gate in
             gate.standIn.holdExecution()
