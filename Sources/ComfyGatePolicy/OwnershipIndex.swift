@@ -52,6 +52,16 @@ public final class OwnershipIndex: Sendable {
         }
     }
 
+    /// Forgets a prompt's owner (a prompt ComfyUI refused never was anyone's).
+    public func forget(prompt promptID: String) {
+        state.withLock { state in
+            guard state.promptOwners.removeValue(forKey: promptID) != nil else { return }
+            if let index = state.promptOrder.lastIndex(of: promptID), index >= state.promptOrderStart {
+                state.promptOrder.remove(at: index)
+            }
+        }
+    }
+
     /// The ids of the prompts a user owns that the index remembers, oldest first.
     public func prompts(ownedBy userID: String) -> [String] {
         state.withLock { state in

@@ -31,7 +31,12 @@ import Testing
             _ = try await eventuallyAsync(within: .seconds(30)) { try await gate.comfyHistoryIDs().count == 5 }
             #expect(try await gate.comfyHistoryIDs() == [first, lightID] + heavyIDs[1...], "the light user went next")
 
-            // The gateway keeps the history: it outlives ComfyUI's memory.
+            // The gateway keeps the history: once it has seen the jobs finish, it outlives ComfyUI's memory.
+            #expect(try await eventuallyAsync(within: .seconds(30)) {
+                var finished = 0
+                for id in heavyIDs + [lightID] where try await gate.store.job(id: id)?.state == .succeeded { finished += 1 }
+                return finished == 5
+            })
             _ = try await TestHTTP.send(
                 .POST, "\(gate.standIn.baseURL)/history", headers: [("Content-Type", "application/json")], body: #"{"clear": true}"#)
             #expect(try await gate.comfyHistoryIDs().isEmpty)
@@ -99,13 +104,16 @@ import Testing
             let (alice, _, _) = try await IsolationTests.members(gate)
             let unknown = Workflow.body(nodes: [#""1": {"class_type": "NoSuchNode", "inputs": {}}"#])
 
-            // With a slot free, ComfyUI answers itself, and a refused prompt is no job.
-            let direct = try await alice.queue(unknown)
+            // With a slot free, ComfyUI answers itself, and a refused prompt is no job: its id is free again.
+            let chosenID = UUID().uuidString.lowercased()
+            let direct = try await alice.queue(
+                Workflow.body(nodes: [#""1": {"class_type": "NoSuchNode", "inputs": {}}"#], extra: #""prompt_id": "\#(chosenID)", "#))
             #expect(direct.status == 400)
             #expect(((try direct.json()["error"] as? [String: Any])?["type"] as? String) == "invalid_prompt")
             #expect(gate.recorded("POST", "/prompt").count == 1)
 
-            let running = try await alice.queueAccepted(Workflow.save())
+            let running = try await alice.queueAccepted(Workflow.save(extra: #""prompt_id": "\#(chosenID)", "#))
+            #expect(running == chosenID)
             try await gate.waitUntilRunning(running)
             // Held: the gateway answers from ComfyUI's node catalog, with ComfyUI's shape, and ComfyUI is not asked.
             let held = try await alice.queue(unknown)

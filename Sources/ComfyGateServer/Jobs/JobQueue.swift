@@ -29,8 +29,9 @@ actor JobQueue {
 
     /// Jobs ComfyUI accepted and has not been seen to finish, by id.
     private var inFlight: [String: Job] = [:]
-    /// Hand-overs under way: slots taken before ComfyUI has answered.
-    private var handingOver = 0
+    /// Hand-overs under way, per user: slots taken before ComfyUI has answered.
+    private var handingOverByUser: [String: Int] = [:]
+    private var handingOver: Int { handingOverByUser.values.reduce(0, +) }
     /// Jobs waiting in the gateway, per user.
     private var queuedByUser: [String: Int] = [:]
     private var pumping = false
@@ -90,8 +91,13 @@ actor JobQueue {
 
     /// Takes a native `POST /prompt`, already rewritten for its caller: refused over a quota (429), handed to
     /// ComfyUI at once when a slot is free and nobody waits (ComfyUI's answer, whatever it is), otherwise checked
-    /// against ComfyUI's node catalog and held (ComfyUI's answer shapes either way).
-    func submit(_ submission: NativeSubmission, caller: Caller) async throws -> Answer {
+    /// against ComfyUI's node catalog and held (ComfyUI's answer shapes either way). Runs to its end even when the
+    /// calling task is cancelled (the client went away), so no job is left half handed over.
+    nonisolated func submit(_ submission: NativeSubmission, caller: Caller) async throws -> Answer {
+        try await Task { try await self.admit(submission, caller: caller) }.value
+    }
+
+    private func admit(_ submission: NativeSubmission, caller: Caller) async throws -> Answer {
         let time = max(now(), latestCreation.addingTimeInterval(Self.creationStep))
         latestCreation = time
         let id: String
@@ -105,10 +111,11 @@ actor JobQueue {
             return Answer(status: 429, body: Self.json(refusal), retryAfter: refusal.retryAfter)
         }
         var job = submission.job(id: id, userID: caller.userID, createdAt: time)
-        ownership.record(prompt: id, owner: caller.userID)
 
         if inFlight.count + handingOver < settings.inFlight, queuedByUser.isEmpty {
-            handingOver += 1
+            // Owned before ComfyUI sees it: its first events may come before its answer.
+            ownership.record(prompt: id, owner: caller.userID)
+            beginHandOver(caller.userID)
             job.state = .running
             job.dispatchedAt = time
             job.backend = backend.name
@@ -117,27 +124,24 @@ actor JobQueue {
                 try await store.insertJob(job)
                 outcome = await handOver(job)
             } catch {
-                handingOver -= 1
+                endHandOver(caller.userID)
                 throw error
             }
-            handingOver -= 1
+            endHandOver(caller.userID)
             switch outcome {
             case .accepted(let answer):
                 publishCounts()
                 return Answer(status: 200, body: answer)
             case .refused(let status, let answer):
                 // Not accepted, so never a job: the client gets ComfyUI's own answer.
+                ownership.forget(prompt: id)
                 _ = try await store.deleteJob(id: id)
                 return Answer(status: status, body: answer)
             case .unreachable:
-                var waiting = job
-                waiting.state = .queued
-                waiting.dispatchedAt = nil
-                waiting.backend = nil
-                guard try await store.updateJob(waiting, expecting: .running) else {
-                    throw PolicyRefusal(status: 500, message: "the job changed while it was handed to ComfyUI")
-                }
-                return held(waiting, nodeErrors: .object([]))
+                // ComfyUI may have it or not: the watch finds out, and queues it again only if ComfyUI has not.
+                inFlight[id] = job
+                publishCounts()
+                return queuedAnswer(job, nodeErrors: .object([]))
             }
         }
 
@@ -151,6 +155,7 @@ actor JobQueue {
             nodeErrors = .object([])
         }
         try await store.insertJob(job)
+        ownership.record(prompt: id, owner: caller.userID)
         return held(job, nodeErrors: nodeErrors)
     }
 
@@ -159,13 +164,18 @@ actor JobQueue {
         queuedByUser[job.userID, default: 0] += 1
         publishCounts()
         notices.queueChanged(userID: job.userID, remaining: counts.count(of: job.userID))
+        Task { await self.pump() }
+        return queuedAnswer(job, nodeErrors: nodeErrors)
+    }
+
+    /// ComfyUI's answer to a queued prompt: `{"prompt_id", "number", "node_errors"}`.
+    private func queuedAnswer(_ job: Job, nodeErrors: PolicyJSON) -> Answer {
         nextNumber += 1
         let answer = PolicyJSON.object([
             .init(key: "prompt_id", value: .string(job.id)),
             .init(key: "number", value: .number(String(nextNumber))),
             .init(key: "node_errors", value: nodeErrors),
         ])
-        Task { await self.pump() }
         return Answer(status: 200, body: answer.serialized())
     }
 
@@ -251,7 +261,8 @@ actor JobQueue {
         case unreachable
     }
 
-    /// Sends a job to ComfyUI; an accepted job is out from then on.
+    /// Sends a job to ComfyUI; an accepted job is out from then on. When the exchange broke, ComfyUI may or may
+    /// not have the job: the caller leaves that to the watch.
     private func handOver(_ job: Job) async -> HandOver {
         guard let body = NativeSubmission.dispatchBody(of: job) else {
             return .refused(status: 400, answer: NativeSubmission.unreadableJobAnswer.serialized())
@@ -282,6 +293,8 @@ actor JobQueue {
                 let next: Job?
                 do {
                     next = try await nextJob()
+                } catch is CancellationError {
+                    return
                 } catch {
                     logger.error("the job queue could not read the store", metadata: ["error": "\(error)"])
                     return
@@ -307,9 +320,9 @@ actor JobQueue {
             return true
         }
         decrementQueued(job.userID)
-        handingOver += 1
+        beginHandOver(job.userID)
         let outcome = await handOver(running)
-        handingOver -= 1
+        endHandOver(job.userID)
         switch outcome {
         case .accepted:
             break
@@ -319,13 +332,8 @@ actor JobQueue {
         case .refused(let status, let answer):
             await fail(running, status: status, answer: answer)
         case .unreachable:
-            var waiting = running
-            waiting.state = .queued
-            waiting.dispatchedAt = nil
-            waiting.backend = nil
-            if (try? await store.updateJob(waiting, expecting: .running)) == true {
-                queuedByUser[job.userID, default: 0] += 1
-            }
+            // ComfyUI may have it or not: the watch finds out, and queues it again only if ComfyUI has not.
+            inFlight[job.id] = running
             publishCounts()
             return false
         }
@@ -346,8 +354,12 @@ actor JobQueue {
         failed.completedAt = now()
         failed.failure = refused.failure
         failed.historyEntry = String(decoding: refused.historyEntry.serialized(), as: UTF8.self)
-        if (try? await store.updateJob(failed, expecting: .running)) != true {
-            logger.error("a refused job could not be stored as failed", metadata: ["job": "\(job.id)"])
+        do {
+            if try await !store.updateJob(failed, expecting: .running) {
+                logger.error("a refused job was changed before it could be stored as failed", metadata: ["job": "\(job.id)"])
+            }
+        } catch {
+            logger.error("a refused job could not be stored as failed", metadata: ["job": "\(job.id)", "error": "\(error)"])
         }
         notices.send(refused.event.serializedAsComfyUI(), toUser: job.userID)
     }
@@ -430,10 +442,27 @@ actor JobQueue {
         await pump()
     }
 
-    /// Brings a user's jobs out at ComfyUI up to date before their history is read.
+    /// Brings a user's jobs out at ComfyUI up to date before their history is read. A hand-over under way is
+    /// waited for (at most a few seconds): ComfyUI may have run the job before its answer reached the gateway.
     func settle(userID: String?) async {
+        for _ in 0..<Self.handOverWaits where handingOverByUser.keys.contains(where: { userID == nil || $0 == userID }) {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
         guard inFlight.values.contains(where: { userID == nil || $0.userID == userID }) else { return }
-        await watch()
+        // Not in the request's task: a client that goes away must not cut a hand-over or a store write short.
+        await Task { await self.watch() }.value
+    }
+
+    /// How many times ``settle(userID:)`` looks, 10 ms apart, for a hand-over to end.
+    static let handOverWaits = 300
+
+    private func beginHandOver(_ userID: String) {
+        handingOverByUser[userID, default: 0] += 1
+    }
+
+    private func endHandOver(_ userID: String) {
+        let left = (handingOverByUser[userID] ?? 0) - 1
+        handingOverByUser[userID] = left > 0 ? left : nil
     }
 
     // MARK: Cancelling and forgetting
@@ -442,12 +471,14 @@ actor JobQueue {
     /// out at ComfyUI is marked as being cancelled, so that when ComfyUI drops it, it ends rather than waits again.
     /// Returns the ids ComfyUI should still be asked to delete.
     func cancel(_ ids: [String], by caller: Caller) async throws -> [String] {
-        var forward: [String] = []
-        for id in ids {
-            guard let job = try await store.job(id: id), caller.isAdmin || job.userID == caller.userID else {
-                forward.append(id)
-                continue
-            }
+        let wanted = Set(ids)
+        let open = try await store.jobs(
+            userID: caller.isAdmin ? nil : caller.userID, states: [.queued, .running], limit: Self.ownersLoaded,
+            createdBefore: nil
+        ).filter { wanted.contains($0.id) }
+        var ended: Set<String> = []
+        for job in open {
+            let id = job.id
             switch job.state {
             case .queued:
                 var canceled = job
@@ -455,6 +486,7 @@ actor JobQueue {
                 canceled.completedAt = now()
                 canceled.failure = JobFailure(code: "canceled", message: "the job was cancelled before it ran")
                 if try await store.updateJob(canceled, expecting: .queued) {
+                    ended.insert(id)
                     decrementQueued(job.userID)
                     publishCounts()
                     notices.queueChanged(userID: job.userID, remaining: counts.count(of: job.userID))
@@ -465,12 +497,11 @@ actor JobQueue {
                 if try await store.updateJob(canceling, expecting: .running), inFlight[id] != nil {
                     inFlight[id] = canceling
                 }
-                forward.append(id)
             default:
-                forward.append(id)
+                break
             }
         }
-        return forward
+        return ids.filter { !ended.contains($0) }
     }
 
     /// Cancels every held job the caller may cancel (`POST /queue {"clear": true}`).

@@ -20,32 +20,41 @@ struct JobQueueService: Service {
     static let sweepInterval: TimeInterval = 3600
 
     func run() async throws {
+        // Every look at the jobs runs in the one task that drains `wakeups`: a listener whose connection ends never
+        // cuts a hand-over or a store write short, and looks never pile up.
+        let (wakeups, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
-                group.addTask { await self.listen() }
-                group.addTask { await self.beat() }
+                group.addTask { await self.listen(wake: wake) }
+                group.addTask {
+                    while !Task.isCancelled {
+                        wake.yield()
+                        try? await Task.sleep(for: Self.tick)
+                    }
+                    wake.finish()
+                }
+                group.addTask { await self.look(on: wakeups) }
                 await group.waitForAll()
             }
         }
     }
 
-    /// Looks at the jobs every tick and sweeps every hour.
-    private func beat() async {
+    /// Looks at the jobs on every wakeup, and sweeps every hour.
+    private func look(on wakeups: AsyncStream<Void>) async {
         var lastSweep = Date.distantPast
-        while !Task.isCancelled {
+        for await _ in wakeups {
             if Date().timeIntervalSince(lastSweep) >= Self.sweepInterval {
                 lastSweep = Date()
                 await queue.sweep()
             }
             await queue.watch()
             await queue.pump()
-            try? await Task.sleep(for: Self.tick)
         }
     }
 
-    /// While jobs are out at ComfyUI, keeps a websocket to it open and looks at the jobs on every message that
-    /// tells of a prompt ending or of its queue changing.
-    private func listen() async {
+    /// While jobs are out at ComfyUI, keeps a websocket to it open and asks for a look at the jobs on every
+    /// message that tells of a prompt ending or of its queue changing.
+    private func listen(wake: AsyncStream<Void>.Continuation) async {
         var configuration = WebSocketClientConfiguration()
         configuration.maxFrameSize = 64 << 20
         configuration.additionalHeaders[.userAgent] = ComfyUIBackend.userAgent
@@ -62,7 +71,7 @@ struct JobQueueService: Service {
                         group.addTask {
                             for try await message in inbound.messages(maxSize: 64 << 20) {
                                 guard case .text(let text) = message, Self.endsOrQueues(text) else { continue }
-                                await queue.watch()
+                                wake.yield()
                             }
                         }
                         group.addTask {
