@@ -75,17 +75,21 @@ actor JobQueue {
         for job in recent.reversed() {
             ownership.record(prompt: job.id, owner: job.userID)
             ownership.record(files: job.outputs.map(Self.fileReference), owner: job.userID)
-            switch job.state {
-            case .queued: queuedByUser[job.userID, default: 0] += 1
-            case .running, .canceling: inFlight[job.id] = job
-            default: break
+        }
+        for job in try await store.jobs(inStates: [.queued, .running, .canceling]) {
+            ownership.record(prompt: job.id, owner: job.userID)
+            if job.state == .queued {
+                queuedByUser[job.userID, default: 0] += 1
+            } else {
+                inFlight[job.id] = job
             }
         }
         publishCounts()
     }
 
-    /// How many of the latest jobs have their owners loaded at start (the ownership index keeps no more).
-    static let ownersLoaded = 100_000
+    /// How many of the latest jobs have their owners loaded at start. Outputs land in their owner's folder, which
+    /// is theirs anyway; the index matters for jobs still in use.
+    static let ownersLoaded = 10_000
 
     // MARK: Submissions
 

@@ -188,7 +188,9 @@ struct UpstreamProxy: RouterMiddleware {
         switch plan.answer {
         case .history(let maxItems, let offset):
             let page = try HistoryPage(queryMaxItems: maxItems, queryOffset: offset)
-            let entries = NativeViews.history(try await jobs.history(for: caller, newest: Self.historyLimit))
+            // "The last N" needs only the newest N jobs: a user's jobs finish in the order they were made.
+            let newest = page.offset < 0 ? page.maxItems.map { max($0, 1) } ?? Self.historyLimit : Self.historyLimit
+            let entries = NativeViews.history(try await jobs.history(for: caller, newest: min(newest, Self.historyLimit)))
             let cut = try AnswerFilter.history(entries, page: page, for: caller)
             isolation.recordOutputs(cut.outputFiles, caller: caller)
             return GatewayResponse.rawJSON(.ok, cut.answer)
