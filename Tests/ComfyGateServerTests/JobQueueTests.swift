@@ -11,7 +11,7 @@ import Testing
     @Test func aLightUsersJobWaitsOnlyForWhatWasAlreadyHandedOver() async throws {
         try await withGateway(configure: { $0.jobs.inFlight = 1 }) { gate in
             gate.standIn.holdExecution()
-            let (heavy, light, _) = try await IsolationTests.members(gate)
+            let (heavy, light, admin) = try await IsolationTests.members(gate)
             let first = try await heavy.queueAccepted(Workflow.save(color: 1))
             try await gate.waitUntilRunning(first)
             var heavyIDs = [first]
@@ -26,6 +26,8 @@ import Testing
             #expect(heavyQueue.pending == Array(heavyIDs[1...]))
             let lightQueue = try IsolationTests.queueIDs(try await light.get("/queue"))
             #expect(lightQueue.running.isEmpty && lightQueue.pending == [lightID])
+            // An admin sees every held job, in the order they will be handed over: the light user's first.
+            #expect(try IsolationTests.queueIDs(try await admin.get("/queue")).pending == [lightID] + heavyIDs[1...])
 
             gate.standIn.releaseExecution()
             _ = try await eventuallyAsync(within: .seconds(30)) { try await gate.comfyHistoryIDs().count == 5 }

@@ -372,10 +372,29 @@ actor JobQueue {
     private func nextJob() async throws -> Job? {
         let queued = try await store.queuedJobs()
         guard !queued.isEmpty else { return nil }
+        guard let chosen = FairShare().next(of: Self.waiting(queued), standings: try await standings(of: queued)) else {
+            return nil
+        }
+        return queued.first { $0.id == chosen.id }
+    }
+
+    /// The held jobs, in the order they would be handed over if nothing changed, for the native `/queue`.
+    func heldJobs(visibleTo caller: Caller) async throws -> [Job] {
+        let queued = try await store.queuedJobs()
+        guard !queued.isEmpty else { return [] }
+        let byID = Dictionary(queued.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        return FairShare().order(of: Self.waiting(queued), standings: try await standings(of: queued))
+            .compactMap { byID[$0.id] }
+            .filter { caller.isAdmin || $0.userID == caller.userID }
+    }
+
+    /// Where each user with jobs waiting stands now: GPU time over the window (running jobs' time so far
+    /// included), weight, and jobs handed over in the window.
+    private func standings(of queued: [Job]) async throws -> [String: FairShare.Standing] {
         let time = now()
-        let used = try await store.gpuSeconds(userID: nil, completedAfter: time.addingTimeInterval(-settings.fairShareWindow))
-        let weights = Dictionary(try await store.userQuotas().map { ($0.userID, $0.weight) }, uniquingKeysWith: { $1 })
         let windowStart = time.addingTimeInterval(-settings.fairShareWindow)
+        let used = try await store.gpuSeconds(userID: nil, completedAfter: windowStart)
+        let weights = Dictionary(try await store.userQuotas().map { ($0.userID, $0.weight) }, uniquingKeysWith: { $1 })
         var standings: [String: FairShare.Standing] = [:]
         for userID in Set(queued.map(\.userID)) {
             let running = inFlight.values.filter { $0.userID == userID }.reduce(0.0) { total, job in
@@ -386,18 +405,11 @@ actor JobQueue {
             standings[userID] = FairShare.Standing(
                 usedSeconds: (used[userID] ?? 0) + running, weight: weights[userID] ?? 1, handedOver: handedOver)
         }
-        let waiting = queued.map { FairShare.WaitingJob(id: $0.id, userID: $0.userID, queuedAt: $0.createdAt) }
-        guard let chosen = FairShare().next(of: waiting, standings: standings) else { return nil }
-        return queued.first { $0.id == chosen.id }
+        return standings
     }
 
-    /// The held jobs, in the order they would be handed over, for the native `/queue`.
-    func heldJobs(visibleTo caller: Caller) async throws -> [Job] {
-        let queued = try await store.queuedJobs()
-        let waiting = queued.map { FairShare.WaitingJob(id: $0.id, userID: $0.userID, queuedAt: $0.createdAt) }
-        let byID = Dictionary(queued.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        return FairShare().order(of: waiting, standings: [:]).compactMap { byID[$0.id] }
-            .filter { caller.isAdmin || $0.userID == caller.userID }
+    private static func waiting(_ queued: [Job]) -> [FairShare.WaitingJob] {
+        queued.map { FairShare.WaitingJob(id: $0.id, userID: $0.userID, queuedAt: $0.createdAt) }
     }
 
     // MARK: Watch
