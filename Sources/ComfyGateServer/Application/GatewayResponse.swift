@@ -20,10 +20,7 @@ enum GatewayResponse {
 
     /// A JSON body already serialised.
     static func rawJSON(_ status: HTTPResponse.Status, _ json: String) -> Response {
-        Response(
-            status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-            body: .init(byteBuffer: ByteBuffer(string: json))
-        )
+        rawJSON(status, Array(json.utf8))
     }
 
     /// JSON bytes already serialised (ComfyUI's answer shapes, built by the gateway).

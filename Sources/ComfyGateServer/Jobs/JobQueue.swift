@@ -233,9 +233,11 @@ actor JobQueue {
         if limits.gpuSecondsPerDay != nil {
             usage.gpuSecondsToday = try await store.gpuSeconds(userID: caller.userID, completedAfter: dayStart)[caller.userID] ?? 0
         }
+        // The mean job time only tells how long a full queue takes to make room: read it only then.
+        let queueIsFull = limits.maxWaitingJobs.map { usage.waitingJobs >= $0 } ?? false
         return QuotaCheck.refusal(
             limits: limits, usage: usage, imageArea: ImageArea.largest(in: prompt),
-            expectedWait: try await meanJobSeconds(of: caller.userID, at: time), now: time)
+            expectedWait: queueIsFull ? try await meanJobSeconds(of: caller.userID, at: time) : 0, now: time)
     }
 
     /// The user's mean GPU time per job over the fair-share window (60 s when they finished none).
