@@ -38,6 +38,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.3.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.25.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/vapor/multipart-kit.git", from: "4.7.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.25.0"),
     ],
     targets: [
@@ -120,6 +121,7 @@ let package = Package(
         .target(
             name: "ComfyGateServer",
             dependencies: [
+                "ComfyGateAssets",
                 "ComfyGateCore",
                 "ComfyGateJobs",
                 "ComfyGatePolicy",
@@ -131,6 +133,7 @@ let package = Package(
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "MultipartKit", package: "multipart-kit"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -240,6 +243,7 @@ let package = Package(
         .testTarget(
             name: "ComfyGateServerTests",
             dependencies: [
+                "ComfyGateAssets",
                 "ComfyGateCore",
                 "ComfyGateServer",
                 "ComfyGateSQLite",

@@ -6,6 +6,8 @@ public enum AccessDecision: Sendable, Equatable {
     case refuse(PolicyRefusal)
     /// Answered by the gateway without ComfyUI: status and JSON body.
     case answer(status: Int, json: String)
+    /// Answered by the gateway's Comfy API v2 door, from its jobs and assets; never sent to ComfyUI as such.
+    case comfyAPIv2(V2Request)
     /// Sent on to ComfyUI as the plan says.
     case forward(ForwardPlan)
 }

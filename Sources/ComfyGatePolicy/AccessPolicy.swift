@@ -15,7 +15,7 @@ public struct AccessPolicy: Sendable {
     }
 
     /// Routes the gateway answers itself, before any credential is asked for.
-    public static let gatewayRoutes: Set<String> = ["/login", "/logout", "/healthz", "/readyz"]
+    public static let gatewayRoutes: Set<String> = ["/login", "/logout", "/healthz", "/readyz", "/api/v2/health"]
 
     /// Routes under which only admins may go: ComfyUI's internal routes (logs, folder paths, file lists) and
     /// ComfyUI-Manager's, which install code.
@@ -37,6 +37,7 @@ public struct AccessPolicy: Sendable {
         if let pattern = rules.deniedPaths.first(where: { $0.matches(route) }) {
             return .refuse(.forbidden("\(route.value) is closed on this gateway (policy: \(pattern))"))
         }
+        if V2Route.isUnderDoor(path: request.path) { return decideV2(request, route: route, caller: caller) }
         let isRead = ["GET", "HEAD", "OPTIONS"].contains(request.method)
         if caller.role == .viewer, !isRead {
             return .refuse(.forbidden("role viewer may not \(request.method)"))
@@ -93,6 +94,22 @@ public struct AccessPolicy: Sendable {
         default:
             return .forward(ForwardPlan(target: target))
         }
+    }
+
+    /// A Comfy API v2 request: answered by the gateway from the caller's own jobs and assets (anyone's by id for an
+    /// admin); a viewer only reads.
+    private func decideV2(_ request: RequestFacts, route: RoutePath, caller: Caller) -> AccessDecision {
+        let parts = route.parts.dropFirst()
+        guard let v2 = V2Route(method: request.method, parts: parts) else {
+            let served = ["GET", "HEAD", "POST", "DELETE"].contains { V2Route(method: $0, parts: parts) != nil }
+            return served
+                ? .refuse(PolicyRefusal(status: 405, message: "\(request.method) is not served on \(request.path)"))
+                : .refuse(.notFound("\(request.path) is not a Comfy API v2 route"))
+        }
+        if caller.role == .viewer, v2.changesState {
+            return .refuse(.forbidden("role viewer may not \(request.method)"))
+        }
+        return .comfyAPIv2(V2Request(route: v2, reachesEveryone: caller.isAdmin))
     }
 
     /// The parts after `jobs` of a [newer] jobs route: ComfyUI declares them as `/api/jobs…`, so they are served at

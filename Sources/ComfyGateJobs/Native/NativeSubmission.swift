@@ -39,14 +39,18 @@ public struct NativeSubmission: Sendable, Equatable {
 
     /// The `POST /prompt` body that hands `job` to ComfyUI under the job's id; nil when the job's stored JSON does
     /// not parse (it was written by the gateway, so only a damaged store does that).
-    public static func dispatchBody(of job: Job) -> [UInt8]? {
+    /// - Parameter defaultClientID: the websocket client that gets the events of a job submitted without one (the
+    ///   gateway's own listener, rather than ComfyUI broadcasting them to everyone).
+    public static func dispatchBody(of job: Job, defaultClientID: String? = nil) -> [UInt8]? {
         guard let prompt = try? PolicyJSON(parsing: Array(job.workflow.utf8)),
             let extraData = try? PolicyJSON(parsing: Array(job.extraData.utf8))
         else { return nil }
-        var members = (job.metadata.flatMap { try? PolicyJSON(parsing: Array($0.utf8)) })?.members ?? []
+        // A native job's metadata is the rest of its request; a v2 job's is the caller's own and stays with the job.
+        var members =
+            job.source == .native ? (job.metadata.flatMap { try? PolicyJSON(parsing: Array($0.utf8)) })?.members ?? [] : []
         members.append(.init(key: "prompt", value: prompt))
         members.append(.init(key: "extra_data", value: extraData))
-        if let clientID = job.clientID { members.append(.init(key: "client_id", value: .string(clientID))) }
+        if let clientID = job.clientID ?? defaultClientID { members.append(.init(key: "client_id", value: .string(clientID))) }
         members.append(.init(key: "prompt_id", value: .string(job.id)))
         return PolicyJSON.object(members).serialized()
     }

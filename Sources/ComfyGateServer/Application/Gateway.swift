@@ -1,3 +1,4 @@
+import ComfyGateAssets
 public import ComfyGateCore
 public import ComfyGatePolicy
 public import Foundation
@@ -101,13 +102,21 @@ public enum Gateway {
         let openWebSockets = OpenWebSockets(authenticator: authenticator, logger: logger)
         let isolation = Isolation(policy: components.policy, store: components.store, logger: logger, now: components.now)
         try await isolation.loadOwners()
+        let backend = ComfyUIBackend(transport: components.transport, name: configuration.upstream.absoluteString)
+        let listenerClientID = "comfygate-jobs-" + UUID().uuidString.lowercased()
         let jobs = JobQueue(
-            store: components.store,
-            backend: ComfyUIBackend(transport: components.transport, name: configuration.upstream.absoluteString),
+            store: components.store, backend: backend,
             settings: configuration.jobs, roleQuotas: configuration.quotas, ownership: components.policy.ownership,
-            counts: isolation.waitingJobs, notices: JobNotices(sockets: openWebSockets), logger: logger, now: components.now
+            counts: isolation.waitingJobs, notices: JobNotices(sockets: openWebSockets), events: JobEvents(),
+            listenerClientID: listenerClientID, logger: logger, now: components.now
         )
         try await jobs.load()
+        let dataDirectory = URL(fileURLWithPath: configuration.dataDirectory)
+        try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let assets = AssetLibrary(
+            blobs: try BlobStore(root: dataDirectory.appendingPathComponent("assets")),
+            store: components.store, backend: backend, maxUploadBytes: AssetLibrary.defaultMaxUploadBytes
+        )
 
         let router = Router(context: GatewayRequestContext.self)
         let storeHealth = StoreHealth(logger: logger)
@@ -124,6 +133,10 @@ public enum Gateway {
             clientAddress: clientAddress, logger: logger
         ).addRoutes(to: router)
         router.add(middleware: AuthenticationMiddleware(authenticator: authenticator, originPolicy: originPolicy, policy: components.policy))
+        router.add(middleware: V2Door(
+            store: components.store, jobs: jobs, library: assets, isolation: isolation, backend: backend,
+            publicScheme: configuration.publicURL?.scheme, now: components.now
+        ))
         router.add(middleware: UpstreamProxy(transport: components.transport, headers: upstreamHeaders, isolation: isolation, comfyUIUsers: comfyUIUsers, jobs: jobs))
 
         let webSocket = WebSocketUpgrader.Dependencies(
@@ -171,7 +184,8 @@ public enum Gateway {
             ),
             services: [
                 UpstreamTransportService(transport: components.transport), openWebSockets, comfyUIUsers,
-                JobQueueService(queue: jobs, eventsURL: Self.eventsURL(of: configuration.upstream), logger: logger),
+                JobQueueService(
+                    queue: jobs, eventsURL: Self.eventsURL(of: configuration.upstream), clientID: listenerClientID, logger: logger),
             ],
             onServerRunning: onServerRunning ?? { _ in },
             logger: logger

@@ -10,6 +10,8 @@ public struct GatewayRequestContext: RequestContext {
     public var identity: Identity?
     /// How the request goes to ComfyUI, as the access policy decided it (set with ``identity``).
     public var plan: ForwardPlan?
+    /// The Comfy API v2 route and reach, when the access policy sent the request to that door.
+    public var v2Request: V2Request?
     /// The peer's IP address as seen on the socket (before any `X-Forwarded-For`).
     public let peerAddress: String?
     /// The client's connection, for interim answers.

@@ -35,9 +35,9 @@ enum GatewayResponse {
         json(status, ["error": message], headers: headers)
     }
 
-    static func unauthenticated(invalidToken: Bool) -> Response {
-        let challenge = invalidToken ? #"Bearer realm="comfygate", error="invalid_token""# : #"Bearer realm="comfygate""#
-        return error(.unauthorized, "authentication required", headers: [.wwwAuthenticate: challenge])
+    /// The `WWW-Authenticate` value of a 401.
+    static func challenge(invalidToken: Bool) -> String {
+        invalidToken ? #"Bearer realm="comfygate", error="invalid_token""# : #"Bearer realm="comfygate""#
     }
 
     /// 302 to the login page, remembering where the browser wanted to go (without any `token` parameter).

@@ -1,4 +1,5 @@
 import ComfyGateCore
+import ComfyGateJobs
 import ComfyGatePolicy
 import Foundation
 import HTTPTypes
@@ -20,10 +21,19 @@ struct AuthenticationMiddleware: RouterMiddleware {
         next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         var context = context
+        // The Comfy API v2 door words its refusals in the contract's error envelope.
+        let refuse: (HTTPResponse.Status, String, HTTPFields) -> Response =
+            V2Route.isUnderDoor(path: request.uri.path)
+            ? { status, message, headers in
+                var response = V2Door.failure(V2Failure(status: Int(status.code), message: message))
+                response.headers.append(contentsOf: headers)
+                return response
+            }
+            : { status, message, headers in GatewayResponse.error(status, message, headers: headers) }
         switch try await authenticator.authenticate(headers: request.headers, query: request.uri.query, peer: context.peerAddress) {
         case .authenticated(let identity):
             if identity.credential == .session, !originPolicy.allows(request) {
-                return GatewayResponse.error(.forbidden, "cross-site request refused")
+                return refuse(.forbidden, "cross-site request refused", [:])
             }
             context.identity = identity
             let isWebSocket = request.headers[.upgrade]?.lowercased() == "websocket"
@@ -32,25 +42,26 @@ struct AuthenticationMiddleware: RouterMiddleware {
                 context.plan = plan
                 return try await next(request, context)
             case .refuse(let refusal):
-                return GatewayResponse.error(refusal.httpStatus, refusal.message)
+                return refuse(refusal.httpStatus, refusal.message, [:])
+            case .comfyAPIv2(let v2):
+                context.v2Request = v2
+                return try await next(request, context)
             case .answer(let status, let json):
                 return GatewayResponse.rawJSON(HTTPResponse.Status(code: status), json)
             case .gatewayRoute:
                 // A gateway route asked with a method it does not serve.
-                return GatewayResponse.error(.methodNotAllowed, "\(request.method.rawValue) is not served on \(request.uri.path)")
+                return refuse(.methodNotAllowed, "\(request.method.rawValue) is not served on \(request.uri.path)", [:])
             }
-        case .anonymous where Self.isBrowserNavigation(request):
+        case .anonymous where Self.isBrowserNavigation(request) && !V2Route.isUnderDoor(path: request.uri.path):
             return GatewayResponse.redirectToLogin(from: request)
         case .anonymous:
-            return GatewayResponse.unauthenticated(invalidToken: false)
+            return refuse(.unauthorized, "authentication required", [.wwwAuthenticate: GatewayResponse.challenge(invalidToken: false)])
         case .refused:
-            return GatewayResponse.unauthenticated(invalidToken: true)
+            return refuse(.unauthorized, "authentication required", [.wwwAuthenticate: GatewayResponse.challenge(invalidToken: true)])
         case .busy:
-            return GatewayResponse.error(.serviceUnavailable, "too many credential checks in progress, retry shortly",
-                headers: [.retryAfter: "1"])
+            return refuse(.serviceUnavailable, "too many credential checks in progress, retry shortly", [.retryAfter: "1"])
         case .throttled(let wait):
-            return GatewayResponse.error(.tooManyRequests, RequestAuthenticator.throttledMessage,
-                headers: [.retryAfter: RequestAuthenticator.retryAfter(wait)])
+            return refuse(.tooManyRequests, RequestAuthenticator.throttledMessage, [.retryAfter: RequestAuthenticator.retryAfter(wait)])
         }
     }
 

@@ -14,6 +14,9 @@ struct HealthController: Sendable {
     func addRoutes(to router: Router<GatewayRequestContext>) {
         router.get("/healthz") { _, _ in GatewayResponse.json(.ok, ["status": "ok"]) }
         router.get("/readyz") { _, _ in await self.readiness() }
+        // The Comfy API v2 door's own check: the gateway answers; it never names or probes ComfyUI.
+        router.get("/api/v2/health") { _, _ in GatewayResponse.json(.ok, ["status": "healthy"]) }
+        router.head("/api/v2/health") { _, _ in Response(status: .ok) }
     }
 
     private func readiness() async -> Response {

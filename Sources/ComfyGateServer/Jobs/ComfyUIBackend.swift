@@ -1,3 +1,4 @@
+import ComfyGateCore
 import ComfyGatePolicy
 import Foundation
 import HTTPTypes
@@ -49,6 +50,51 @@ struct ComfyUIBackend: Sendable {
         try await json("/object_info")
     }
 
+    /// `POST /upload/image`: puts a file in ComfyUI's input folder (`subfolder/name`, replacing one there); ComfyUI's
+    /// status.
+    func uploadInput(_ bytes: [UInt8], name: String, subfolder: String, contentType: String) async throws -> Int {
+        let boundary = "comfygate-" + UUID().uuidString.lowercased()
+        var body: [UInt8] = []
+        func field(_ name: String, _ value: String) {
+            body += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n".utf8)
+        }
+        field("type", "input")
+        field("subfolder", subfolder)
+        field("overwrite", "true")
+        body += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"image\"; filename=\"\(name)\"\r\n".utf8)
+        body += Array("Content-Type: \(contentType)\r\n\r\n".utf8)
+        body += bytes
+        body += Array("\r\n--\(boundary)--\r\n".utf8)
+        let response = try await send(.post, "/upload/image", body: body, contentType: "multipart/form-data; boundary=" + boundary)
+        _ = try await UpstreamProxy.collect(response, limit: UpstreamProxy.maxJSONAnswer)
+        return response.status.code
+    }
+
+    /// Stops a prompt wherever it is: taken out of ComfyUI's queue if it waits there, interrupted if it runs.
+    func cancel(promptID: String) async throws {
+        let ids = PolicyJSON.array([.string(promptID)])
+        for (path, body) in [
+            ("/queue", PolicyJSON.object([.init(key: "delete", value: ids)])),
+            ("/interrupt", PolicyJSON.object([.init(key: "prompt_id", value: .string(promptID))])),
+        ] {
+            let response = try await send(.post, path, body: body.serialized())
+            _ = try await UpstreamProxy.collect(response, limit: UpstreamProxy.maxJSONAnswer)
+        }
+    }
+
+    /// `GET /view` of a file of a job's, with the client's `Range` passed on; ComfyUI's answer still streaming.
+    func view(_ output: JobOutput, range: String?) async throws -> Response {
+        var query = URLComponents()
+        query.queryItems = [
+            URLQueryItem(name: "filename", value: output.fileName), URLQueryItem(name: "subfolder", value: output.subfolder),
+            URLQueryItem(name: "type", value: output.fileType.rawValue),
+        ]
+        var headers: HTTPFields = [.userAgent: Self.userAgent]
+        if let range { headers[.range] = range }
+        return try await transport.send(UpstreamRequest(
+            method: .get, pathAndQuery: "/view?" + (query.percentEncodedQuery ?? ""), headers: headers, body: nil, contentLength: nil))
+    }
+
     private func json(_ path: String) async throws -> PolicyJSON {
         let response = try await send(.get, path, body: nil)
         let bytes = try await UpstreamProxy.collect(response, limit: UpstreamProxy.maxJSONAnswer)
@@ -60,9 +106,11 @@ struct ComfyUIBackend: Sendable {
         }
     }
 
-    private func send(_ method: HTTPRequest.Method, _ path: String, body: [UInt8]?) async throws -> Response {
+    private func send(_ method: HTTPRequest.Method, _ path: String, body: [UInt8]?, contentType: String = "application/json")
+        async throws -> Response
+    {
         var headers: HTTPFields = [.accept: "application/json", .userAgent: Self.userAgent]
-        if body != nil { headers[.contentType] = "application/json" }
+        if body != nil { headers[.contentType] = contentType }
         return try await transport.send(UpstreamRequest(
             method: method, pathAndQuery: path, headers: headers,
             body: body.map { RequestBody(buffer: ByteBuffer(bytes: $0)) }, contentLength: body?.count

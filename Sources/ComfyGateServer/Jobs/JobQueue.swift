@@ -18,12 +18,29 @@ actor JobQueue {
         var retryAfter: Int?
     }
 
+    /// What became of a submission.
+    enum Admission: Sendable {
+        /// Over one of the caller's limits: no job.
+        case overQuota(QuotaRefusal)
+        /// Refused as ComfyUI refuses a prompt (its own answer at hand-over, or the same shape from the gateway's
+        /// check of a prompt that must wait): no job.
+        case refused(status: Int, answer: [UInt8])
+        /// Handed to ComfyUI at once, which accepted it with `answer`.
+        case handedOver(Job, answer: [UInt8])
+        /// Held in the gateway's queue — or out at ComfyUI with its answer lost, which the watch finds out.
+        case held(Job, nodeErrors: PolicyJSON)
+    }
+
     private let store: any GatewayStore
     private let backend: ComfyUIBackend
     private let settings: JobSettings
     private let roleQuotas: [Role: QuotaLimits]
     private let ownership: OwnershipIndex
     private let notices: JobNotices
+    /// Tells followers of a job that it changed.
+    nonisolated let events: JobEvents
+    /// The client id of the gateway's own websocket to ComfyUI, which gets the events of jobs submitted without one.
+    private let listenerClientID: String
     private let logger: Logger
     private let now: @Sendable () -> Date
 
@@ -52,10 +69,12 @@ actor JobQueue {
 
     init(
         store: any GatewayStore, backend: ComfyUIBackend, settings: JobSettings, roleQuotas: [Role: QuotaLimits],
-        ownership: OwnershipIndex, counts: WaitingCounts, notices: JobNotices, logger: Logger,
-        now: @escaping @Sendable () -> Date
+        ownership: OwnershipIndex, counts: WaitingCounts, notices: JobNotices, events: JobEvents, listenerClientID: String,
+        logger: Logger, now: @escaping @Sendable () -> Date
     ) {
         self.counts = counts
+        self.events = events
+        self.listenerClientID = listenerClientID
         self.store = store
         self.backend = backend
         self.settings = settings
@@ -98,12 +117,10 @@ actor JobQueue {
     /// against ComfyUI's node catalog and held (ComfyUI's answer shapes either way). Runs to its end even when the
     /// calling task is cancelled (the client went away), so no job is left half handed over.
     nonisolated func submit(_ submission: NativeSubmission, caller: Caller) async throws -> Answer {
-        try await Task { try await self.admit(submission, caller: caller) }.value
+        try await Task { try await self.admitNative(submission, caller: caller) }.value
     }
 
-    private func admit(_ submission: NativeSubmission, caller: Caller) async throws -> Answer {
-        let time = max(now(), latestCreation.addingTimeInterval(Self.creationStep))
-        latestCreation = time
+    private func admitNative(_ submission: NativeSubmission, caller: Caller) async throws -> Answer {
         let id: String
         if let chosen = submission.promptID {
             if try await isTaken(chosen) { throw PolicyRefusal.conflict("prompt_id already exists") }
@@ -111,10 +128,35 @@ actor JobQueue {
         } else {
             id = UUID().uuidString.lowercased()
         }
-        if let refusal = try await quotaRefusal(for: caller, prompt: submission.prompt, at: time) {
+        let job = submission.job(id: id, userID: caller.userID, createdAt: now())
+        switch try await admit(job, prompt: submission.prompt, targets: submission.partialExecutionTargets, caller: caller) {
+        case .overQuota(let refusal):
             return Answer(status: 429, body: Self.json(refusal), retryAfter: refusal.retryAfter)
+        case .refused(let status, let answer):
+            return Answer(status: status, body: answer)
+        case .handedOver(_, let answer):
+            return Answer(status: 200, body: answer)
+        case .held(let job, let nodeErrors):
+            return queuedAnswer(job, nodeErrors: nodeErrors)
         }
-        var job = submission.job(id: id, userID: caller.userID, createdAt: time)
+    }
+
+    /// Takes a Comfy API v2 job (its graph already resolved to ComfyUI's file names) by the same rules as a native
+    /// prompt. Its idempotency key, if any, is claimed only when a job is made: a refusal leaves it free.
+    nonisolated func submit(_ job: Job, prompt: PolicyJSON, caller: Caller) async throws -> Admission {
+        try await Task { try await self.admit(job, prompt: prompt, targets: nil, caller: caller) }.value
+    }
+
+    /// Refuses a submission over a quota; hands it to ComfyUI at once when a slot is free and nobody waits (ComfyUI's
+    /// answer, whatever it is); otherwise checks it against ComfyUI's node catalog and holds it. Runs to its end even
+    /// when the calling task is cancelled (the client went away), so no job is left half handed over.
+    private func admit(_ submitted: Job, prompt: PolicyJSON, targets: [String]?, caller: Caller) async throws -> Admission {
+        let time = max(now(), latestCreation.addingTimeInterval(Self.creationStep))
+        latestCreation = time
+        if let refusal = try await quotaRefusal(for: caller, prompt: prompt, at: time) { return .overQuota(refusal) }
+        var job = submitted
+        job.createdAt = time
+        let id = job.id
 
         if inFlight.count + handingOver < settings.inFlight, queuedByUser.isEmpty {
             // Owned before ComfyUI sees it: its first events may come before its answer.
@@ -128,6 +170,7 @@ actor JobQueue {
                 try await store.insertJob(job)
                 outcome = await handOver(job)
             } catch {
+                ownership.forget(prompt: id)
                 endHandOver(caller.userID)
                 throw error
             }
@@ -135,24 +178,24 @@ actor JobQueue {
             switch outcome {
             case .accepted(let answer):
                 publishCounts()
-                return Answer(status: 200, body: answer)
+                return .handedOver(job, answer: answer)
             case .refused(let status, let answer):
                 // Not accepted, so never a job: the client gets ComfyUI's own answer.
                 ownership.forget(prompt: id)
                 _ = try await store.deleteJob(id: id)
-                return Answer(status: status, body: answer)
+                return .refused(status: status, answer: answer)
             case .unreachable:
                 // ComfyUI may have it or not: the watch finds out, and queues it again only if ComfyUI has not.
                 inFlight[id] = job
                 publishCounts()
-                return queuedAnswer(job, nodeErrors: .object([]))
+                return .held(job, nodeErrors: .object([]))
             }
         }
 
         let nodeErrors: PolicyJSON
-        switch await validate(submission) {
+        switch await validate(prompt, targets: targets) {
         case .refused(let answer):
-            return Answer(status: 400, body: answer.serialized())
+            return .refused(status: 400, answer: answer.serialized())
         case .accepted(_, let errors):
             nodeErrors = errors
         case nil:
@@ -160,16 +203,16 @@ actor JobQueue {
         }
         try await store.insertJob(job)
         ownership.record(prompt: id, owner: caller.userID)
-        return held(job, nodeErrors: nodeErrors)
+        hold(job)
+        return .held(job, nodeErrors: nodeErrors)
     }
 
-    /// Counts a job the gateway now holds and answers as ComfyUI answers a queued prompt.
-    private func held(_ job: Job, nodeErrors: PolicyJSON) -> Answer {
+    /// Counts a job the gateway now holds.
+    private func hold(_ job: Job) {
         queuedByUser[job.userID, default: 0] += 1
         publishCounts()
         notices.queueChanged(userID: job.userID, remaining: counts.count(of: job.userID))
         Task { await self.pump() }
-        return queuedAnswer(job, nodeErrors: nodeErrors)
     }
 
     /// ComfyUI's answer to a queued prompt: `{"prompt_id", "number", "node_errors"}`.
@@ -191,15 +234,14 @@ actor JobQueue {
     }
 
     /// The submission checked against ComfyUI's node catalog; nil when ComfyUI cannot be asked for it.
-    private func validate(_ submission: NativeSubmission) async -> PromptValidation? {
+    private func validate(_ prompt: PolicyJSON, targets: [String]?) async -> PromptValidation? {
         if catalog == nil || now().timeIntervalSince(catalog!.fetchedAt) > Self.catalogLifetime {
             if let info = try? await backend.objectInfo(), let read = NodeCatalog(objectInfo: info) {
                 catalog = (read, now())
             }
         }
         guard let catalog else { return nil }
-        return PromptValidator(catalog: catalog.catalog).validate(
-            submission.prompt, targets: submission.partialExecutionTargets)
+        return PromptValidator(catalog: catalog.catalog).validate(prompt, targets: targets)
     }
 
     /// The output nodes a held job will run, by the node catalog last read.
@@ -270,7 +312,7 @@ actor JobQueue {
     /// Sends a job to ComfyUI; an accepted job is out from then on. When the exchange broke, ComfyUI may or may
     /// not have the job: the caller leaves that to the watch.
     private func handOver(_ job: Job) async -> HandOver {
-        guard let body = NativeSubmission.dispatchBody(of: job) else {
+        guard let body = NativeSubmission.dispatchBody(of: job, defaultClientID: listenerClientID) else {
             return .refused(status: 400, answer: NativeSubmission.unreadableJobAnswer.serialized())
         }
         do {
@@ -337,6 +379,7 @@ actor JobQueue {
             inFlight[job.id] = running
         case .refused(let status, let answer):
             await fail(running, status: status, answer: answer)
+            events.publish(.changed, about: job.id)
         case .unreachable:
             // ComfyUI may have it or not: the watch finds out, and queues it again only if ComfyUI has not.
             inFlight[job.id] = running
@@ -345,6 +388,7 @@ actor JobQueue {
         }
         publishCounts()
         notices.queueChanged(userID: job.userID, remaining: counts.count(of: job.userID))
+        events.publish(.changed, about: job.id)
         return true
     }
 
@@ -456,6 +500,7 @@ actor JobQueue {
             }
             publishCounts()
             notices.queueChanged(userID: updated.userID, remaining: counts.count(of: updated.userID))
+            events.publish(.changed, about: job.id)
         }
         await pump()
     }
@@ -505,6 +550,7 @@ actor JobQueue {
                 canceled.failure = JobFailure(code: "canceled", message: "the job was cancelled before it ran")
                 if try await store.updateJob(canceled, expecting: .queued) {
                     ended.insert(id)
+                    events.publish(.changed, about: id)
                     decrementQueued(job.userID)
                     publishCounts()
                     notices.queueChanged(userID: job.userID, remaining: counts.count(of: job.userID))
@@ -512,14 +558,24 @@ actor JobQueue {
             case .running:
                 var canceling = job
                 canceling.state = .canceling
-                if try await store.updateJob(canceling, expecting: .running), inFlight[id] != nil {
-                    inFlight[id] = canceling
+                if try await store.updateJob(canceling, expecting: .running) {
+                    if inFlight[id] != nil { inFlight[id] = canceling }
+                    events.publish(.changed, about: id)
                 }
             default:
                 break
             }
         }
         return ids.filter { !ended.contains($0) }
+    }
+
+    /// The 1-based place of a held job in the order the fair share would hand the held jobs over; nil when it is
+    /// not held.
+    func queuePosition(of job: Job) async throws -> Int? {
+        guard job.state == .queued else { return nil }
+        let queued = try await store.queuedJobs()
+        return FairShare().order(of: Self.waiting(queued), standings: try await standings(of: queued))
+            .firstIndex { $0.id == job.id }.map { $0 + 1 }
     }
 
     /// Cancels every held job the caller may cancel (`POST /queue {"clear": true}`).

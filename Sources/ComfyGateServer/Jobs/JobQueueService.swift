@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Logging
+import NIOCore
 import NIOWebSocket
 import ServiceLifecycle
 import WSClient
@@ -13,6 +14,8 @@ struct JobQueueService: Service {
     let queue: JobQueue
     /// ComfyUI's websocket URL, `ws://host:port/ws`.
     let eventsURL: String
+    /// The client id the listener connects with; ComfyUI sends it the events of jobs submitted without one.
+    let clientID: String
     let logger: Logger
 
     /// The longest time between two looks at the jobs out at ComfyUI.
@@ -58,7 +61,7 @@ struct JobQueueService: Service {
         var configuration = WebSocketClientConfiguration()
         configuration.maxFrameSize = 64 << 20
         configuration.additionalHeaders[.userAgent] = ComfyUIBackend.userAgent
-        let url = eventsURL + "?clientId=comfygate-jobs-" + UUID().uuidString.lowercased()
+        let url = eventsURL + "?clientId=" + clientID
         let queue = self.queue
         while !Task.isCancelled {
             guard await queue.hasJobsOut else {
@@ -70,8 +73,13 @@ struct JobQueueService: Service {
                     await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask {
                             for try await message in inbound.messages(maxSize: 64 << 20) {
-                                guard case .text(let text) = message, Self.endsOrQueues(text) else { continue }
-                                wake.yield()
+                                switch message {
+                                case .text(let text):
+                                    queue.events.comfyUIMessage(text)
+                                    if Self.endsOrQueues(text) { wake.yield() }
+                                case .binary(let buffer):
+                                    queue.events.comfyUIBinary(Array(buffer.readableBytesView))
+                                }
                             }
                         }
                         group.addTask {

@@ -97,6 +97,9 @@ func withGateway<T: Sendable>(
         upstream: URL(string: upstream ?? standIn.baseURL)!
     )
     configuration.upstreamTimeout = 10
+    let dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("comfygate-test-" + UUID().uuidString)
+    configuration.dataDirectory = dataDirectory.path
+    defer { try? FileManager.default.removeItem(at: dataDirectory) }
     configure(&configuration)
     let components = Gateway.Components(configuration: configuration, store: wrapStore(store), now: { clock.now() })
     let logger = logger ?? {
