@@ -537,8 +537,20 @@ public final class PostgresStore: GatewayStore, Service {
         )
     }
 
-    public func queuedJobs() async throws -> [Job] {
-        try await jobs(inStates: [.queued])
+    public func queuedJobs() async throws -> [QueuedJob] {
+        try await perform {
+            var result: [QueuedJob] = []
+            let rows = try await client.query(
+                """
+                SELECT id, user_id, created_at FROM jobs WHERE state = \(JobState.queued.rawValue)
+                ORDER BY created_at, id COLLATE "C"
+                """
+            )
+            for try await (id, userID, createdAt) in rows.decode((String, String, Date).self) {
+                result.append(QueuedJob(id: id, userID: userID, createdAt: createdAt))
+            }
+            return result
+        }
     }
 
     public func jobs(inStates states: Set<JobState>) async throws -> [Job] {

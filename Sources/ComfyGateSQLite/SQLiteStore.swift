@@ -502,8 +502,15 @@ public struct SQLiteStore: GatewayStore {
         }
     }
 
-    public func queuedJobs() async throws -> [Job] {
-        try await jobs(inStates: [.queued])
+    public func queuedJobs() async throws -> [QueuedJob] {
+        try await read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT id, user_id, created_at FROM jobs WHERE state = ? ORDER BY created_at, id",
+                arguments: [JobState.queued.rawValue]
+            ).map { row in
+                QueuedJob(id: row["id"], userID: row["user_id"], createdAt: Date(timeIntervalSince1970: row["created_at"]))
+            }
+        }
     }
 
     public func jobs(inStates states: Set<JobState>) async throws -> [Job] {

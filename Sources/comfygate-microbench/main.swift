@@ -44,7 +44,7 @@ final class MemoryStore: GatewayStore {
     func job(userID: String, idempotencyKey: String) async throws -> Job? { unused() }
     func updateJob(_ job: Job, expecting expected: JobState) async throws -> Bool { unused() }
     func jobs(userID: String?, states: Set<JobState>?, limit: Int, createdBefore: Date?) async throws -> [Job] { unused() }
-    func queuedJobs() async throws -> [Job] { unused() }
+    func queuedJobs() async throws -> [QueuedJob] { unused() }
     func jobs(inStates states: Set<JobState>) async throws -> [Job] { unused() }
     func countJobs(userID: String, states: Set<JobState>?, createdAfter: Date?) async throws -> Int { unused() }
     func gpuSeconds(userID: String?, completedAfter: Date) async throws -> [String: Double] { unused() }

@@ -135,7 +135,32 @@ import Testing
             // Three jobs today, none waiting: the day's budget is what is over.
             let spent = try await alice.v2(.POST, "/jobs", json: Self.savingGraph(color: 4))
             #expect(spent.status == 402 && spent.errorCode == "insufficient_credits", "\(spent.text)")
+            #expect(Int(spent.header("Retry-After") ?? "") ?? 0 > 86_000, "the day's first job leaves the day in a day")
             gate.standIn.releaseExecution()
+        }
+    }
+
+    @Test func gpuTimeAndImageAreaLimitsAreAnsweredAsTheContractSays() async throws {
+        try await withGateway(configure: {
+            $0.quotas[.user] = QuotaLimits(gpuSecondsPerDay: 60, maxImageArea: 64 * 64)
+        }) { gate in
+            let (alice, bob, _) = try await IsolationTests.members(gate)
+            let large = #"{"workflow": {"1": {"class_type": "EmptyLatentImage", "inputs": {"width": 1024, "height": 1024, "batch_size": 1}}}}"#
+            let tooLarge = try await bob.v2(.POST, "/jobs", json: large)
+            #expect(tooLarge.status == 422 && tooLarge.errorCode == "invalid_workflow")
+            #expect(((try? tooLarge.json())?["error"] as? [String: Any]).flatMap { ($0["details"] as? [String: Any])?["limit"] as? String }
+                == "max_image_area")
+            #expect(tooLarge.header("Retry-After") == nil, "no wait makes an image smaller")
+
+            // Alice used 90 GPU seconds today.
+            let now = gate.clock.now()
+            try await gate.store.insertJob(Job(
+                userID: alice.id, source: .v2, state: .succeeded, workflow: "{}", createdAt: now.addingTimeInterval(-600),
+                startedAt: now.addingTimeInterval(-590), completedAt: now.addingTimeInterval(-500), gpuSeconds: 90))
+            let spent = try await alice.v2(.POST, "/jobs", json: Self.savingGraph())
+            #expect(spent.status == 402 && spent.errorCode == "insufficient_credits", "\(spent.text)")
+            #expect(Int(spent.header("Retry-After") ?? "") ?? 0 > 80_000)
+            #expect(try await bob.v2(.POST, "/jobs", json: Self.savingGraph()).status == 201, "bob's day is his own")
         }
     }
 

@@ -55,6 +55,33 @@ import Testing
         }
     }
 
+    @Test func threeUsersAtUnequalRatesEachWaitOnlyForWhatWasHandedOver() async throws {
+        try await withGateway(configure: { $0.jobs.inFlight = 1 }) { gate in
+            gate.standIn.holdExecution()
+            let (heavy, medium, _) = try await IsolationTests.members(gate)
+            let light = try await gate.member("lena")
+            let first = try await heavy.queueAccepted(Workflow.save(color: 1))
+            try await gate.waitUntilRunning(first)
+            var heavyIDs = [first], mediumIDs: [String] = []
+            for color in 2...6 { heavyIDs.append(try await heavy.queueAccepted(Workflow.save(color: color))) }
+            for color in 7...9 { mediumIDs.append(try await medium.queueAccepted(Workflow.save(color: color))) }
+            let lightID = try await light.queueAccepted(Workflow.save(color: 10))
+            gate.standIn.releaseExecution()
+            _ = try await eventuallyAsync(within: .seconds(30)) { try await gate.comfyHistoryIDs().count == 10 }
+            let order = try await gate.comfyHistoryIDs()
+            #expect(order.count == 10 && order.first == first)
+            func position(_ id: String) -> Int { order.firstIndex(of: id) ?? .max }
+            func heavyBefore(_ id: String) -> Int { heavyIDs.filter { position($0) < position(id) }.count }
+            // When the medium and the light user queued, only heavy's first job had been handed over.
+            #expect(heavyBefore(lightID) == 1, "\(order)")
+            #expect(heavyBefore(mediumIDs[0]) == 1, "\(order)")
+            // Each user's jobs ran first in, first out; no user's job ran twice.
+            #expect(heavyIDs.map(position) == heavyIDs.map(position).sorted())
+            #expect(mediumIDs.map(position) == mediumIDs.map(position).sorted())
+            #expect(Set(order).count == 10)
+        }
+    }
+
     @Test func eachQuotaIsAnswered429WithItsReason() async throws {
         try await withGateway(configure: {
             $0.quotas[.user] = QuotaLimits(maxWaitingJobs: 2, jobsPerDay: 3, maxImageArea: 64 * 64)

@@ -257,7 +257,7 @@ private final class WriteFailingStore: GatewayStore {
     func jobs(userID: String?, states: Set<JobState>?, limit: Int, createdBefore: Date?) async throws -> [Job] {
         try await base.jobs(userID: userID, states: states, limit: limit, createdBefore: createdBefore)
     }
-    func queuedJobs() async throws -> [Job] { try await base.queuedJobs() }
+    func queuedJobs() async throws -> [QueuedJob] { try await base.queuedJobs() }
     func jobs(inStates states: Set<JobState>) async throws -> [Job] { try await base.jobs(inStates: states) }
     func countJobs(userID: String, states: Set<JobState>?, createdAfter: Date?) async throws -> Int {
         try await base.countJobs(userID: userID, states: states, createdAfter: createdAfter)

@@ -89,6 +89,19 @@ public struct Job: Sendable, Codable, Equatable {
     }
 }
 
+/// A queued job as the scheduler sees it: whose it is and since when, without its graph.
+public struct QueuedJob: Sendable, Equatable {
+    public var id: String
+    public var userID: String
+    public var createdAt: Date
+
+    public init(id: String, userID: String, createdAt: Date) {
+        self.id = id
+        self.userID = userID
+        self.createdAt = createdAt
+    }
+}
+
 /// Where a job is in its life; stored by raw value.
 public enum JobState: String, Sendable, Codable, CaseIterable {
     /// Waiting in the gateway's queue.

@@ -301,7 +301,7 @@ public final class CachedGatewayStore: GatewayStore {
     public func jobs(userID: String?, states: Set<JobState>?, limit: Int, createdBefore: Date?) async throws -> [Job] {
         try await base.jobs(userID: userID, states: states, limit: limit, createdBefore: createdBefore)
     }
-    public func queuedJobs() async throws -> [Job] { try await base.queuedJobs() }
+    public func queuedJobs() async throws -> [QueuedJob] { try await base.queuedJobs() }
     public func jobs(inStates states: Set<JobState>) async throws -> [Job] { try await base.jobs(inStates: states) }
     public func countJobs(userID: String, states: Set<JobState>?, createdAfter: Date?) async throws -> Int {
         try await base.countJobs(userID: userID, states: states, createdAfter: createdAfter)

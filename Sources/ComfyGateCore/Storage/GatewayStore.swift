@@ -87,8 +87,8 @@ public protocol GatewayStore: Sendable {
     /// At most `limit` jobs, newest first, of one user or of everyone when `userID` is nil, in one of `states`
     /// or in any state when `states` is nil, created strictly before `createdBefore` when it is given (paging).
     func jobs(userID: String?, states: Set<JobState>?, limit: Int, createdBefore: Date?) async throws -> [Job]
-    /// Every queued job, oldest first: the scheduler's input.
-    func queuedJobs() async throws -> [Job]
+    /// Every queued job, oldest first, without its graph: the scheduler's input.
+    func queuedJobs() async throws -> [QueuedJob]
     /// Every job in one of `states`, oldest first (what start-up reconciles with ComfyUI).
     func jobs(inStates states: Set<JobState>) async throws -> [Job]
     /// How many jobs of one user are in one of `states` (any state when nil), created strictly after

@@ -56,6 +56,8 @@ actor JobQueue {
     /// The `number` answered for held jobs, counting on like ComfyUI's own.
     private var nextNumber = 0
     private var catalog: (catalog: NodeCatalog, fetchedAt: Date)?
+    /// When ComfyUI last failed to give its node catalog: held prompts go unchecked until ``catalogRetry`` later.
+    private var catalogUnavailableSince: Date?
     /// The creation time of the latest job: each new one is later by at least ``creationStep``, so first in,
     /// first out holds even for submissions the clock cannot tell apart.
     private var latestCreation = Date.distantPast
@@ -66,6 +68,8 @@ actor JobQueue {
 
     /// How long a node catalog read from ComfyUI is used to check held prompts.
     static let catalogLifetime: TimeInterval = 60
+    /// How long after a failed read of the node catalog it is asked for again.
+    static let catalogRetry: TimeInterval = 5
 
     init(
         store: any GatewayStore, backend: ComfyUIBackend, settings: JobSettings, roleQuotas: [Role: QuotaLimits],
@@ -235,9 +239,14 @@ actor JobQueue {
 
     /// The submission checked against ComfyUI's node catalog; nil when ComfyUI cannot be asked for it.
     private func validate(_ prompt: PolicyJSON, targets: [String]?) async -> PromptValidation? {
-        if catalog == nil || now().timeIntervalSince(catalog!.fetchedAt) > Self.catalogLifetime {
+        let time = now()
+        let stale = catalog.map { time.timeIntervalSince($0.fetchedAt) > Self.catalogLifetime } ?? true
+        if stale, catalogUnavailableSince.map({ time.timeIntervalSince($0) > Self.catalogRetry }) ?? true {
             if let info = try? await backend.objectInfo(), let read = NodeCatalog(objectInfo: info) {
-                catalog = (read, now())
+                catalog = (read, time)
+                catalogUnavailableSince = nil
+            } else {
+                catalogUnavailableSince = time
             }
         }
         guard let catalog else { return nil }
@@ -421,22 +430,24 @@ actor JobQueue {
         guard let chosen = FairShare().next(of: Self.waiting(queued), standings: try await standings(of: queued)) else {
             return nil
         }
-        return queued.first { $0.id == chosen.id }
+        return try await store.job(id: chosen.id)
     }
 
     /// The held jobs, in the order they would be handed over if nothing changed, for the native `/queue`.
     func heldJobs(visibleTo caller: Caller) async throws -> [Job] {
         let queued = try await store.queuedJobs()
         guard !queued.isEmpty else { return [] }
-        let byID = Dictionary(queued.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        return FairShare().order(of: Self.waiting(queued), standings: try await standings(of: queued))
-            .compactMap { byID[$0.id] }
-            .filter { caller.isAdmin || $0.userID == caller.userID }
+        var visible: [Job] = []
+        for waiting in FairShare().order(of: Self.waiting(queued), standings: try await standings(of: queued))
+        where caller.isAdmin || waiting.userID == caller.userID {
+            if let job = try await store.job(id: waiting.id), job.state == .queued { visible.append(job) }
+        }
+        return visible
     }
 
     /// Where each user with jobs waiting stands now: GPU time over the window (running jobs' time so far
     /// included), weight, and jobs handed over in the window.
-    private func standings(of queued: [Job]) async throws -> [String: FairShare.Standing] {
+    private func standings(of queued: [QueuedJob]) async throws -> [String: FairShare.Standing] {
         let time = now()
         let windowStart = time.addingTimeInterval(-settings.fairShareWindow)
         let used = try await store.gpuSeconds(userID: nil, completedAfter: windowStart)
@@ -454,7 +465,7 @@ actor JobQueue {
         return standings
     }
 
-    private static func waiting(_ queued: [Job]) -> [FairShare.WaitingJob] {
+    private static func waiting(_ queued: [QueuedJob]) -> [FairShare.WaitingJob] {
         queued.map { FairShare.WaitingJob(id: $0.id, userID: $0.userID, queuedAt: $0.createdAt) }
     }
 

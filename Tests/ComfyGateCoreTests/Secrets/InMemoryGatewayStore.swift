@@ -117,7 +117,7 @@ final class InMemoryGatewayStore: GatewayStore, GatewayStoreOpener {
     func jobs(userID: String?, states: Set<JobState>?, limit: Int, createdBefore: Date?) async throws -> [Job] {
         unused()
     }
-    func queuedJobs() async throws -> [Job] { unused() }
+    func queuedJobs() async throws -> [QueuedJob] { unused() }
     func jobs(inStates states: Set<JobState>) async throws -> [Job] { unused() }
     func countJobs(userID: String, states: Set<JobState>?, createdAfter: Date?) async throws -> Int { unused() }
     func gpuSeconds(userID: String?, completedAfter: Date) async throws -> [String: Double] { unused() }
