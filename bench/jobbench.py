@@ -58,6 +58,17 @@ class Client:
         return json.loads(body)["prompt_id"]
 
 
+def run_all(tasks, failures):
+    """Runs each (function, arguments) on a thread of its own until all end; exits on a recorded failure."""
+    threads = [threading.Thread(target=function, args=arguments) for function, arguments in tasks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise SystemExit(f"a submission failed: {failures[0]}")
+
+
 def stub_stats(stub):
     status, body = Client(stub, "-").send("GET", "/bench/stats")
     return json.loads(body)
@@ -90,13 +101,7 @@ def throughput(door, url, token, stub, jobs, concurrency):
                 sent[job_id] = started
 
     begin = time.time()
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failures:
-        raise SystemExit(f"a submission failed: {failures[0]}")
+    run_all([(worker, ()) for _ in range(concurrency)], failures)
     deadline = time.time() + 300
     while True:
         stats = stub_stats(stub)
@@ -135,13 +140,7 @@ def fairness(url, stub, seconds, job_ms, users):
         # Over: take every job still waiting out of the queues, so the next row starts from an idle GPU.
         client.send("POST", "/queue", {"clear": True})
 
-    threads = [threading.Thread(target=user, args=(i, token, rate)) for i, (token, rate) in enumerate(users)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failures:
-        raise SystemExit(f"a submission failed: {failures[0]}")
+    run_all([(user, (i, token, rate)) for i, (token, rate) in enumerate(users)], failures)
     time.sleep(0.5)
     stats = stub_stats(stub)
     served = [sum(1 for s in stats.values() if s["tag"] == f"u{i}" and begin <= s.get("finished", 0) <= window_end)
