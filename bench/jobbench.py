@@ -5,8 +5,11 @@ straight to ComfyUI (bench/jobstub.py), and how fairly one GPU is shared (standa
   jobbench.py throughput DOOR URL TOKEN STUB JOBS CONCURRENCY
       DOOR is native (POST URL/prompt) or v2 (POST URL/api/v2/jobs, Idempotency-Key); TOKEN may be "-" (none).
       Submits JOBS instant prompts from CONCURRENCY connections, waits until the stub ran them all, and prints
-      `jobs_per_s=… wait_p50_ms=… wait_p99_ms=…`: jobs per second from the first submission to the last end,
-      and the time from sending a job to ComfyUI seeing it (what a gateway adds before ComfyUI).
+      `jobs_per_s=…`: jobs per second from the first submission to the last end.
+  jobbench.py latency DOOR URL TOKEN STUB JOBS
+      Submits JOBS instant prompts one at a time, each once the one before has run, and prints
+      `wait_p50_ms=… wait_p99_ms=…`: the time from sending a job to ComfyUI seeing it, with nothing else
+      waiting (what a gateway adds before ComfyUI).
   jobbench.py fairness URL STUB SECONDS JOB_MS TOKEN:RATE...
       With each job taking JOB_MS on the stub's GPU, one user per TOKEN:RATE (TOKEN "-" for none) submits RATE
       prompts per second through URL's POST /prompt for SECONDS; then the queues are cleared. Prints `jain=… served=a/b/…`: Jain's index of each user's jobs
@@ -112,9 +115,25 @@ def throughput(door, url, token, stub, jobs, concurrency):
             raise SystemExit(f"only {len(done)} of {jobs} jobs ran within 300 s")
         time.sleep(0.02)
     end = max(s["finished"] for s in done)
-    waits = [(stats[job_id]["arrived"] - started) * 1000 for job_id, started in sent.items()]
-    print(f"jobs_per_s={jobs / (end - begin):.1f} wait_p50_ms={percentile(waits, 0.5):.1f} "
-          f"wait_p99_ms={percentile(waits, 0.99):.1f}")
+    print(f"jobs_per_s={jobs / (end - begin):.1f}")
+
+
+def latency(door, url, token, stub, jobs):
+    Client(stub, "-").send("POST", "/bench/reset", {"job_ms": 0})
+    client, observer, waits = Client(url, token), Client(stub, "-"), []
+    for _ in range(jobs):
+        started = time.time()
+        job_id = client.submit(door, "t")
+        deadline = started + 60
+        while True:
+            seen = json.loads(observer.send("GET", f"/bench/stats/{job_id}")[1])
+            if "finished" in seen:
+                break
+            if time.time() > deadline:
+                raise SystemExit(f"job {job_id} did not run within 60 s")
+            time.sleep(0.001)
+        waits.append((seen["arrived"] - started) * 1000)
+    print(f"wait_p50_ms={percentile(waits, 0.5):.2f} wait_p99_ms={percentile(waits, 0.99):.2f}")
 
 
 def fairness(url, stub, seconds, job_ms, users):
@@ -164,6 +183,8 @@ def max_min_fair(demands, capacity):
 if __name__ == "__main__":
     if sys.argv[1] == "throughput":
         throughput(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]), int(sys.argv[7]))
+    elif sys.argv[1] == "latency":
+        latency(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]))
     elif sys.argv[1] == "fairness":
         users = [(spec.rsplit(":", 1)[0], float(spec.rsplit(":", 1)[1])) for spec in sys.argv[6:]]
         fairness(sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5]), users)

@@ -9,7 +9,7 @@ POST /queue (delete, clear), POST /interrupt, POST /api/jobs/{id}/cancel, GET /w
 execution_start, executing and execution_success to the prompt's client). GET /object_info answers 404,
 so the gateway holds prompts unchecked. The bench reads what happened from GET /bench/stats: for each prompt
 its owner tag (the last folder-free part of its SaveImage filename_prefix) and when it arrived, started and
-finished (time.time()); POST /bench/reset forgets everything (`{"job_ms": N}` also sets the job time).
+finished (time.time()), or one prompt's at GET /bench/stats/{id}; POST /bench/reset forgets everything (`{"job_ms": N}` also sets the job time).
 """
 import asyncio, json, sys, time, uuid
 
@@ -156,6 +156,10 @@ def app(gpu):
     @routes.get("/bench/stats")
     async def stats(request):
         return web.json_response(gpu.stats)
+
+    @routes.get("/bench/stats/{prompt_id}")
+    async def stats_item(request):
+        return web.json_response(gpu.stats.get(request.match_info["prompt_id"], {}))
 
     @routes.post("/bench/reset")
     async def reset(request):

@@ -8,8 +8,8 @@ import WSClient
 import WSCore
 
 /// Runs the job queue (loaded before the gateway listens): hands jobs over and watches them whenever ComfyUI
-/// broadcasts a change of its queue — on a websocket of the gateway's own, open while jobs are out — and at the
-/// latest every ``tick``; sweeps expired jobs every hour.
+/// broadcasts a change of its queue — on a websocket of the gateway's own, open while jobs are out and for
+/// ``lingering`` after — and at the latest every ``tick``; sweeps expired jobs every hour.
 struct JobQueueService: Service {
     let queue: JobQueue
     /// ComfyUI's websocket URL, `ws://host:port/ws`.
@@ -83,7 +83,19 @@ struct JobQueueService: Service {
                             }
                         }
                         group.addTask {
-                            while await queue.hasJobsOut { try await Task.sleep(for: Self.idleLook) }
+                            // Open while jobs are out and for a while after, so a job handed over right after another
+                            // ended finds the listener there for its end.
+                            var idleSince: ContinuousClock.Instant?
+                            while true {
+                                if await queue.hasJobsOut {
+                                    idleSince = nil
+                                } else if let since = idleSince {
+                                    if ContinuousClock.now - since > Self.lingering { return }
+                                } else {
+                                    idleSince = .now
+                                }
+                                try await Task.sleep(for: Self.idleLook)
+                            }
                         }
                         // Whichever ends first ends the connection; the close lets the reading task end too.
                         defer { group.cancelAll() }
@@ -100,6 +112,8 @@ struct JobQueueService: Service {
 
     /// How often an idle listener looks whether jobs went out.
     static let idleLook: Duration = .milliseconds(100)
+    /// How long the listener stays connected once no job is out.
+    static let lingering: Duration = .seconds(30)
 
     /// Whether a ComfyUI message tells of a prompt ending or of its queue changing.
     static func endsOrQueues(_ text: String) -> Bool {
