@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "ComfyGateDoctor", targets: ["ComfyGateDoctor"]),
         .library(name: "ComfyGateTOML", targets: ["ComfyGateTOML"]),
         .library(name: "ComfyGateAssets", targets: ["ComfyGateAssets"]),
+        .library(name: "ComfyGateModels", targets: ["ComfyGateModels"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -100,6 +101,16 @@ let package = Package(
                 .product(name: "WSCore", package: "swift-websocket"),
             ]
         ),
+        // `comfygate models`: the model manifest, resumable verified downloads, progress. No server code.
+        .target(
+            name: "ComfyGateModels",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // `comfygate doctor`: end-to-end checks of a ComfyUI deployment, their causes and fixes, reports, watch mode.
         .target(
             name: "ComfyGateDoctor",
@@ -152,6 +163,7 @@ let package = Package(
             dependencies: [
                 "ComfyGateCore",
                 "ComfyGateDoctor",
+                "ComfyGateModels",
                 "ComfyGatePostgres",
                 "ComfyGateServer",
                 "ComfyGateSQLite",
@@ -195,6 +207,19 @@ let package = Package(
         .testTarget(name: "ComfyGatePolicyTests", dependencies: ["ComfyGatePolicy"]),
         .testTarget(name: "ComfyGateTOMLTests", dependencies: ["ComfyGateTOML"]),
         .testTarget(name: "ComfyGateAssetsTests", dependencies: ["ComfyGateAssets"]),
+        .testTarget(
+            name: "ComfyGateModelsTests",
+            dependencies: [
+                "ComfyGateModels",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .testTarget(
             name: "ComfyGateRequestParsingTests",
             dependencies: ["ComfyGateRequestParsing", .product(name: "HTTPTypes", package: "swift-http-types")]

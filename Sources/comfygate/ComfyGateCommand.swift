@@ -15,7 +15,8 @@ struct ComfyGateCommand: AsyncParsableCommand {
             Exit codes: 0 success, 1 the operation failed or a check found problems, 2 usage or configuration error.
             """,
         version: "0.1.0",
-        subcommands: [ServeCommand.self, UsersCommand.self, TokensCommand.self, UsageCommand.self, SecretsCommand.self, DoctorCommand.self]
+        subcommands: [ServeCommand.self, UsersCommand.self, TokensCommand.self, UsageCommand.self, SecretsCommand.self, DoctorCommand.self,
+            ModelsCommand.self]
     )
 
     /// Parses and runs the command, giving usage errors exit code 2 like every other usage problem.

@@ -49,7 +49,7 @@ import Testing
         var printed = ""
         var pending = Data()
         while true {
-            let chunk = output.fileHandleForReading.availableData
+            let chunk = output.fileHandleForReading.readAvailableBytes()
             if chunk.isEmpty { break }
             pending += chunk
             while let newline = pending.firstIndex(of: 0x0A) {

@@ -524,7 +524,7 @@ import WSClient
             _ = try await alice.get("/queue", headers: [("comfy-user", "bob")])
             _ = try await alice.get("/settings", headers: [("Comfy-User", "root")])
             _ = try await alice.post("/settings", json: #"{"a": 1}"#, headers: [("comfy-user", "root")])
-            let requests = gate.standIn.recordedRequests
+            let requests = gate.comfyUIRequests
             #expect(requests.count == 3)
             #expect(requests.allSatisfy { $0.headerValues("comfy-user").isEmpty })
             for member in [alice, admin] {

@@ -68,6 +68,7 @@ import Testing
     @Test func anUnknownUsersQuotaIsAnError() async throws {
         let directory = try AccountCommandTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
+        #expect(try await CommandRunner.run(["users", "add", "alice", "--role", "user", "--data", directory.path]).status == 0)
         let result = try await CommandRunner.run(["users", "quota", "nobody", "--weight", "3", "--data", directory.path])
         #expect(result.status == 1)
         #expect(result.stderr.contains("user 'nobody' does not exist"))

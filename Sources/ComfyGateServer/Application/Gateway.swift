@@ -184,6 +184,7 @@ public enum Gateway {
             ),
             services: [
                 UpstreamTransportService(transport: components.transport), openWebSockets, comfyUIUsers,
+                UpstreamWatch(transport: components.transport, upstreamDescription: configuration.upstream.absoluteString, logger: logger),
                 JobQueueService(
                     queue: jobs, eventsURL: Self.eventsURL(of: configuration.upstream), clientID: listenerClientID, logger: logger),
             ],

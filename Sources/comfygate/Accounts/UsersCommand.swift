@@ -22,7 +22,7 @@ struct UsersCommand: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            try await AccountCommand.run(store) { accounts in
+            try await AccountCommand.run(store, creatingStore: true) { accounts in
                 let password = passwordStdin ? try PasswordInput.readStandardInput() : TokenFormat.randomBase62(count: 20)
                 let user = try await accounts.addUser(name: name, role: role.role, password: password)
                 CommandFailure.printNote("added user '\(user.name)' (role \(user.role))")
@@ -118,19 +118,25 @@ struct RoleArgument: ExpressibleByArgument, Sendable {
 
 /// Shared plumbing of the account commands: configuration, store, errors.
 enum AccountCommand {
-    static func run(_ options: StoreOptions, _ body: @escaping @Sendable (AccountService) async throws -> Void) async throws {
-        try await run(options) { accounts, _ in try await body(accounts) }
+    /// - Parameter creatingStore: whether the command may create an embedded store that is not there yet (only
+    ///   `users add` may: every other account command on a missing store says where it looked).
+    static func run(
+        _ options: StoreOptions, creatingStore: Bool = false, _ body: @escaping @Sendable (AccountService) async throws -> Void
+    ) async throws {
+        try await run(options, creatingStore: creatingStore) { accounts, _ in try await body(accounts) }
     }
 
-    /// ``run(_:_:)`` for commands that also read the configuration (role quotas, say).
+    /// ``run(_:creatingStore:_:)`` for commands that also read the configuration (role quotas, say).
     static func run(
-        _ options: StoreOptions, _ body: @escaping @Sendable (AccountService, GatewayConfiguration) async throws -> Void
+        _ options: StoreOptions, creatingStore: Bool = false,
+        _ body: @escaping @Sendable (AccountService, GatewayConfiguration) async throws -> Void
     ) async throws {
         try await CommandFailure.report {
             let configuration = try options.resolve()
             var logger = Logger(label: "comfygate")
             logger.logLevel = .warning
-            try await StoreAccess.withStore(configuration, logger: logger) { store in
+            let missing = creatingStore ? nil : options.whereTheDataDirectoryCameFrom()
+            try await StoreAccess.withStore(configuration, logger: logger, missingStoreSource: missing) { store in
                 try await body(AccountService(store: store), configuration)
             }
         }

@@ -11,9 +11,12 @@ enum StoreAccess {
 
     /// Runs `body` with the store: SQLite in the data directory (created with mode 0700), or PostgreSQL when a
     /// database URL is configured (its client runs beside `body` and stops after it).
+    /// - Parameter missingStoreSource: for commands that must not create an embedded store: where the data
+    ///   directory's path came from, named in the usage error (exit 2) when no store is there.
     static func withStore<T: Sendable>(
         _ configuration: GatewayConfiguration,
         logger: Logger,
+        missingStoreSource: String? = nil,
         _ body: @Sendable (any GatewayStore) async throws -> T
     ) async throws -> T {
         if let url = configuration.databaseURL {
@@ -35,10 +38,16 @@ enum StoreAccess {
             }
         }
         let directory = configuration.dataDirectory
+        let file = (directory as NSString).appendingPathComponent(sqliteFileName)
+        if let source = missingStoreSource, !FileManager.default.fileExists(atPath: file) {
+            throw CommandFailure.usage(
+                "no ComfyGate store at \(file) (data directory from \(source)); point --data, COMFYGATE_DATA or `data` in the "
+                    + "config file at the gateway's data directory, or create a store with `comfygate users add NAME --role admin`")
+        }
         try prepareDataDirectory(directory, logger: logger)
         let store: SQLiteStore
         do {
-            store = try SQLiteStore(path: (directory as NSString).appendingPathComponent(sqliteFileName))
+            store = try SQLiteStore(path: file)
         } catch {
             throw CommandFailure.failed(CommandFailure.reason(error))
         }

@@ -13,6 +13,16 @@ struct StoreOptions: ParsableArguments {
     @Option(help: "A comfygate.toml configuration file (env COMFYGATE_CONFIG).")
     var config: String?
 
+    /// Where the data directory's path comes from, as a user would look for it: `--data DIR`, `COMFYGATE_DATA`, the
+    /// configuration file, or the default.
+    func whereTheDataDirectoryCameFrom() -> String {
+        let environment = ProcessInfo.processInfo.environment
+        if data != nil { return "--data" }
+        if environment["COMFYGATE_DATA"]?.isEmpty == false { return "COMFYGATE_DATA" }
+        if let path = config ?? environment["COMFYGATE_CONFIG"] { return "the configuration file \(path), or the default" }
+        return "the default ./comfygate-data, relative to \(FileManager.default.currentDirectoryPath)"
+    }
+
     /// Flag values keyed by setting name, for ``ConfigurationLayers``.
     var flagValues: [String: String] {
         var flags: [String: String] = [:]

@@ -24,10 +24,12 @@ struct GatewayHarness: Sendable {
     let shutdown: @Sendable () async -> Void
 
     /// The requests ComfyUI received, less the gateway's own question at start whether ComfyUI runs with
-    /// `--multi-user` (`GET /users`) and its job queue's own requests: the requests the test caused.
+    /// `--multi-user` (`GET /users`), its job queue's own requests and its watch whether ComfyUI answers: the
+    /// requests the test caused.
     var comfyUIRequests: [ComfyUIStandIn.RecordedRequest] {
         standIn.recordedRequests.filter {
-            !($0.method == "GET" && $0.path == "/users") && $0.headerValues("User-Agent") != ["comfygate-jobs"]
+            !($0.method == "GET" && $0.path == "/users")
+                && !["comfygate-jobs", "comfygate-watch"].contains($0.headerValues("User-Agent").first ?? "")
         }
     }
 

@@ -64,7 +64,10 @@ final class ScriptedUpstream: Sendable {
                 let head = pending[..<end.lowerBound]
                 pending = String(pending[end.upperBound...])
                 let path = head.split(separator: " ").dropFirst().first.map(String.init) ?? "/"
-                if path != "/users" { server.requests.add(1, ordering: .relaxed) }
+                // The gateway's own requests (whether ComfyUI runs --multi-user, whether it answers) are not the test's.
+                if path != "/users" && !head.lowercased().contains("user-agent: comfygate-watch") {
+                    server.requests.add(1, ordering: .relaxed)
+                }
                 let answer = server.answer(path)
                 context.writeAndFlush(wrapOutboundOut(answer.bytes), promise: nil)
                 if answer.thenClose {

@@ -1,4 +1,5 @@
 import ComfyGateCore
+import ComfyGateTestSupport
 import Foundation
 import Synchronization
 #if canImport(Glibc)
@@ -96,7 +97,7 @@ enum CommandRunner {
         try process.run()
         var seen = Data()
         while true {
-            let chunk = errors.fileHandleForReading.availableData
+            let chunk = errors.fileHandleForReading.readAvailableBytes()
             if chunk.isEmpty { break }
             seen += chunk
             if String(decoding: seen, as: UTF8.self).contains(marker) {
@@ -159,8 +160,8 @@ final class ServeProcess: Sendable {
         try process.run()
         let errorLog = OutputBuffer()
         let outputLog = OutputBuffer()
-        error.fileHandleForReading.readabilityHandler = { errorLog.append($0.availableData) }
-        output.fileHandleForReading.readabilityHandler = { outputLog.append($0.availableData) }
+        error.fileHandleForReading.readabilityHandler = { errorLog.append($0.readAvailableBytes()) }
+        output.fileHandleForReading.readabilityHandler = { outputLog.append($0.readAvailableBytes()) }
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             let log = errorLog.text
