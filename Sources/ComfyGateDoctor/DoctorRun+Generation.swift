@@ -54,9 +54,8 @@ extension DoctorRun {
         var message: String
     }
 
-    /// Opens the websocket first, submits with the same client id, follows events to `executing {node: null}`.
+    /// The model-free graph run with ``WorkflowRun`` (the same run `comfygate generate` makes).
     static func generate(with client: ComfyUIClient) async throws -> GenerationRun {
-        let clientID = UUID().uuidString.lowercased()
         // A random colour makes every run a new image (an identical graph would be served from cache).
         let color = Int.random(in: 1..<0xFFFFFF)
         let prompt: [String: JSONValue] = [
@@ -65,34 +64,12 @@ extension DoctorRun {
             ]],
             "2": ["class_type": "SaveImage", "inputs": ["images": ["1", 0], "filename_prefix": "comfygate-doctor"]],
         ]
-        return try await client.withEvents(clientID: clientID) { session in
-            let clock = ContinuousClock()
-            var events = session.events.makeAsyncIterator()
-            _ = try await events.next()  // the connect `status`: the socket is registered
-            let start = clock.now
-            let submission = try await client.submit(prompt: prompt, clientID: clientID)
-            let submitted = start.duration(to: clock.now)
-            var images: [ImageReference] = []
-            while let event = try await events.next() {
-                switch event {
-                case .executed(let promptID, _, let produced) where promptID == submission.promptID:
-                    images += produced
-                case .executionError(let promptID, let node, let nodeType, let type, let message) where promptID == submission.promptID:
-                    throw GenerationFailure(message: "node \(node) (\(nodeType)) raised \(type): \(message)")
-                case .executionInterrupted(let promptID, _) where promptID == submission.promptID:
-                    throw GenerationFailure(message: "the prompt was interrupted")
-                case .executing(let promptID, nil) where promptID == submission.promptID:
-                    let finished = start.duration(to: clock.now)
-                    if images.isEmpty, let entry = try await client.history(promptID: submission.promptID) {
-                        images = entry.images["2"] ?? []
-                    }
-                    guard let image = images.first else { throw GenerationFailure(message: "finished without an image") }
-                    return GenerationRun(image: image, submitted: submitted, finished: finished)
-                default:
-                    continue
-                }
-            }
-            throw ComfyUIClientError.webSocketClosed
+        do {
+            let outcome = try await WorkflowRun.run(prompt, with: client)
+            return GenerationRun(image: outcome.outputs[0], submitted: outcome.submitted, finished: outcome.finished)
+        } catch let failure as WorkflowRun.Failure {
+            if case .rejected(let detail) = failure { throw ComfyUIClientError.promptRejected(status: 400, detail) }
+            throw GenerationFailure(message: failure.description)
         }
     }
 }

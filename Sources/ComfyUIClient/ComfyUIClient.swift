@@ -104,7 +104,7 @@ public struct ComfyUIClient: Sendable {
             let json = try? JSONValue.decode(response.body)
             let type = json?["error"]?["type"]?.stringValue ?? "error"
             let message = json?["error"]?["message"]?.stringValue ?? response.excerpt
-            throw ComfyUIClientError.promptRejected(status: 400, "\(type): \(message)")
+            throw ComfyUIClientError.promptRejected(status: 400, "\(type): \(message)" + Self.nodeErrorLines(json?["node_errors"]))
         }
         let json = try Self.json(response)
         guard let promptID = json["prompt_id"]?.stringValue else { throw ComfyUIClientError.invalidResponse("no prompt_id") }
@@ -134,6 +134,20 @@ public struct ComfyUIClient: Sendable {
         guard let reference = ImageReference(json: ["filename": json["name"] ?? .null, "subfolder": json["subfolder"] ?? "", "type": json["type"] ?? ""])
         else { throw ComfyUIClientError.invalidResponse("no name in the upload answer") }
         return reference
+    }
+
+    /// `node_errors` of a refused prompt, one line per error: `node 3 (KSampler): Value 20000 bigger than max of 10000 (steps)`.
+    static func nodeErrorLines(_ nodeErrors: JSONValue?) -> String {
+        var lines: [String] = []
+        for (node, entry) in (nodeErrors?.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) {
+            let classType = entry["class_type"]?.stringValue ?? "?"
+            for error in entry["errors"]?.arrayValue ?? [] {
+                let message = error["message"]?.stringValue ?? "invalid"
+                let details = error["details"]?.stringValue ?? ""
+                lines.append("node \(node) (\(classType)): \(message)" + (details.isEmpty ? "" : " (\(details))"))
+            }
+        }
+        return lines.isEmpty ? "" : "\n" + lines.joined(separator: "\n")
     }
 
     // MARK: Plumbing

@@ -16,7 +16,7 @@ struct ComfyGateCommand: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [ServeCommand.self, UsersCommand.self, TokensCommand.self, UsageCommand.self, SecretsCommand.self, DoctorCommand.self,
-            ModelsCommand.self]
+            ModelsCommand.self, GenerateCommand.self]
     )
 
     /// Parses and runs the command, giving usage errors exit code 2 like every other usage problem.

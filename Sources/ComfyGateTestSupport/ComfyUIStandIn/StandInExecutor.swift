@@ -6,6 +6,8 @@ import Synchronization
 struct StandInExecutor: Sendable {
     enum NodeValue: Sendable {
         case image(width: Int, height: Int, batch: Int, color: Int)
+        /// A latent of an image this size (pixels).
+        case latent(width: Int, height: Int, batch: Int)
         case opaque(String)
     }
 
@@ -167,6 +169,13 @@ struct StandInExecutor: Sendable {
             if client != nil {
                 state.send("executing", ["node": .string(id), "display_node": .string(id), "prompt_id": promptId], to: client)
             }
+            if classType == "KSampler", client != nil, let node = graph[id] {
+                // The sampler's step callback: `progress` per step (comfy.utils.ProgressBar via the server's hook).
+                let steps = intInput(node, "steps", default: 20)
+                for step in 1...max(1, min(steps, 10000)) {
+                    state.send("progress", ["value": .int(step), "max": .int(steps), "prompt_id": promptId, "node": .string(id)], to: client)
+                }
+            }
             // A node interrupted while it runs stops where it is, as `throw_exception_if_processing_interrupted` does.
             guard await waitWhileHeld() else { return }
             if state.inner.withLock({ $0.interruptRequested }) {
@@ -275,6 +284,22 @@ struct StandInExecutor: Sendable {
         case "LoadImageMask":
             _ = try loadImage(node)
             return NodeResult(outputs: [.opaque("MASK")], ui: nil)
+        case "EmptySD3LatentImage":
+            return NodeResult(
+                outputs: [.latent(width: intInput(node, "width", default: 1024), height: intInput(node, "height", default: 1024),
+                    batch: intInput(node, "batch_size", default: 1))], ui: nil)
+        case "KSampler":
+            return NodeResult(outputs: [try linkedValue(node, "latent_image", results: results)], ui: nil)
+        case "VAEEncode":
+            guard case .image(let width, let height, let batch, _) = try linkedValue(node, "pixels", results: results) else {
+                throw NodeFailure(message: "pixels is not an IMAGE", type: "TypeError")
+            }
+            return NodeResult(outputs: [.latent(width: width, height: height, batch: batch)], ui: nil)
+        case "VAEDecode":
+            guard case .latent(let width, let height, let batch) = try linkedValue(node, "samples", results: results) else {
+                throw NodeFailure(message: "samples is not a LATENT", type: "TypeError")
+            }
+            return NodeResult(outputs: [.image(width: width, height: height, batch: batch, color: 0x6699CC)], ui: nil)
         case "LoadImage":
             let bytes = try loadImage(node)
             var width = 64, height = 64

@@ -2,6 +2,7 @@
 struct StandInNodeCatalog: Sendable {
     enum InputKind: Sendable {
         case int(default: Int, min: Int, max: Int, step: Int?, extra: [(String, StandInJSON)])
+        case float(default: Double, min: Double, max: Double, step: Double)
         case string(default: String, tooltip: String?)
         /// A combo whose values come from a lookup (model folder, input files, fixed list).
         case combo(source: ComboSource, extra: [(String, StandInJSON)])
@@ -119,7 +120,70 @@ struct StandInNodeCatalog: Sendable {
             name: "VAELoader", displayName: "Load VAE", description: "", category: "loaders",
             required: [Input(name: "vae_name", kind: .combo(source: .modelFolder("vae"), extra: []))],
             outputs: ["VAE"], outputNode: false),
-    ])
+    ] + qwenWorkflowNodes)
+
+    /// The other nodes of ComfyUI's Qwen-Image and Qwen-Image-Edit workflow examples, with their inputs as
+    /// `nodes.py` and `comfy_extras` declare them (KSampler's seed maximum is 2^64 − 1 there, `Int.max` here).
+    static let qwenWorkflowNodes: [Node] = [
+        Node(
+            name: "CLIPTextEncode", displayName: "CLIP Text Encode (Prompt)", description: "", category: "conditioning",
+            required: [
+                Input(name: "text", kind: .string(default: "", tooltip: "The text to be encoded.")),
+                Input(name: "clip", kind: .type("CLIP", extra: [])),
+            ],
+            outputs: ["CONDITIONING"], outputNode: false),
+        Node(
+            name: "TextEncodeQwenImageEdit", displayName: "TextEncodeQwenImageEdit", description: "", category: "advanced/conditioning",
+            required: [Input(name: "clip", kind: .type("CLIP", extra: [])), Input(name: "prompt", kind: .string(default: "", tooltip: nil))],
+            optional: [Input(name: "vae", kind: .type("VAE", extra: [])), Input(name: "image", kind: .type("IMAGE", extra: []))],
+            outputs: ["CONDITIONING"], outputNode: false),
+        Node(
+            name: "EmptySD3LatentImage", displayName: "EmptySD3LatentImage", description: "", category: "latent/sd3",
+            required: [
+                Input(name: "width", kind: .int(default: 1024, min: 16, max: 16384, step: 16, extra: [])),
+                Input(name: "height", kind: .int(default: 1024, min: 16, max: 16384, step: 16, extra: [])),
+                Input(name: "batch_size", kind: .int(default: 1, min: 1, max: 4096, step: nil, extra: [])),
+            ],
+            outputs: ["LATENT"], outputNode: false),
+        Node(
+            name: "ModelSamplingAuraFlow", displayName: "ModelSamplingAuraFlow", description: "", category: "advanced/model",
+            required: [
+                Input(name: "model", kind: .type("MODEL", extra: [])),
+                Input(name: "shift", kind: .float(default: 1.73, min: 0, max: 100, step: 0.01)),
+            ],
+            outputs: ["MODEL"], outputNode: false),
+        Node(
+            name: "LoraLoaderModelOnly", displayName: "LoraLoaderModelOnly", description: "", category: "loaders",
+            required: [
+                Input(name: "model", kind: .type("MODEL", extra: [])),
+                Input(name: "lora_name", kind: .combo(source: .modelFolder("loras"), extra: [])),
+                Input(name: "strength_model", kind: .float(default: 1, min: -100, max: 100, step: 0.01)),
+            ],
+            outputs: ["MODEL"], outputNode: false),
+        Node(
+            name: "KSampler", displayName: "KSampler", description: "", category: "sampling",
+            required: [
+                Input(name: "model", kind: .type("MODEL", extra: [])),
+                Input(name: "seed", kind: .int(default: 0, min: 0, max: Int.max, step: nil, extra: [("control_after_generate", true)])),
+                Input(name: "steps", kind: .int(default: 20, min: 1, max: 10000, step: nil, extra: [])),
+                Input(name: "cfg", kind: .float(default: 8, min: 0, max: 100, step: 0.1)),
+                Input(name: "sampler_name", kind: .combo(source: .fixed(["euler", "euler_ancestral", "heun", "dpmpp_2m", "res_multistep", "uni_pc"]), extra: [])),
+                Input(name: "scheduler", kind: .combo(source: .fixed(["simple", "normal", "karras", "exponential", "sgm_uniform", "beta"]), extra: [])),
+                Input(name: "positive", kind: .type("CONDITIONING", extra: [])),
+                Input(name: "negative", kind: .type("CONDITIONING", extra: [])),
+                Input(name: "latent_image", kind: .type("LATENT", extra: [])),
+                Input(name: "denoise", kind: .float(default: 1, min: 0, max: 1, step: 0.01)),
+            ],
+            outputs: ["LATENT"], outputNode: false),
+        Node(
+            name: "VAEEncode", displayName: "VAE Encode", description: "", category: "latent",
+            required: [Input(name: "pixels", kind: .type("IMAGE", extra: [])), Input(name: "vae", kind: .type("VAE", extra: []))],
+            outputs: ["LATENT"], outputNode: false),
+        Node(
+            name: "VAEDecode", displayName: "VAE Decode", description: "", category: "latent",
+            required: [Input(name: "samples", kind: .type("LATENT", extra: [])), Input(name: "vae", kind: .type("VAE", extra: []))],
+            outputs: ["IMAGE"], outputNode: false),
+    ]
 
     // MARK: object_info
 
@@ -150,6 +214,8 @@ struct StandInNodeCatalog: Sendable {
             if let step { options.append(("step", .int(step))) }
             options += extra
             return ["INT", .object(options)]
+        case .float(let def, let min, let max, let step):
+            return ["FLOAT", ["default": .double(def), "min": .double(min), "max": .double(max), "step": .double(step)]]
         case .string(let def, let tooltip):
             var options: [(String, StandInJSON)] = [("default", .string(def))]
             if let tooltip { options.append(("tooltip", .string(tooltip))) }
@@ -277,6 +343,7 @@ struct StandInNodeCatalog: Sendable {
                         switch input.kind {
                         case .type(let t, _): t
                         case .int: "INT"
+                        case .float: "FLOAT"
                         case .string: "STRING"
                         case .combo: nil
                         }
@@ -322,6 +389,37 @@ struct StandInNodeCatalog: Sendable {
                             Self.error(
                                 "value_bigger_than_max", "Value \(number) bigger than max of \(max)", input.name,
                                 [("input_name", .string(input.name)), ("received_value", .int(number))]))
+                        valid = false
+                    }
+                case .float(_, let min, let max, _):
+                    let number: Double?
+                    switch value {
+                    case .int(let i): number = Double(i)
+                    case .double(let d): number = d
+                    case .string(let s): number = Double(s.trimmingWhitespace())
+                    case .bool(let b): number = b ? 1 : 0
+                    default: number = nil
+                    }
+                    guard let number, number.isFinite else {
+                        errors.append(
+                            Self.error(
+                                "invalid_input_type", "Failed to convert an input value to a FLOAT value",
+                                "\(input.name), \(value.serialized), could not convert string to float",
+                                [("input_name", .string(input.name)), ("received_value", value)]))
+                        valid = false
+                        continue
+                    }
+                    if number < min {
+                        errors.append(
+                            Self.error(
+                                "value_smaller_than_min", "Value \(number) smaller than min of \(min)", input.name,
+                                [("input_name", .string(input.name)), ("received_value", .double(number))]))
+                        valid = false
+                    } else if number > max {
+                        errors.append(
+                            Self.error(
+                                "value_bigger_than_max", "Value \(number) bigger than max of \(max)", input.name,
+                                [("input_name", .string(input.name)), ("received_value", .double(number))]))
                         valid = false
                     }
                 case .string:
