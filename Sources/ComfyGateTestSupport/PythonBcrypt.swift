@@ -28,23 +28,19 @@ public enum PythonBcrypt {
     }
 
     private static func runBlocking(_ script: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script] + arguments
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        do { try process.run() } catch {
+        let child: ChildProcess
+        do {
+            child = try ChildProcess(["python3", "-c", script] + arguments)
+        } catch {
             throw Unavailable(
                 description: "python3 could not be started (\(error)); install Python 3 and `pip install bcrypt`")
         }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        let errorData = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+        let errors = Thread.detachedRead(child.standardError)
+        let data = child.standardOutput?.readAllBytes() ?? Data()
+        let errorData = errors.wait()
+        guard child.waitForExit() == 0 else {
             throw Unavailable(
-                description: "python3 with bcrypt failed (exit \(process.terminationStatus)): "
+                description: "python3 with bcrypt failed (exit \(child.waitForExit())): "
                     + String(decoding: errorData, as: UTF8.self) + " — run `pip install bcrypt`")
         }
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)

@@ -1,7 +1,7 @@
 public import AsyncHTTPClient
 import Foundation
 public import Logging
-import NIOCore
+public import NIOCore
 import NIOHTTP1
 
 /// A typed client for ComfyUI's HTTP API (section A), directly or through an authenticating proxy.
@@ -40,6 +40,23 @@ public struct ComfyUIClient: Sendable {
         self.httpClient = httpClient
         self.timeout = timeout
         self.logger = logger
+    }
+
+    /// Runs `body` with an HTTP client for ComfyUI calls (redirects never followed) and shuts it down afterwards.
+    public static func withHTTPClient<T: Sendable>(
+        connectTimeout: TimeAmount = .seconds(20), readTimeout: TimeAmount = .seconds(60), _ body: (HTTPClient) async throws -> T
+    ) async throws -> T {
+        let client = HTTPClient(
+            eventLoopGroupProvider: .singleton,
+            configuration: .init(redirectConfiguration: .disallow, timeout: .init(connect: connectTimeout, read: readTimeout)))
+        do {
+            let result = try await body(client)
+            try await client.shutdown()
+            return result
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
     }
 
     // MARK: Queries

@@ -28,28 +28,18 @@ import Testing
 
     /// Runs the script to its end (at most three minutes), answering its requests; its exit status and output.
     static func runScript(baseURL: String, token: String, standIn: ComfyUIStandIn) throws -> (status: Int32, output: String, errors: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script.path]
         var environment = ProcessInfo.processInfo.environment
         environment["COMFY_BASE_URL"] = baseURL
         environment["COMFY_API_KEY"] = token
-        process.environment = environment
-        let input = Pipe(), output = Pipe()
-        let errorsFile = FileManager.default.temporaryDirectory.appendingPathComponent("comfy-sdk-\(UUID().uuidString).log")
-        _ = FileManager.default.createFile(atPath: errorsFile.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: errorsFile) }
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = try FileHandle(forWritingTo: errorsFile)
-        try process.run()
+        let process = try ChildProcess(["python3", script.path], environment: environment, standardInput: .pipe)
+        let errors = Thread.detachedRead(process.standardError)
         let deadline = DispatchTime.now() + .seconds(180)
-        DispatchQueue.global().asyncAfter(deadline: deadline) { if process.isRunning { process.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: deadline) { process.send(SIGTERM) }
 
         var printed = ""
         var pending = Data()
         while true {
-            let chunk = output.fileHandleForReading.readAvailableBytes()
+            let chunk = process.standardOutput?.readAvailableBytes() ?? Data()
             if chunk.isEmpty { break }
             pending += chunk
             while let newline = pending.firstIndex(of: 0x0A) {
@@ -61,12 +51,11 @@ import Testing
                 case "@@ release execution": standIn.releaseExecution()
                 default: continue
                 }
-                input.fileHandleForWriting.write(Data("done\n".utf8))
+                process.standardInput?.write(Data("done\n".utf8))
             }
         }
-        process.waitUntilExit()
+        let status = process.waitForExit()
         standIn.releaseExecution()
-        let errors = (try? String(contentsOf: errorsFile, encoding: .utf8)) ?? ""
-        return (process.terminationStatus, printed, errors)
+        return (status, printed, String(decoding: errors.wait(), as: UTF8.self))
     }
 }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import ComfyGateTestSupport
+import ComfyUIClient
 import Foundation
 import HTTPTypes
 import Logging
@@ -19,18 +20,8 @@ struct HTTPResult {
 }
 
 /// One HTTP client per test, never following redirects.
-func withHTTPClient<T>(_ body: (HTTPClient) async throws -> T) async throws -> T {
-    let client = HTTPClient(
-        eventLoopGroupProvider: .singleton,
-        configuration: .init(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(60))))
-    do {
-        let result = try await body(client)
-        try await client.shutdown()
-        return result
-    } catch {
-        try? await client.shutdown()
-        throw error
-    }
+func withHTTPClient<T: Sendable>(_ body: (HTTPClient) async throws -> T) async throws -> T {
+    try await ComfyUIClient.withHTTPClient(connectTimeout: .seconds(5), body)
 }
 
 extension HTTPClient {

@@ -212,10 +212,7 @@ struct SecretsCommandTests {
         #expect(flock(descriptor, LOCK_EX) == 0)
         let errorFile = root.appendingPathComponent("stderr.txt")
         _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
-        let process = CommandRunner.process(["secrets", "sync"], in: root)
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = try FileHandle(forWritingTo: errorFile)
-        try process.run()
+        let process = try CommandRunner.launch(["secrets", "sync"], in: root, standardOutput: .null, standardError: .file(errorFile.path))
         var waited = false
         for _ in 0..<100 where !waited {
             try await Task.sleep(for: .milliseconds(50))
@@ -227,7 +224,7 @@ struct SecretsCommandTests {
         #expect(try bytes(root, SeedSecretsFixture.dockerEnvPath) == envBefore)
         flock(descriptor, LOCK_UN)
         close(descriptor)
-        #expect(await DedicatedThread.run(name: "test-subprocess") { process.waitUntilExit(); return process.terminationStatus } == 0)
+        #expect(await DedicatedThread.run(name: "test-subprocess") { process.waitForExit() } == 0)
         #expect(try await CommandRunner.run(["secrets", "check"], in: root).status == 0)
     }
 

@@ -263,6 +263,16 @@ struct StandInNodeCatalog: Sendable {
         case failed(error: StandInJSON, nodeErrors: StandInJSON)
     }
 
+    /// `value_smaller_than_min` / `value_bigger_than_max` for a number outside its input's range, nil inside it.
+    static func rangeError<Number: Comparable>(_ input: String, _ number: Number, _ min: Number, _ max: Number, received: StandInJSON)
+        -> StandInJSON?
+    {
+        let extra: [(String, StandInJSON)] = [("input_name", .string(input)), ("received_value", received)]
+        if number < min { return error("value_smaller_than_min", "Value \(number) smaller than min of \(min)", input, extra) }
+        if number > max { return error("value_bigger_than_max", "Value \(number) bigger than max of \(max)", input, extra) }
+        return nil
+    }
+
     static func error(_ type: String, _ message: String, _ details: String, _ extra: [(String, StandInJSON)] = []) -> StandInJSON {
         ["type": .string(type), "message": .string(message), "details": .string(details), "extra_info": .object(extra)]
     }
@@ -378,17 +388,8 @@ struct StandInNodeCatalog: Sendable {
                         valid = false
                         continue
                     }
-                    if number < min {
-                        errors.append(
-                            Self.error(
-                                "value_smaller_than_min", "Value \(number) smaller than min of \(min)", input.name,
-                                [("input_name", .string(input.name)), ("received_value", .int(number))]))
-                        valid = false
-                    } else if number > max {
-                        errors.append(
-                            Self.error(
-                                "value_bigger_than_max", "Value \(number) bigger than max of \(max)", input.name,
-                                [("input_name", .string(input.name)), ("received_value", .int(number))]))
+                    if let error = Self.rangeError(input.name, number, min, max, received: .int(number)) {
+                        errors.append(error)
                         valid = false
                     }
                 case .float(_, let min, let max, _):
@@ -409,17 +410,8 @@ struct StandInNodeCatalog: Sendable {
                         valid = false
                         continue
                     }
-                    if number < min {
-                        errors.append(
-                            Self.error(
-                                "value_smaller_than_min", "Value \(number) smaller than min of \(min)", input.name,
-                                [("input_name", .string(input.name)), ("received_value", .double(number))]))
-                        valid = false
-                    } else if number > max {
-                        errors.append(
-                            Self.error(
-                                "value_bigger_than_max", "Value \(number) bigger than max of \(max)", input.name,
-                                [("input_name", .string(input.name)), ("received_value", .double(number))]))
+                    if let error = Self.rangeError(input.name, number, min, max, received: .double(number)) {
+                        errors.append(error)
                         valid = false
                     }
                 case .string:

@@ -89,7 +89,7 @@ struct GenerateCommand: AsyncParsableCommand {
             }
             let progress = RunProgress(isTerminal: isatty(STDERR_FILENO) == 1, graph: graph)
             let started = ContinuousClock.now
-            let saved = try await Self.withHTTPClient { http in
+            let saved = try await ComfyUIClient.withHTTPClient(readTimeout: .seconds(300)) { http in
                 let client: ComfyUIClient
                 do {
                     client = try ComfyUIClient(baseURL: url, credential: credential, httpClient: http, timeout: .seconds(120))
@@ -183,20 +183,6 @@ struct GenerateCommand: AsyncParsableCommand {
             throw CommandFailure.failed("cannot save \(candidate.path): \(CommandFailure.reason(error))")
         }
         return candidate.path
-    }
-
-    static func withHTTPClient<T: Sendable>(_ body: (HTTPClient) async throws -> T) async throws -> T {
-        let client = HTTPClient(
-            eventLoopGroupProvider: .singleton,
-            configuration: .init(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(20), read: .seconds(300))))
-        do {
-            let result = try await body(client)
-            try await client.shutdown()
-            return result
-        } catch {
-            try? await client.shutdown()
-            throw error
-        }
     }
 
     /// `body`, or a failure once `seconds` have passed.

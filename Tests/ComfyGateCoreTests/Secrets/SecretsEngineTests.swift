@@ -65,11 +65,8 @@ struct SecretsEngineTests {
     @Test func filesInAGitWorkTreeMustBeIgnored() async throws {
         let tree = try SeedTree(.afterRepair)
         defer { tree.remove() }
-        let git = Process()
-        git.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        git.arguments = ["git", "init", "-q", tree.root.path]
-        try git.run()
-        git.waitUntilExit()
+        let git = try ChildProcess(["git", "init", "-q", tree.root.path], standardOutput: .null, standardError: .null)
+        #expect(git.waitForExit() == 0)
         let engine = try tree.engine()
         _ = try await engine.sync()
         let exposed = await engine.check()

@@ -43,42 +43,28 @@ enum CommandRunner {
     private static func runBlocking(
         _ arguments: [String], in directory: URL?, environment: [String: String], standardInput: String?, timeout: TimeInterval
     ) throws -> Result {
-        let process = process(arguments, in: directory, environment: environment)
-        let output = Pipe()
-        let error = Pipe()
-        let input = Pipe()
-        process.standardOutput = output
-        process.standardError = error
-        process.standardInput = input
-        try process.run()
-        if let standardInput { input.fileHandleForWriting.write(Data(standardInput.utf8)) }
-        try input.fileHandleForWriting.close()
-        let outputData = OutputBuffer()
-        let errorData = OutputBuffer()
-        let group = DispatchGroup()
-        for (pipe, sink) in [(output, outputData), (error, errorData)] {
-            group.enter()
-            Thread {
-                sink.append(pipe.fileHandleForReading.readDataToEndOfFile())
-                group.leave()
-            }.start()
-        }
-        if group.wait(timeout: .now() + timeout) == .timedOut {
-            process.terminate()
+        let child = try launch(arguments, in: directory, environment: environment, standardInput: .pipe)
+        let output = Thread.detachedRead(child.standardOutput)
+        let errors = Thread.detachedRead(child.standardError)
+        if let standardInput { child.standardInput?.write(Data(standardInput.utf8)) }
+        try child.standardInput?.close()
+        let deadline = DispatchTime.now() + timeout
+        guard let stdout = output.wait(timeout: deadline), let stderr = errors.wait(timeout: deadline) else {
+            child.send(SIGTERM)
             throw RunnerError.timedOut(arguments)
         }
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: outputData.text, stderr: errorData.text)
+        let status = child.waitForExit()
+        return Result(status: status, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
     }
 
-    /// A configured, not yet started `comfygate` process.
-    static func process(_ arguments: [String], in directory: URL?, environment: [String: String] = [:]) -> Process {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        process.environment = cleanEnvironment(adding: environment)
-        if let directory { process.currentDirectoryURL = directory }
-        return process
+    /// Starts `comfygate <arguments>` (in `directory`, with a clean environment plus `environment`).
+    static func launch(
+        _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:],
+        standardInput: ChildProcess.Stream = .null, standardOutput: ChildProcess.Stream = .pipe, standardError: ChildProcess.Stream = .pipe
+    ) throws -> ChildProcess {
+        try ChildProcess(
+            [executable.path] + arguments, environment: cleanEnvironment(adding: environment), directory: directory?.path,
+            standardInput: standardInput, standardOutput: standardOutput, standardError: standardError)
     }
 
     /// Starts `comfygate <arguments>`, waits (on a thread of its own) until its standard error contains `marker`,
@@ -90,23 +76,19 @@ enum CommandRunner {
     }
 
     private static func killBlocking(whenPrinted marker: String, _ arguments: [String], in directory: URL, environment: [String: String]) throws -> Bool {
-        let process = process(arguments, in: directory, environment: environment)
-        let errors = Pipe()
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = errors
-        try process.run()
+        let child = try launch(arguments, in: directory, environment: environment, standardOutput: .null)
         var seen = Data()
-        while true {
-            let chunk = errors.fileHandleForReading.readAvailableBytes()
+        while let errors = child.standardError {
+            let chunk = errors.readAvailableBytes()
             if chunk.isEmpty { break }
             seen += chunk
             if String(decoding: seen, as: UTF8.self).contains(marker) {
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
+                child.send(SIGKILL)
+                child.waitForExit()
                 return true
             }
         }
-        process.waitUntilExit()
+        child.waitForExit()
         return false
     }
 
@@ -124,15 +106,15 @@ enum CommandRunner {
 
 /// A `comfygate serve` subprocess, stopped with SIGTERM when the test is done.
 final class ServeProcess: Sendable {
-    let process: Process
+    let process: ChildProcess
     let port: Int
     /// What `serve` printed on standard output (the first-start credentials).
     let standardOutput: String
     private let errorLog: OutputBuffer
 
-    var pid: Int32 { process.processIdentifier }
+    var pid: Int32 { process.pid }
 
-    private init(process: Process, port: Int, standardOutput: String, errorLog: OutputBuffer) {
+    private init(process: ChildProcess, port: Int, standardOutput: String, errorLog: OutputBuffer) {
         self.process = process
         self.port = port
         self.standardOutput = standardOutput
@@ -147,21 +129,19 @@ final class ServeProcess: Sendable {
     static func start(
         _ arguments: [String], environment: [String: String] = [:], launcher: [String] = [], timeout: TimeInterval = 30
     ) async throws -> ServeProcess {
-        let process = Process()
         let command = launcher + [CommandRunner.executable.path, "serve", "--listen", "127.0.0.1:0"] + arguments
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        process.environment = CommandRunner.cleanEnvironment(adding: environment)
-        let output = Pipe()
-        let error = Pipe()
-        process.standardOutput = output
-        process.standardError = error
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let process = try ChildProcess(command, environment: CommandRunner.cleanEnvironment(adding: environment))
         let errorLog = OutputBuffer()
         let outputLog = OutputBuffer()
-        error.fileHandleForReading.readabilityHandler = { errorLog.append($0.readAvailableBytes()) }
-        output.fileHandleForReading.readabilityHandler = { outputLog.append($0.readAvailableBytes()) }
+        for (handle, log) in [(process.standardError, errorLog), (process.standardOutput, outputLog)] {
+            Thread {
+                while let handle {
+                    let chunk = handle.readAvailableBytes()
+                    if chunk.isEmpty { return }
+                    log.append(chunk)
+                }
+            }.start()
+        }
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             let log = errorLog.text
@@ -173,16 +153,15 @@ final class ServeProcess: Sendable {
             if !process.isRunning { break }
             try await Task.sleep(for: .milliseconds(50))
         }
-        process.terminate()
+        process.send(SIGTERM)
         throw ServeError.didNotStart(errorLog.text)
     }
 
     /// SIGTERM, then waits for a graceful exit; returns the exit status.
     @discardableResult
     func stop() -> Int32 {
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-        return process.terminationStatus
+        process.send(SIGTERM)
+        return process.waitForExit()
     }
 
     /// Peak resident memory of the process so far, in bytes (`VmHWM`).
