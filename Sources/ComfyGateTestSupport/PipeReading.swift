@@ -1,39 +1,7 @@
 public import Foundation
+import ComfyGateCore
 import Synchronization
 
-#if canImport(Glibc)
-    import Glibc
-    private let systemRead = Glibc.read
-#elseif canImport(Darwin)
-    import Darwin
-    private let systemRead = Darwin.read
-#endif
-
-extension FileHandle {
-    /// The bytes that can be read now (blocking until some are), empty at the end of the file. Unlike
-    /// `availableData`, which traps when a signal interrupts the read (a child process ending sends one), this
-    /// reads again.
-    public func readAvailableBytes() -> Data {
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = systemRead(fileDescriptor, &buffer, buffer.count)
-            if count < 0, errno == EINTR { continue }
-            return count > 0 ? Data(buffer[0..<count]) : Data()
-        }
-    }
-}
-
-extension FileHandle {
-    /// Every byte until the end of the file (reads through interruptions by signals).
-    public func readAllBytes() -> Data {
-        var data = Data()
-        while true {
-            let chunk = readAvailableBytes()
-            if chunk.isEmpty { return data }
-            data += chunk
-        }
-    }
-}
 
 /// A pipe read to its end on a thread of its own, so two pipes of one child can be drained at once.
 public final class PipeReader: Sendable {

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import ComfyGateTestSupport
+import ComfyGateCore
 import Foundation
 import NIOCore
 import NIOHTTP1

@@ -21,18 +21,15 @@ final class GitIgnoreChecker {
             if parent.path == directory.path { return nil }
             directory = parent
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["git", "-C", directory.path, "check-ignore", "-q", "--", url.path]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        let status: Int32
         do {
-            try process.run()
+            status = try ChildProcess(
+                ["git", "-C", directory.path, "check-ignore", "-q", "--", url.path], standardOutput: .null, standardError: .null
+            ).waitForExit()
         } catch {
             return "inside the git work tree \(directory.path), and git could not be run to check .gitignore"
         }
-        process.waitUntilExit()
-        switch process.terminationStatus {
+        switch status {
         case 0: return nil
         case 1: return "inside the git work tree \(directory.path) and not ignored by git (add it to .gitignore)"
         default: return "inside the git work tree \(directory.path), and git check-ignore failed"

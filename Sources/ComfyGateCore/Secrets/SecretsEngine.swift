@@ -135,22 +135,17 @@ public struct SecretsEngine: Sendable {
     /// Runs a secret's `after_rotate` command with `/bin/sh -c`; returns its exit status and combined output.
     public func runAfterRotate(_ secret: SecretDefinition) throws(SecretsError) -> (status: Int32, output: String)? {
         guard let command = secret.afterRotate else { return nil }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
-        process.currentDirectoryURL = secret.afterRotateDirectory ?? manifest.directory
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
+        let child: ChildProcess
         do {
-            try process.run()
+            child = try ChildProcess(
+                ["/bin/sh", "-c", command], directory: (secret.afterRotateDirectory ?? manifest.directory).path,
+                standardOutput: .pipe, standardError: .sameAsOutput)
         } catch {
             throw SecretsError(
                 "after_rotate of \(secret.name): cannot run `\(command)`: \(SecretsManifest.reason(error))")
         }
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        let output = child.standardOutput?.readAllBytes() ?? Data()
+        return (child.waitForExit(), String(decoding: output, as: UTF8.self))
     }
 
     // MARK: Backups

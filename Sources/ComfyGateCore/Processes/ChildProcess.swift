@@ -3,11 +3,13 @@ import Synchronization
 
 #if canImport(Glibc)
     import Glibc
+#elseif canImport(Darwin)
+    import Darwin
 #endif
 
-/// A child process started with `posix_spawn`, for tests. Foundation's `Process.run()` on Linux reads
-/// `/proc/self/fd` entries past their end and crashed (in `memcpy`) once the test process held many descriptors;
-/// every test that starts a program goes through here instead.
+/// A child process started with `posix_spawn`. Foundation's `Process.run()` on Linux reads `/proc/self/fd` entries
+/// past their end and crashed (in `memcpy`) once a process held many descriptors; every program ComfyGate (and its
+/// tests) starts goes through here instead.
 public final class ChildProcess: Sendable {
     /// Where one of the child's standard streams goes.
     public enum Stream: Sendable {
@@ -17,6 +19,8 @@ public final class ChildProcess: Sendable {
         case null
         /// A file, created or truncated (mode 0600).
         case file(String)
+        /// Standard error only: wherever standard output goes.
+        case sameAsOutput
     }
 
     public let pid: pid_t
@@ -56,6 +60,8 @@ public final class ChildProcess: Sendable {
                 posix_spawn_file_actions_addopen(&actions, Int32(target), "/dev/null", target == 0 ? O_RDONLY : O_WRONLY, 0)
             case .file(let path):
                 posix_spawn_file_actions_addopen(&actions, Int32(target), path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            case .sameAsOutput:
+                posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, Int32(target))
             }
         }
 
@@ -135,5 +141,29 @@ public final class ChildProcess: Sendable {
         public let what: String
         public let errno: Int32
         public var description: String { "\(what): \(String(cString: strerror(errno)))" }
+    }
+}
+
+extension FileHandle {
+    /// The bytes that can be read now (blocking until some are), empty at the end of the file. Unlike
+    /// `availableData`, which traps when a signal interrupts the read (a child process ending sends one), this
+    /// reads again.
+    public func readAvailableBytes() -> Data {
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = systemRead(fileDescriptor, &buffer, buffer.count)
+            if count < 0, errno == EINTR { continue }
+            return count > 0 ? Data(buffer[0..<count]) : Data()
+        }
+    }
+
+    /// Every byte until the end of the file (reads through interruptions by signals).
+    public func readAllBytes() -> Data {
+        var data = Data()
+        while true {
+            let chunk = readAvailableBytes()
+            if chunk.isEmpty { return data }
+            data += chunk
+        }
     }
 }
