@@ -15,7 +15,7 @@ struct ComfyGateCommand: AsyncParsableCommand {
             Exit codes: 0 success, 1 the operation failed or a check found problems, 2 usage or configuration error.
             """,
         version: "0.1.0",
-        subcommands: [ServeCommand.self, UsersCommand.self, TokensCommand.self, UsageCommand.self, SecretsCommand.self, DoctorCommand.self,
+        subcommands: [ServeCommand.self, UsersCommand.self, TokensCommand.self, UsageCommand.self, AuditCommand.self, SecretsCommand.self, DoctorCommand.self,
             ModelsCommand.self, GenerateCommand.self]
     )
 

@@ -103,6 +103,26 @@ import Testing
         }
     }
 
+    @Test func aThrottledDownloadShowsABarWithSpeedAndTimeLeftOnATerminal() async throws {
+        try await ModelHub.with { hub in
+            let file = Self.files[1]
+            hub.publish(Self.bytes(400_000, seed: 5), name: file.name)
+            hub.state.withLock { $0.chunkPause = .milliseconds(40) }  // about 1 s for the file: several redraws
+            let directory = Self.temporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: directory) }
+            try await ModelDownloader.withClient { client in
+                let printed = Printed()
+                let outcome = try await Self.installer(hub, client, into: directory)
+                    .install([file], progress: DownloadProgress(isTerminal: true, write: printed.append))
+                guard case .verified = outcome.first else { Issue.record("\(outcome)"); return }
+                let text = printed.value
+                #expect(text.contains("te.safetensors  [") && text.contains("kB/s") && text.contains(" left"), "\(text)")
+                #expect(text.contains("\u{1B}[1F"), "the bar is redrawn in place")
+                #expect(text.hasSuffix("te.safetensors: verified, 400 kB\u{1B}[K\n"))
+            }
+        }
+    }
+
     @Test func aWrongChecksumIsNeverLeftUnderTheFilesName() async throws {
         try await ModelHub.with { hub in
             let file = Self.files[2]

@@ -64,4 +64,24 @@ import Testing
             #expect(!gate.standardError.contains("does not answer"))
         }
     }
+
+    @Test func theAuditTrailIsReadByUserAndTime() async throws {
+        let directory = try AccountCommandTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let data = ["--data", directory.path]
+        #expect(try await CommandRunner.run(["users", "add", "alice", "--role", "user"] + data).status == 0)
+        #expect(try await CommandRunner.run(["users", "add", "bob", "--role", "user"] + data).status == 0)
+        #expect(try await CommandRunner.run(["users", "disable", "bob"] + data).status == 0)
+
+        let all = try await CommandRunner.run(["audit", "--json"] + data)
+        #expect(all.status == 0, "\(all.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(all.stdout.utf8)) as? [String: Any])
+        #expect(json["version"] as? Int == 1)
+        let events = try #require(json["events"] as? [[String: Any]])
+        #expect(events.map { $0["action"] as? String } == ["user.disabled", "user.created", "user.created"], "newest first")
+        let bobs = try await CommandRunner.run(["audit", "--user", "BOB", "--since", "1h"] + data)
+        #expect(bobs.status == 0 && bobs.stdout.hasPrefix("TIME"))
+        #expect(bobs.stdout.contains("user.disabled") && !bobs.stdout.contains("alice"), "\(bobs.stdout)")
+        #expect(try await CommandRunner.run(["audit", "--since", "soon"] + data).status == 2)
+    }
 }
