@@ -224,6 +224,15 @@ import Testing
             let escaping = try await alice.uploadAsset(Self.picture, path: "../secret.png", expectedHash: nil)
             #expect(escaping.status == 422)
             #expect(try await gate.store.countJobs(userID: alice.id, states: nil, createdAfter: nil) == 0, "refusals make no jobs")
+
+            // The websocket upgrade asks the same policy: the door is never a websocket, nor relayed to ComfyUI.
+            let upgrade = try RawConnection(port: gate.port, timeoutSeconds: 20)
+            try await upgrade.write(
+                "GET /api/v2/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(alice.token)\r\nUpgrade: websocket\r\n"
+                    + "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            let (answer, _) = await upgrade.readToEnd()
+            #expect(answer.hasPrefix("HTTP/1.1 400"), "got: \(answer.prefix(60))")
+            #expect(gate.comfyUIWebSockets.isEmpty)
         }
     }
 }

@@ -224,13 +224,15 @@ struct V2Door: RouterMiddleware {
             throw V2Failure(status: 422, code: "invalid_metadata_filter", message: "at most 3 metadata filters")
         }
         let page = try await store.jobs(userID: caller.userID, states: states, limit: limit, createdBefore: before)
+        let positions = page.contains { $0.state == .queued } ? try await jobs.queuePositions() : [:]
         let matching = page.filter { job in
             let metadata = job.metadata.flatMap { try? PolicyJSON(parsing: Array($0.utf8)) }
             return filters.allSatisfy { metadata?[$0.0] == .string($0.1) }
         }
         var items: [PolicyJSON] = []
         for job in matching {
-            guard case .object(var members) = try await representation(of: job, origin: origin) else { continue }
+            let live = V2Representation.Live(queuePosition: job.state == .queued ? positions[job.id] : nil)
+            guard case .object(var members) = V2Representation.job(job, live: live, origin: origin, now: now()) else { continue }
             members.append(.init(key: "create_time", value: V2Representation.date(job.createdAt)))
             members.append(.init(key: "update_time", value: V2Representation.date(job.completedAt ?? job.startedAt ?? job.createdAt)))
             items.append(.object(members))

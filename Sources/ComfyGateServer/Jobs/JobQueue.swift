@@ -584,9 +584,15 @@ actor JobQueue {
     /// not held.
     func queuePosition(of job: Job) async throws -> Int? {
         guard job.state == .queued else { return nil }
+        return try await queuePositions()[job.id]
+    }
+
+    /// Every held job's 1-based place in that order, by id: one reading of the queue for a whole list.
+    func queuePositions() async throws -> [String: Int] {
         let queued = try await store.queuedJobs()
-        return FairShare().order(of: Self.waiting(queued), standings: try await standings(of: queued))
-            .firstIndex { $0.id == job.id }.map { $0 + 1 }
+        guard !queued.isEmpty else { return [:] }
+        let order = FairShare().order(of: Self.waiting(queued), standings: try await standings(of: queued))
+        return Dictionary(order.enumerated().map { ($1.id, $0 + 1) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// Cancels every held job the caller may cancel (`POST /queue {"clear": true}`).
