@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "ComfyGateTOML", targets: ["ComfyGateTOML"]),
         .library(name: "ComfyGateAssets", targets: ["ComfyGateAssets"]),
         .library(name: "ComfyGateModels", targets: ["ComfyGateModels"]),
+        .library(name: "ComfyGateSetup", targets: ["ComfyGateSetup"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -83,6 +84,8 @@ let package = Package(
             dependencies: [
                 "ComfyGateCore",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -128,6 +131,19 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // `comfygate setup`: prerequisites, the deployment directory, accounts and secrets, models, start, readiness,
+        // the test generation and the report.
+        .target(
+            name: "ComfyGateSetup",
+            dependencies: [
+                "ComfyGateCore",
+                "ComfyGateDoctor",
+                "ComfyGateModels",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // The authenticating reverse proxy: routes, middleware, proxy transport, websocket relay.
         .target(
             name: "ComfyGateServer",
@@ -166,6 +182,7 @@ let package = Package(
                 "ComfyGateModels",
                 "ComfyGatePostgres",
                 "ComfyGateServer",
+                "ComfyGateSetup",
                 "ComfyGateSQLite",
                 "ComfyUIClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -292,6 +309,7 @@ let package = Package(
             dependencies: [
                 "comfygate",
                 "ComfyGateCore",
+                "ComfyGateDoctor",
                 "ComfyGateSQLite",
                 "ComfyGateTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

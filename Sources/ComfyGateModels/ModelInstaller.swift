@@ -116,14 +116,40 @@ public struct ModelInstaller: Sendable {
 
     /// Refuses to start when the sizes known say the disk cannot hold what is left to download.
     private func checkSpace(for downloads: [(ModelFile, PublishedFile)]) throws(ModelError) {
+        let needed = bytesLeft(downloads)
+        guard needed > 0, let free = freeSpace(modelsDirectory), free < needed else { return }
+        throw .diskFull(directory: modelsDirectory.path, needed: needed, free: free)
+    }
+
+    /// The disk space installing `files` still needs (asking the hub for their sizes; files already there and
+    /// verified need none) and the free space where they go (nil when unknown). Downloads nothing.
+    public func space(for files: [ModelFile]) async throws(ModelError) -> (needed: Int64, free: Int64?) {
+        let record = try ModelRecord.load(from: modelsDirectory)
+        var downloads: [(ModelFile, PublishedFile)] = []
+        for file in files {
+            let published = try await downloader.published(file)
+            if let entry = record.files[file.relativePath], entry.size == published.size,
+                Self.size(of: modelsDirectory.appendingPathComponent(file.relativePath)) == entry.size
+            {
+                continue
+            }
+            downloads.append((file, published))
+        }
+        var existing = modelsDirectory
+        while !FileManager.default.fileExists(atPath: existing.path), existing.path != "/" {
+            existing.deleteLastPathComponent()
+        }
+        return (bytesLeft(downloads), freeSpace(existing))
+    }
+
+    private func bytesLeft(_ downloads: [(ModelFile, PublishedFile)]) -> Int64 {
         var needed: Int64 = 0
         for (file, published) in downloads {
             guard let size = published.size else { continue }
             let part = modelsDirectory.appendingPathComponent(file.relativePath + ".part")
             needed += max(0, size - (Self.size(of: part) ?? 0))
         }
-        guard needed > 0, let free = freeSpace(modelsDirectory), free < needed else { return }
-        throw .diskFull(directory: modelsDirectory.path, needed: needed, free: free)
+        return needed
     }
 
     static func size(of url: URL) -> Int64? {

@@ -1,6 +1,7 @@
 public import ComfyGateCore
 public import Foundation
 public import Logging
+import NIOPosix
 import PostgresNIO
 public import ServiceLifecycle
 
@@ -12,6 +13,7 @@ public import ServiceLifecycle
 /// never the password.
 public final class PostgresStore: GatewayStore, Service {
     private let client: PostgresClient
+    private let url: PostgresURL
     /// `postgres at host:port/database`, for error messages.
     private let location: String
     /// Queries and transactions log nothing: their bound values include password hashes.
@@ -28,8 +30,37 @@ public final class PostgresStore: GatewayStore, Service {
     /// - Throws: ``StoreError/unavailable(_:)`` when the URL is malformed.
     public init(url: String, logger: Logger) throws {
         let parsed = try PostgresURL(url)
+        self.url = parsed
         self.location = parsed.location
         self.client = PostgresClient(configuration: parsed.clientConfiguration, backgroundLogger: logger)
+    }
+
+    /// Opens and closes one connection, so that an unreachable server, a refused login or a missing database is
+    /// reported as such (the pool only retries and then says its circuit breaker tripped).
+    /// - Throws: ``PostgresConnectionFailure`` saying what failed, never the password.
+    public func checkConnection(timeout: Duration = .seconds(10)) async throws(PostgresConnectionFailure) {
+        let configuration: PostgresConnection.Configuration
+        do {
+            configuration = try url.connectionConfiguration()
+        } catch {
+            throw PostgresConnectionFailure(kind: .other, description: "\(location): cannot set up TLS: \(error)")
+        }
+        let connecting = Task { [queryLogger] in
+            try await PostgresConnection.connect(
+                on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: 0, logger: queryLogger)
+        }
+        let deadline = Task {
+            try await Task.sleep(for: timeout)
+            connecting.cancel()
+        }
+        defer { deadline.cancel() }
+        do {
+            try await connecting.value.close()
+        } catch let error as PSQLError {
+            throw PostgresConnectionFailure(error, url: url, location: location)
+        } catch {
+            throw PostgresConnectionFailure(kind: .unreachable, description: "\(location): no answer within \(timeout)")
+        }
     }
 
     /// Runs the connection pool until the task is cancelled or a graceful shutdown begins.
@@ -922,6 +953,52 @@ extension APIToken.Verifier {
         switch self {
         case .sha256(let hex): ("sha256", hex)
         case .bcrypt(let hash): ("bcrypt", hash)
+        }
+    }
+}
+
+/// Why a first connection to PostgreSQL failed, in the words an operator needs.
+public struct PostgresConnectionFailure: Error, CustomStringConvertible {
+    public enum Kind: Sendable {
+        /// Nothing answers at the host and port.
+        case unreachable
+        /// The server refused the user name or password.
+        case loginRefused
+        /// The database named in the URL does not exist.
+        case noDatabase
+        case other
+    }
+
+    public let kind: Kind
+    public let description: String
+
+    init(kind: Kind, description: String) {
+        self.kind = kind
+        self.description = description
+    }
+
+    init(_ error: PSQLError, url: PostgresURL, location: String) {
+        switch (error.code, error.serverInfo?[.sqlState]) {
+        case (.server, "28P01"?), (.server, "28000"?):
+            kind = .loginRefused
+            description = "\(location): the server refused the login of user '\(url.username)' ("
+                + (error.serverInfo?[.message] ?? "authentication failed") + "); check the user name and password in database_url"
+        case (.server, "3D000"?):
+            kind = .noDatabase
+            description = "\(location): the database '\(url.database)' does not exist; create it (createdb \(url.database)) "
+                + "or name another one in database_url"
+        case (.connectionError, _), (.uncleanShutdown, _):
+            kind = .unreachable
+            let underlying = error.underlying.map { "\($0)".lowercased() } ?? ""
+            let cause = [
+                ("connection refused", "connection refused"), ("timed out", "timed out"), ("no route", "no route to host"),
+                ("resolve", "the host name does not resolve"), ("name or service", "the host name does not resolve"),
+            ].first { underlying.contains($0.0) }?.1
+            description = "\(location): nothing accepts connections there" + (cause.map { " (\($0))" } ?? "")
+                + "; is PostgreSQL running, and do the host and port in database_url match?"
+        default:
+            kind = .other
+            description = "\(location): \(error.code)" + (error.serverInfo?[.message].map { ": \($0)" } ?? "")
         }
     }
 }

@@ -1,5 +1,6 @@
 import ComfyGateCore
 import Foundation
+import NIOSSL
 import PostgresNIO
 
 /// A parsed `postgres://user:password@host:port/database?sslmode=…` URL.
@@ -73,21 +74,38 @@ struct PostgresURL {
     }
 
     private var tls: PostgresClient.Configuration.TLS {
+        guard let (configuration, required) = tlsSetting else { return .disable }
+        return required ? .require(configuration) : .prefer(configuration)
+    }
+
+    /// The configuration of one direct connection (the first check, whose failure is reported as it is).
+    func connectionConfiguration() throws -> PostgresConnection.Configuration {
+        var tls = PostgresConnection.Configuration.TLS.disable
+        if let (configuration, required) = tlsSetting {
+            let context = try NIOSSLContext(configuration: configuration)
+            tls = required ? .require(context) : .prefer(context)
+        }
+        return PostgresConnection.Configuration(
+            host: host, port: port, username: username, password: password, database: database, tls: tls)
+    }
+
+    /// The TLS settings of `sslmode`: nil for none; else the configuration and whether TLS is required.
+    private var tlsSetting: (configuration: TLSConfiguration, required: Bool)? {
         var configuration = TLSConfiguration.makeClientConfiguration()
         switch sslMode {
         case "disable":
-            return .disable
+            return nil
         case "prefer":
             configuration.certificateVerification = .none
-            return .prefer(configuration)
+            return (configuration, false)
         case "require":
             configuration.certificateVerification = .none
-            return .require(configuration)
+            return (configuration, true)
         case "verify-ca":
             configuration.certificateVerification = .noHostnameVerification
-            return .require(configuration)
+            return (configuration, true)
         default:
-            return .require(configuration)
+            return (configuration, true)
         }
     }
 

@@ -8,15 +8,18 @@ import NIOPosix
 /// `comfygate`: the authenticating gateway for ComfyUI and the tools around it.
 @main
 struct ComfyGateCommand: AsyncParsableCommand {
+    /// This release's version, also the tag of its container image.
+    static let version = "0.1.0"
+
     static let configuration = CommandConfiguration(
         commandName: "comfygate",
         abstract: "An authenticating gateway for ComfyUI, with user, token and secret management.",
         discussion: """
             Exit codes: 0 success, 1 the operation failed or a check found problems, 2 usage or configuration error.
             """,
-        version: "0.1.0",
+        version: version,
         subcommands: [ServeCommand.self, UsersCommand.self, TokensCommand.self, UsageCommand.self, AuditCommand.self, SecretsCommand.self, DoctorCommand.self,
-            ModelsCommand.self, GenerateCommand.self]
+            ModelsCommand.self, GenerateCommand.self, SetupCommand.self]
     )
 
     /// Parses and runs the command, giving usage errors exit code 2 like every other usage problem.

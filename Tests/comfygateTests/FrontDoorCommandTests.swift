@@ -84,4 +84,71 @@ import Testing
         #expect(bobs.stdout.contains("user.disabled") && !bobs.stdout.contains("alice"), "\(bobs.stdout)")
         #expect(try await CommandRunner.run(["audit", "--since", "soon"] + data).status == 2)
     }
+
+    @Test func aListenAddressThatCannotBeBoundIsOnePlainLine() async throws {
+        let directory = try AccountCommandTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let held = try await ServeProcess.start(["--data", directory.appendingPathComponent("first").path])
+        defer { _ = held.stop() }
+        for (listen, reason) in [
+            ("127.0.0.1:\(held.port)", "another program already listens there"),
+            ("192.0.2.1:8189", "no network interface of this machine has that address"),
+        ] {
+            let result = try await CommandRunner.run(
+                ["serve", "--listen", listen, "--data", directory.appendingPathComponent("second").path], timeout: 60)
+            #expect(result.status == 2, "\(listen): \(result.stderr)")
+            let lines = result.stderr.split(separator: "\n").filter { !$0.hasPrefix("time=") }
+            #expect(lines.count == 1 && lines[0].hasPrefix("comfygate: cannot listen on \(listen): \(reason)"), "\(result.stderr)")
+            #expect(lines[0].contains("--listen, COMFYGATE_LISTEN or `listen`"))
+        }
+    }
+
+    @Test func anUnreachableOrRefusingPostgreSQLIsOnePlainLine() async throws {
+        guard let url = ProcessInfo.processInfo.environment["COMFYGATE_TEST_POSTGRES_URL"], var components = URLComponents(string: url) else {
+            Issue.record("COMFYGATE_TEST_POSTGRES_URL is not set: run the tests through scripts/test")
+            return
+        }
+        let closed = try RefusingPort()
+        var unreachable = components
+        unreachable.port = closed.port
+        var wrongPassword = components
+        wrongPassword.password = "not-the-password"
+        components.path = "/no_such_database"
+        let cases: [(String, Int32, String)] = [
+            (unreachable.string!, 1, "postgres at 127.0.0.1:\(closed.port)/comfygate: nothing accepts connections there (connection refused)"),
+            (wrongPassword.string!, 2, "the server refused the login of user 'comfygate'"),
+            (components.string!, 2, "the database 'no_such_database' does not exist"),
+        ]
+        for (databaseURL, status, message) in cases {
+            for command in [["users", "list"], ["serve", "--listen", "127.0.0.1:0"]] {
+                let result = try await CommandRunner.run(command + ["--database-url", databaseURL], timeout: 60)
+                #expect(result.status == status, "\(command) \(message): \(result.stderr)")
+                let lines = result.stderr.split(separator: "\n").filter { !$0.hasPrefix("time=") }
+                #expect(lines.count == 1 && lines[0].hasPrefix("comfygate: cannot use the PostgreSQL store: "), "\(result.stderr)")
+                #expect(result.stderr.contains(message), "\(result.stderr)")
+                #expect(!result.stderr.contains("not-the-password") && !result.stderr.contains("PSQLError"))
+            }
+        }
+    }
+
+    /// Every command's help shows examples and names what each option's value is.
+    @Test func everyHelpHasExamplesAndNamedValuePlaceholders() async throws {
+        let commands = [
+            ["serve"], ["users"], ["users", "add"], ["users", "list"], ["users", "disable"], ["users", "enable"],
+            ["users", "passwd"], ["users", "quota"], ["tokens"], ["tokens", "create"], ["tokens", "list"], ["tokens", "revoke"],
+            ["tokens", "import"], ["usage"], ["audit"], ["secrets"], ["secrets", "init"], ["secrets", "check"],
+            ["secrets", "sync"], ["secrets", "rotate"], ["doctor"], ["models"], ["models", "list"], ["models", "download"],
+            ["models", "verify"], ["generate"], ["setup"],
+        ]
+        for command in commands {
+            let help = try await CommandRunner.run(command + ["--help"])
+            #expect(help.status == 0)
+            #expect(help.stdout.contains("Example"), "\(command) has no example")
+            // A placeholder that only repeats its option's name says nothing about the value.
+            for named in ["data", "database-url", "config", "listen", "upstream", "public-url", "log-level", "expires", "since",
+                "token-file", "token-key", "report", "watch", "timeout", "root", "grace", "bcrypt-hash-file", "manifest", "weight"] {
+                #expect(!help.stdout.contains("--\(named) <\(named)>"), "\(command): --\(named) <\(named)>")
+            }
+        }
+    }
 }

@@ -23,6 +23,7 @@ import Testing
         #expect(try await CommandRunner.run(["users", "add", "alice", "--role", "user"] + common).status == 0)
 
         let initial = try Self.json(try await CommandRunner.run(["users", "quota", "alice", "--json"] + common).stdout)
+        #expect(initial["version"] as? Int == 1)
         #expect(Self.limit(initial, "max_waiting_jobs") == (5, "role user"))
         #expect(Self.limit(initial, "gpu_seconds_per_day") == (nil, "none"))
         #expect(initial["weight"] as? Double == 1)
@@ -102,7 +103,9 @@ import Testing
 
         let result = try await CommandRunner.run(["usage", "--json"] + data)
         #expect(result.status == 0, "\(result.stderr)")
-        let rows = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+        let usage = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(usage["version"] as? Int == 1 && usage["since_seconds"] as? Double == 86_400)
+        let rows = try #require(usage["users"] as? [[String: Any]])
         #expect(rows.map { $0["user"] as? String } == ["alice", "bob"])
         #expect(rows[0]["jobs"] as? Int == 3 && rows[0]["finished_jobs"] as? Int == 2)
         #expect(rows[0]["gpu_seconds"] as? Double == 42.5)

@@ -167,3 +167,34 @@ extension FileHandle {
         }
     }
 }
+
+extension ChildProcess {
+    /// What a program printed (standard output and error together) and how it ended.
+    public struct Completion: Sendable {
+        /// Its exit status, or 128 + the signal that ended it.
+        public let status: Int32
+        public let output: String
+        /// Whether it was killed for running longer than allowed.
+        public let timedOut: Bool
+    }
+
+    /// Runs `command` to its end without blocking Swift concurrency's threads, killing it after `timeout`.
+    public static func run(
+        _ command: [String], directory: String? = nil, environment: [String: String]? = nil, timeout: Duration
+    ) async throws -> Completion {
+        let child = try ChildProcess(
+            command, environment: environment, directory: directory, standardOutput: .pipe, standardError: .sameAsOutput)
+        let started = ContinuousClock.now
+        let deadline = Task {
+            try await Task.sleep(for: timeout)
+            child.send(SIGKILL)
+        }
+        let (status, output) = await DedicatedThread.run(name: "child-output") { () -> (Int32, Data) in
+            let output = child.standardOutput?.readAllBytes() ?? Data()
+            return (child.waitForExit(), output)
+        }
+        deadline.cancel()
+        let timedOut = status == 128 + SIGKILL && ContinuousClock.now - started >= timeout
+        return Completion(status: status, output: String(decoding: output, as: UTF8.self), timedOut: timedOut)
+    }
+}

@@ -3,6 +3,9 @@ public enum SecretsLayout: String, Sendable, CaseIterable {
     /// The ComfyUI + Qwen deployment of the seed report: a raw token in `.secrets/.env.generated`, its bcrypt hash
     /// in `.secrets/qwen-api-user.token` and in the Docker `.env` as `COMFYUI_BEARER_TOKEN`.
     case comfyUIQwen = "comfyui-qwen"
+    /// A deployment made by `comfygate setup`: the same raw token in `.secrets/.env.generated`, its bcrypt hash
+    /// imported into the gateway's store (directory `data`) for user `qwen-api`.
+    case comfyGate = "comfygate"
 
     /// The manifest text, with comments explaining each entry.
     public var manifestText: String {
@@ -59,6 +62,35 @@ public enum SecretsLayout: String, Sendable, CaseIterable {
             # format = "comfygate-store"
             # value = "bcrypt"
             # user = "qwen-api"
+
+            """
+        case .comfyGate:
+            """
+            # comfygate secrets manifest, written by `comfygate setup` (layout comfygate).
+            # One source of truth per secret. `comfygate secrets check` compares every target with it,
+            # `comfygate secrets sync` rewrites only what disagrees. Paths are relative to this file.
+            # Reference: docs/secrets.md
+            version = 1
+            bcrypt_cost = 12
+
+            [backups]
+            keep = 5
+            directory = ".secrets/backups"
+
+            [secrets.qwen_api_user]
+            kind = "token"
+            length = 43
+            alphabet = "base62"
+            # The raw token scripts send (`Authorization: Bearer …`): the source of truth, kept when it exists.
+            source = { path = ".secrets/.env.generated", format = "dotenv", key = "QWEN_API_USER_TOKEN" }
+
+            # Its bcrypt hash, imported into the gateway's store for user qwen-api (the gateway keeps no raw token).
+            [[secrets.qwen_api_user.targets]]
+            path = "data"
+            format = "comfygate-store"
+            value = "bcrypt"
+            user = "qwen-api"
+            token_name = "qwen-api-user"
 
             """
         }

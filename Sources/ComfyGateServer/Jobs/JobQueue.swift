@@ -650,6 +650,8 @@ actor JobQueue {
             if !expired.isEmpty || removed > 0 {
                 logger.info("jobs swept", metadata: ["expired": "\(expired.count)", "removed": "\(removed)"])
             }
+        } catch is CancellationError {
+            return
         } catch {
             logger.error("jobs could not be swept", metadata: ["error": "\(error)"])
         }

@@ -7,22 +7,30 @@ extension UsersCommand {
     struct Quota: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show or set a user's quota: limits over their role's ([quotas.<role>]) and their share of the GPU.",
-            discussion: "Without options, shows the limits that apply and where each comes from."
+            discussion: """
+                Without options, shows the limits that apply and where each comes from.
+
+                Examples:
+                  comfygate users quota alice
+                  comfygate users quota alice --jobs-per-day 50 --gpu-seconds-per-day \\
+                      1800 --weight 2
+                  comfygate users quota alice --unset jobs_per_day --json
+                """
         )
 
-        @Argument var name: String
-        @Option(name: .customLong("max-waiting-jobs"), help: "Most jobs queued or running at once.") var maxWaitingJobs: Int?
-        @Option(name: .customLong("jobs-per-day"), help: "Most jobs submitted over 24 hours.") var jobsPerDay: Int?
-        @Option(name: .customLong("gpu-seconds-per-day"), help: "Most GPU seconds used over 24 hours.") var gpuSecondsPerDay: Double?
-        @Option(name: .customLong("max-image-area"), help: "Largest image a workflow may ask for, in pixels.") var maxImageArea: Int?
-        @Option(help: "Share of the GPU against other users (default 1; 2 gets twice the time; 0 only when nobody else waits).")
+        @Argument(help: ArgumentHelp("The user.", valueName: "name")) var name: String
+        @Option(name: .customLong("max-waiting-jobs"), help: ArgumentHelp("Most jobs queued or running at once.", valueName: "count")) var maxWaitingJobs: Int?
+        @Option(name: .customLong("jobs-per-day"), help: ArgumentHelp("Most jobs submitted over 24 hours.", valueName: "count")) var jobsPerDay: Int?
+        @Option(name: .customLong("gpu-seconds-per-day"), help: ArgumentHelp("Most GPU seconds used over 24 hours.", valueName: "seconds")) var gpuSecondsPerDay: Double?
+        @Option(name: .customLong("max-image-area"), help: ArgumentHelp("Largest image a workflow may ask for, in pixels.", valueName: "pixels")) var maxImageArea: Int?
+        @Option(help: ArgumentHelp("Share of the GPU against other users (default 1; 2 gets twice the time; 0 only when nobody else waits).", valueName: "number"))
         var weight: Double?
-        @Option(help: "Remove an override, falling back to the role's limit (repeatable): \(Self.settingList).")
+        @Option(help: ArgumentHelp("Remove an override, falling back to the role's limit (repeatable): \(Self.settingList).", valueName: "setting"))
         var unset: [String] = []
 
         private static let settingList = QuotaLimits.Setting.allCases.map(\.rawValue).joined(separator: ", ")
         @Flag(help: "Remove every override and set the weight back to 1.") var reset = false
-        @Flag(help: "Print JSON.") var json = false
+        @Flag(help: "Print JSON (version 1).") var json = false
         @OptionGroup var store: StoreOptions
 
         func validate() throws {
@@ -69,7 +77,7 @@ extension UsersCommand {
                         limits[setting] = ["value": value ?? NSNull(), "from": source] as [String: any Sendable]
                     }
                     try Output.printJSON(
-                        ["user": user.name, "role": user.role.rawValue, "weight": quota.weight, "limits": limits] as [String: any Sendable])
+                        ["version": 1, "user": user.name, "role": user.role.rawValue, "weight": quota.weight, "limits": limits] as [String: any Sendable])
                 } else {
                     Output.printTable(
                         header: ["LIMIT", "VALUE", "FROM"],

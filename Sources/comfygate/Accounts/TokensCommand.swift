@@ -7,16 +7,25 @@ struct TokensCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokens",
         abstract: "Create, list, revoke and import API tokens.",
+        discussion: """
+            Examples:
+              T=$(comfygate tokens create --user alice --name laptop --expires 30d)
+              comfygate tokens list --user alice --json
+              comfygate tokens revoke 7Hq2mXpL0aZc
+              comfygate tokens import --user qwen-api --bcrypt-hash-file \\
+                  ComfyUI/login/PASSWORD --name migrated
+            """,
         subcommands: [Create.self, List.self, Revoke.self, Import.self]
     )
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create a token and print only the token on stdout: T=$(comfygate tokens create --user alice)."
+            abstract: "Create a token and print only the token on stdout: T=$(comfygate tokens create --user alice).",
+            discussion: "Example: T=$(comfygate tokens create --user alice --name ci --expires 90d)"
         )
-        @Option(help: "The owner.") var user: String
-        @Option(help: "A label, e.g. laptop or ci.") var name: String?
-        @Option(help: "Lifetime such as 12h, 30d or 2w (default: no expiry).") var expires: String?
+        @Option(help: ArgumentHelp("The owner.", valueName: "name")) var user: String
+        @Option(help: ArgumentHelp("A label, e.g. laptop or ci.", valueName: "label")) var name: String?
+        @Option(help: ArgumentHelp("Lifetime such as 12h, 30d or 2w (default: no expiry).", valueName: "duration")) var expires: String?
         @OptionGroup var store: StoreOptions
 
         func validate() throws {
@@ -36,9 +45,11 @@ struct TokensCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List tokens (ids and metadata, never a secret).")
-        @Option(help: "Only this user's tokens.") var user: String?
-        @Flag(help: "Print JSON.") var json = false
+        static let configuration = CommandConfiguration(
+            abstract: "List tokens (ids and metadata, never a secret).",
+            discussion: "Example: comfygate tokens list --user alice --json")
+        @Option(help: ArgumentHelp("Only this user's tokens.", valueName: "name")) var user: String?
+        @Flag(help: "Print JSON: {\"version\": 1, \"tokens\": […]}.") var json = false
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
@@ -46,14 +57,17 @@ struct TokensCommand: AsyncParsableCommand {
                 let now = Date()
                 let tokens = try await accounts.listTokens(userName: user)
                 if json {
-                    try Output.printJSON(tokens.map { token, owner in
-                        [
-                            "id": token.id, "user": owner, "name": token.name, "kind": token.kindName,
-                            "state": token.state(at: now), "created_at": Output.timestamp(token.createdAt),
-                            "expires_at": token.expiresAt.map(Output.timestamp) ?? NSNull(),
-                            "last_used_at": token.lastUsedAt.map(Output.timestamp) ?? NSNull(),
-                        ] as [String: any Sendable]
-                    })
+                    try Output.printJSON([
+                        "version": 1,
+                        "tokens": tokens.map { token, owner in
+                            [
+                                "id": token.id, "user": owner, "name": token.name, "kind": token.kindName,
+                                "state": token.state(at: now), "created_at": Output.timestamp(token.createdAt),
+                                "expires_at": token.expiresAt.map(Output.timestamp) ?? NSNull(),
+                                "last_used_at": token.lastUsedAt.map(Output.timestamp) ?? NSNull(),
+                            ] as [String: any Sendable]
+                        },
+                    ] as [String: any Sendable])
                 } else {
                     Output.printTable(
                         header: ["ID", "USER", "NAME", "KIND", "STATE", "CREATED", "EXPIRES", "LAST USED"],
@@ -68,8 +82,9 @@ struct TokensCommand: AsyncParsableCommand {
     }
 
     struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke a token by id; it stops working at once.")
-        @Argument(help: "The token id shown by 'tokens list'.") var id: String
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a token by id; it stops working at once.", discussion: "Example: comfygate tokens revoke 7Hq2mXpL0aZc")
+        @Argument(help: ArgumentHelp("The token id shown by 'tokens list'.", valueName: "id")) var id: String
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
@@ -86,11 +101,14 @@ struct TokensCommand: AsyncParsableCommand {
             discussion: """
                 FILE holds the hash on its first line (a whole-file token hash, or ComfyUI-Login's login/PASSWORD).
                 Clients then present the raw token the hash was made from; only the hash is stored.
+
+                Example: comfygate tokens import --user qwen-api --bcrypt-hash-file \\
+                    ComfyUI/login/PASSWORD --name migrated
                 """
         )
-        @Option(help: "The owner.") var user: String
-        @Option(name: .customLong("bcrypt-hash-file"), help: "File whose first line is a $2a$/$2b$/$2y$ bcrypt hash.") var file: String
-        @Option(help: "A label.") var name: String?
+        @Option(help: ArgumentHelp("The owner.", valueName: "name")) var user: String
+        @Option(name: .customLong("bcrypt-hash-file"), help: ArgumentHelp("File whose first line is a $2a$/$2b$/$2y$ bcrypt hash.", valueName: "file")) var file: String
+        @Option(help: ArgumentHelp("A label.", valueName: "label")) var name: String?
         @OptionGroup var store: StoreOptions
 
         func run() async throws {

@@ -6,12 +6,18 @@ import Foundation
 struct UsageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "usage",
-        abstract: "Report jobs, GPU seconds and time waited in the queue per user."
+        abstract: "Report jobs, GPU seconds and time waited in the queue per user.",
+        discussion: """
+            Examples:
+              comfygate usage
+              comfygate usage --since 7d --json   # {"version": 1, "since_seconds": \\
+                  604800, "users": [...]}
+            """
     )
 
-    @Option(help: "How far back to count jobs, by when they were submitted: 90m, 24h, 7d, … (default 24h).")
+    @Option(help: ArgumentHelp("How far back to count jobs, by when they were submitted: 90m, 24h, 7d, … (default 24h).", valueName: "duration"))
     var since: String = "24h"
-    @Flag(help: "Print JSON.") var json = false
+    @Flag(help: "Print JSON (version 1).") var json = false
     @OptionGroup var store: StoreOptions
 
     func validate() throws {
@@ -29,14 +35,18 @@ struct UsageCommand: AsyncParsableCommand {
                  meanWait: summary.dispatchedJobs > 0 ? summary.waitSeconds / Double(summary.dispatchedJobs) : nil)
             }.sorted { $0.name < $1.name }
             if json {
-                try Output.printJSON(rows.map { row in
-                    [
-                        "user": row.name, "user_id": row.summary.userID, "jobs": row.summary.jobs,
-                        "finished_jobs": row.summary.finishedJobs, "dispatched_jobs": row.summary.dispatchedJobs,
-                        "gpu_seconds": row.summary.gpuSeconds, "wait_seconds": row.summary.waitSeconds,
-                        "mean_wait_seconds": row.meanWait ?? NSNull(),
-                    ] as [String: any Sendable]
-                })
+                try Output.printJSON([
+                    "version": 1,
+                    "since_seconds": period,
+                    "users": rows.map { row in
+                        [
+                            "user": row.name, "user_id": row.summary.userID, "jobs": row.summary.jobs,
+                            "finished_jobs": row.summary.finishedJobs, "dispatched_jobs": row.summary.dispatchedJobs,
+                            "gpu_seconds": row.summary.gpuSeconds, "wait_seconds": row.summary.waitSeconds,
+                            "mean_wait_seconds": row.meanWait ?? NSNull(),
+                        ] as [String: any Sendable]
+                    },
+                ] as [String: any Sendable])
             } else {
                 Output.printTable(
                     header: ["USER", "JOBS", "FINISHED", "GPU SECONDS", "MEAN WAIT"],

@@ -8,16 +8,28 @@ struct UsersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "users",
         abstract: "Add, list, disable users and set their passwords.",
+        discussion: """
+            Every subcommand finds the store as `serve` does (--data, COMFYGATE_DATA, --config, --database-url) and \
+            works while the gateway runs. Only `users add` creates a missing store.
+
+            Examples:
+              comfygate users add alice --role user   # prints a random password
+              printf '%s\\n' "$PASSWORD" | comfygate users add bob --role admin \\
+                  --password-stdin
+              comfygate users list --json
+              comfygate users disable alice
+            """,
         subcommands: [Add.self, List.self, Disable.self, Enable.self, Passwd.self, Quota.self]
     )
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Add a user. Without --password-stdin a random password is generated and printed on stdout."
+            abstract: "Add a user. Without --password-stdin a random password is generated and printed on stdout.",
+            discussion: "Example: comfygate users add alice --role user --data /var/lib/comfygate"
         )
 
-        @Argument(help: "The user name (letters, digits, '.', '_', '-', '@').") var name: String
-        @Option(help: "admin, user or viewer.") var role: RoleArgument
+        @Argument(help: ArgumentHelp("The user name (letters, digits, '.', '_', '-', '@').", valueName: "name")) var name: String
+        @Option(help: ArgumentHelp("admin, user or viewer.", valueName: "role")) var role: RoleArgument
         @Flag(name: .customLong("password-stdin"), help: "Read the password from standard input.") var passwordStdin = false
         @OptionGroup var store: StoreOptions
 
@@ -32,20 +44,25 @@ struct UsersCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List users (never a secret).")
-        @Flag(help: "Print JSON.") var json = false
+        static let configuration = CommandConfiguration(
+            abstract: "List users (never a secret).",
+            discussion: "Example: comfygate users list --json")
+        @Flag(help: "Print JSON: {\"version\": 1, \"users\": […]}.") var json = false
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
             try await AccountCommand.run(store) { accounts in
                 let users = try await accounts.store.users()
                 if json {
-                    try Output.printJSON(users.map { user in
-                        [
-                            "name": user.name, "id": user.id, "role": user.role.rawValue, "disabled": user.isDisabled,
-                            "has_password": user.passwordHash != nil, "created_at": Output.timestamp(user.createdAt),
-                        ] as [String: any Sendable]
-                    })
+                    try Output.printJSON([
+                        "version": 1,
+                        "users": users.map { user in
+                            [
+                                "name": user.name, "id": user.id, "role": user.role.rawValue, "disabled": user.isDisabled,
+                                "has_password": user.passwordHash != nil, "created_at": Output.timestamp(user.createdAt),
+                            ] as [String: any Sendable]
+                        },
+                    ] as [String: any Sendable])
                 } else {
                     Output.printTable(
                         header: ["NAME", "ROLE", "STATE", "PASSWORD", "CREATED"],
@@ -60,8 +77,9 @@ struct UsersCommand: AsyncParsableCommand {
     }
 
     struct Disable: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Disable a user: no login, no tokens, sessions ended.")
-        @Argument var name: String
+        static let configuration = CommandConfiguration(
+            abstract: "Disable a user: no login, no tokens, sessions ended.", discussion: "Example: comfygate users disable alice")
+        @Argument(help: ArgumentHelp("The user.", valueName: "name")) var name: String
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
@@ -73,8 +91,9 @@ struct UsersCommand: AsyncParsableCommand {
     }
 
     struct Enable: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Enable a disabled user again.")
-        @Argument var name: String
+        static let configuration = CommandConfiguration(
+            abstract: "Enable a disabled user again.", discussion: "Example: comfygate users enable alice")
+        @Argument(help: ArgumentHelp("The user.", valueName: "name")) var name: String
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
@@ -87,9 +106,10 @@ struct UsersCommand: AsyncParsableCommand {
 
     struct Passwd: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Set a user's password and end their sessions. Without --password-stdin a random one is printed."
+            abstract: "Set a user's password and end their sessions. Without --password-stdin a random one is printed.",
+            discussion: "Example: comfygate users passwd alice --password-stdin < new-password.txt"
         )
-        @Argument var name: String
+        @Argument(help: ArgumentHelp("The user.", valueName: "name")) var name: String
         @Flag(name: .customLong("password-stdin"), help: "Read the password from standard input.") var passwordStdin = false
         @OptionGroup var store: StoreOptions
 

@@ -14,21 +14,29 @@ struct DoctorCommand: AsyncParsableCommand {
             login page, the websocket, ComfyUI's versions and devices, required model files (--config), and with \
             --generate a real model-free generation. Exit status: 0 every required check passed, 1 a check failed, \
             2 usage error. See docs/doctor.md.
+
+            Examples:
+              comfygate doctor --url http://127.0.0.1:8189 --token-file \\
+                  .secrets/.env.generated --token-key QWEN_API_USER_TOKEN
+              comfygate doctor --url https://comfy.example.org --token "$T" \\
+                  --generate --report doctor.md
+              comfygate doctor --url http://127.0.0.1:8188 --json
+              comfygate doctor --url http://127.0.0.1:8189 --token "$T" --watch 60
             """)
 
-    @Option(help: "Root URL of ComfyGate or ComfyUI, e.g. http://127.0.0.1:8188.")
+    @Option(help: ArgumentHelp("Root URL of ComfyGate or ComfyUI, e.g. http://127.0.0.1:8188.", valueName: "url"))
     var url: String
 
-    @Option(help: "API token (a ComfyGate token, or ComfyUI-Login's hash line).")
+    @Option(help: ArgumentHelp("API token (a ComfyGate token, or ComfyUI-Login's hash line).", valueName: "token"))
     var token: String?
 
-    @Option(help: "Read the token from a file: the whole file, or one variable of a dotenv file with --token-key.")
+    @Option(help: ArgumentHelp("Read the token from a file: the whole file, or one variable of a dotenv file with --token-key.", valueName: "file"))
     var tokenFile: String?
 
-    @Option(help: "Variable holding the token in --token-file, e.g. QWEN_API_USER_TOKEN.")
+    @Option(help: ArgumentHelp("Variable holding the token in --token-file, e.g. QWEN_API_USER_TOKEN.", valueName: "name"))
     var tokenKey: String?
 
-    @Option(help: "Doctor settings (TOML): `workflow` and `[models]` to check for model files.")
+    @Option(help: ArgumentHelp("Doctor settings (TOML): `workflow` and `[models]` to check for model files.", valueName: "file"))
     var config: String?
 
     @Flag(help: "Also run a real model-free generation (EmptyImage → SaveImage) and fetch the PNG.")
@@ -37,13 +45,13 @@ struct DoctorCommand: AsyncParsableCommand {
     @Flag(help: "Print the report as JSON (schema comfygate.doctor/1).")
     var json = false
 
-    @Option(help: "Write a Markdown report to this file.")
+    @Option(help: ArgumentHelp("Write a Markdown report to this file.", valueName: "file"))
     var report: String?
 
-    @Option(help: "Repeat every SECONDS, print only changes of state, stop on SIGINT or SIGTERM.")
+    @Option(help: ArgumentHelp("Repeat every SECONDS, print only changes of state, stop on SIGINT or SIGTERM.", valueName: "seconds"))
     var watch: Double?
 
-    @Option(help: "Seconds allowed for each network step.")
+    @Option(help: ArgumentHelp("Seconds allowed for each network step.", valueName: "seconds"))
     var timeout: Double = 10
 
     mutating func validate() throws {

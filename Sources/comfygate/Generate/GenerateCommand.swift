@@ -22,8 +22,10 @@ struct GenerateCommand: AsyncParsableCommand {
             message shown), 2 usage error.
 
             Examples:
-              comfygate generate --template qwen-image --prompt "a lighthouse at dusk" --seed 7 --url http://127.0.0.1:8189 --token-file token
-              comfygate generate --template qwen-image-edit --image photo.png --prompt "make it snow" --out results/
+              comfygate generate --template qwen-image --prompt "a lighthouse at \\
+                  dusk" --seed 7 --url http://127.0.0.1:8189 --token-file token
+              comfygate generate --template qwen-image-edit --image photo.png \\
+                  --prompt "make it snow" --out results/
               comfygate generate my_workflow_api.json --set 3.steps=8 --set 3.cfg=1.0 --json
             """)
 

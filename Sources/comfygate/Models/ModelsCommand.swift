@@ -19,7 +19,8 @@ struct ModelsCommand: AsyncParsableCommand {
 
             Examples:
               comfygate models list --models-dir /srv/comfyui/models
-              comfygate models download --models-dir /srv/comfyui/models            # the qwen-image-edit set
+              comfygate models download --models-dir /srv/comfyui/models            \\
+                  # the qwen-image-edit set
               comfygate models download qwen-image lightning --models-dir ./models
               comfygate models verify --models-dir /srv/comfyui/models --json
             """,
@@ -104,7 +105,8 @@ struct ModelsCommand: AsyncParsableCommand {
             discussion: """
                 Examples:
                   comfygate models download --models-dir ./models
-                  HF_ENDPOINT=https://hf-mirror.example comfygate models download qwen-image --models-dir ./models
+                  HF_ENDPOINT=https://hf-mirror.example comfygate models download \\
+                      qwen-image --models-dir ./models
                 """)
 
         @Argument(help: ArgumentHelp("Files or sets to download.", valueName: "name")) var names: [String] = []
@@ -143,7 +145,7 @@ struct ModelsCommand: AsyncParsableCommand {
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check the files in the models directory against their recorded (or published) SHA-256.",
-            discussion: "Exit status 1 when a file is missing or does not match. Example: comfygate models verify --models-dir ./models")
+            discussion: "Exit status 1 when a file is missing or does not match.\n\nExample: comfygate models verify --models-dir ./models")
 
         @Argument(help: ArgumentHelp("Files or sets to verify (default: every file the directory has).", valueName: "name"))
         var names: [String] = []

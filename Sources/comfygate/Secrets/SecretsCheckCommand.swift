@@ -7,7 +7,14 @@ struct SecretsCheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
         abstract: "Report every source and target: OK, DRIFT, MALFORMED, MISSING, UNSAFE or ERROR.",
-        discussion: "Exits 0 only when every row is OK. Secrets are never printed, only fingerprints."
+        discussion: """
+            Exits 0 only when every row is OK. Secrets are never printed, only fingerprints.
+
+            Examples:
+              comfygate secrets check
+              comfygate secrets check --manifest \\
+                  /srv/comfyui-qwen/comfygate-secrets.toml --json
+            """
     )
 
     @OptionGroup var options: ManifestOption

@@ -16,7 +16,15 @@ struct SecretsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "secrets",
         abstract: "Keep a deployment's secrets and their hashes in step (see docs/secrets.md).",
-        discussion: "Exit codes: 0 success, 1 problems found or operation failed, 2 usage or manifest error.",
+        discussion: """
+            Exit codes: 0 success, 1 problems found or operation failed, 2 usage or manifest error.
+
+            Examples:
+              comfygate secrets init --layout comfyui-qwen
+              comfygate secrets check --json
+              comfygate secrets sync --dry-run
+              comfygate secrets rotate qwen_api_user --grace 1h
+            """,
         subcommands: [
             SecretsInitCommand.self, SecretsCheckCommand.self, SecretsSyncCommand.self, SecretsRotateCommand.self,
         ]
@@ -28,7 +36,7 @@ struct SecretsCommand: AsyncParsableCommand {
 
 /// `--manifest FILE`, shared by `check`, `sync` and `rotate`.
 struct ManifestOption: ParsableArguments {
-    @Option(name: .long, help: "The manifest (default: ./comfygate-secrets.toml).")
+    @Option(name: .long, help: ArgumentHelp("The manifest (default: ./comfygate-secrets.toml).", valueName: "file"))
     var manifest: String?
 
     /// Loads and validates the manifest; on failure prints every problem and exits with 2.

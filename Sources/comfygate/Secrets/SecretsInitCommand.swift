@@ -7,13 +7,17 @@ struct SecretsInitCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "init",
         abstract: "Write the manifest for a known layout; adopt existing secrets, generate missing ones.",
-        discussion: "An existing manifest and existing values are never overwritten."
+        discussion: """
+            An existing manifest and existing values are never overwritten.
+
+            Example: comfygate secrets init --layout comfyui-qwen --root /srv/comfyui-qwen
+            """
     )
 
-    @Option(name: .long, help: "The layout: \(SecretsLayout.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(name: .long, help: ArgumentHelp("The layout: \(SecretsLayout.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "layout"))
     var layout: String
 
-    @Option(name: .long, help: "The deployment's root directory (default: the current directory).")
+    @Option(name: .long, help: ArgumentHelp("The deployment's root directory (default: the current directory).", valueName: "dir"))
     var root: String = "."
 
     func run() async throws {

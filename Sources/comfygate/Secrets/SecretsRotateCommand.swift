@@ -7,16 +7,21 @@ struct SecretsRotateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rotate",
         abstract: "Give a secret a new value and update every target; then run its after_rotate command.",
-        discussion:
-            "In the gateway store the old token stays usable for --grace (e.g. 30m, 12h, 7d); without it, it is revoked."
+        discussion: """
+            In the gateway store the old token stays usable for --grace (e.g. 30m, 12h, 7d); without it, it is revoked.
+
+            Examples:
+              comfygate secrets rotate --dry-run
+              comfygate secrets rotate qwen_api_user --grace 1h
+            """
     )
 
     @OptionGroup var options: ManifestOption
 
-    @Argument(help: "The secret to rotate (may be omitted when the manifest declares only one).")
+    @Argument(help: ArgumentHelp("The secret to rotate (may be omitted when the manifest declares only one).", valueName: "secret"))
     var name: String?
 
-    @Option(name: .long, help: "How long the gateway store keeps accepting the old token.")
+    @Option(name: .long, help: ArgumentHelp("How long the gateway store keeps accepting the old token.", valueName: "duration"))
     var grace: String?
 
     @Flag(name: .long, help: "Print the plan (without secrets) and change nothing.")

@@ -6,7 +6,12 @@ import Foundation
 struct SecretsSyncCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sync",
-        abstract: "Make every target agree with its source; write only what differs, atomically, with backups."
+        abstract: "Make every target agree with its source; write only what differs, atomically, with backups.",
+        discussion: """
+            Examples:
+              comfygate secrets sync --dry-run
+              comfygate secrets sync --manifest /srv/comfyui-qwen/comfygate-secrets.toml
+            """
     )
 
     @OptionGroup var options: ManifestOption

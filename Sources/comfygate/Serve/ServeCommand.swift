@@ -4,6 +4,7 @@ import ComfyGateServer
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import ServiceLifecycle
 import UnixSignals
 
@@ -15,19 +16,27 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
             Precedence: flags, then COMFYGATE_* environment variables, then the --config file, then defaults.
             On an empty store, user 'admin' is created and its password and an API token are printed once.
+
+            Examples:
+              comfygate serve
+              comfygate serve --listen 0.0.0.0:8189 --upstream http://127.0.0.1:8188 \\
+                  --data /var/lib/comfygate
+              comfygate serve --config /etc/comfygate/comfygate.toml
+              comfygate serve --database-url \\
+                  postgres://comfygate:secret@db.internal/comfygate
             """
     )
 
-    @Option(help: "host:port to listen on (default 127.0.0.1:8189).")
+    @Option(help: ArgumentHelp("Where to listen (default 127.0.0.1:8189).", valueName: "host:port"))
     var listen: String?
 
-    @Option(help: "ComfyUI's base URL (default http://127.0.0.1:8188).")
+    @Option(help: ArgumentHelp("ComfyUI's base URL (default http://127.0.0.1:8188).", valueName: "url"))
     var upstream: String?
 
-    @Option(name: .customLong("public-url"), help: "The URL browsers use; https makes session cookies Secure.")
+    @Option(name: .customLong("public-url"), help: ArgumentHelp("The URL browsers use; https makes session cookies Secure.", valueName: "url"))
     var publicURL: String?
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning or error (default info).")
+    @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug, info, notice, warning or error (default info).", valueName: "level"))
     var logLevel: String?
 
     @OptionGroup var store: StoreOptions
@@ -78,8 +87,23 @@ struct ServeCommand: AsyncParsableCommand {
         )
         do {
             try await group.run()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE || error.errnoCode == EADDRNOTAVAIL || error.errnoCode == EACCES {
+            throw CommandFailure.usage(Self.bindProblem(listen, port: configuration.listenPort, errno: error.errnoCode))
         } catch {
             throw CommandFailure.failed("the gateway stopped: \(CommandFailure.reason(error))")
+        }
+    }
+
+    /// Why the listen address cannot be bound, and what to do, in one line.
+    static func bindProblem(_ address: String, port: Int, errno: Int32) -> String {
+        let change = "choose another address with --listen, COMFYGATE_LISTEN or `listen` in the config file"
+        return switch errno {
+        case EADDRINUSE:
+            "cannot listen on \(address): another program already listens there (see which: ss -ltnp 'sport = :\(port)'); \(change)"
+        case EADDRNOTAVAIL:
+            "cannot listen on \(address): no network interface of this machine has that address (127.0.0.1 and 0.0.0.0 always work); \(change)"
+        default:
+            "cannot listen on \(address): ports below 1024 need privileges (use a higher port behind a proxy, or grant CAP_NET_BIND_SERVICE); \(change)"
         }
     }
 

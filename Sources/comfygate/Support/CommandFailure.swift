@@ -3,7 +3,7 @@ import ComfyGateCore
 import Foundation
 
 /// A failure reported to the user as one clear message and an exit code scripts can rely on:
-/// 1 when the operation failed, 2 for usage and configuration errors.
+/// 1 when the operation failed, 2 for usage, configuration and input errors (a malformed user name, a short password).
 struct CommandFailure: Error, CustomStringConvertible {
     let message: String
     let exitCode: Int32
@@ -22,6 +22,13 @@ struct CommandFailure: Error, CustomStringConvertible {
             throw ExitCode(failure.exitCode)
         } catch let exit as ExitCode {
             throw exit
+        } catch let error as IdentityError {
+            // A malformed user name or token label is bad input.
+            Self.printError(error.description)
+            throw ExitCode(2)
+        } catch let error as AccountError {
+            Self.printError(error.description)
+            throw ExitCode(2)
         } catch {
             Self.printError(reason(error))
             throw ExitCode(1)

@@ -26,6 +26,13 @@ enum StoreAccess {
             } catch {
                 throw CommandFailure.usage("database_url: \(CommandFailure.reason(error))")
             }
+            do {
+                try await store.checkConnection()
+            } catch {
+                // A wrong URL is a configuration error (2); a server that is down is a failure (1).
+                let message = "cannot use the PostgreSQL store: \(error.description)"
+                throw error.kind == .loginRefused || error.kind == .noDatabase ? CommandFailure.usage(message) : CommandFailure.failed(message)
+            }
             return try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await store.run() }
                 defer { group.cancelAll() }

@@ -4,13 +4,13 @@ import Foundation
 
 /// Where the gateway's state lives, shared by `serve`, `users` and `tokens`.
 struct StoreOptions: ParsableArguments {
-    @Option(help: "Directory of the embedded SQLite store (default ./comfygate-data; env COMFYGATE_DATA).")
+    @Option(help: ArgumentHelp("Directory of the embedded SQLite store (default ./comfygate-data; env COMFYGATE_DATA).", valueName: "dir"))
     var data: String?
 
-    @Option(name: .customLong("database-url"), help: "postgres:// URL of a shared store instead of SQLite (env COMFYGATE_DATABASE_URL).")
+    @Option(name: .customLong("database-url"), help: ArgumentHelp("postgres:// URL of a shared store instead of SQLite (env COMFYGATE_DATABASE_URL).", valueName: "url"))
     var databaseURL: String?
 
-    @Option(help: "A comfygate.toml configuration file (env COMFYGATE_CONFIG).")
+    @Option(help: ArgumentHelp("A comfygate.toml configuration file (env COMFYGATE_CONFIG).", valueName: "file"))
     var config: String?
 
     /// Where the data directory's path comes from, as a user would look for it: `--data DIR`, `COMFYGATE_DATA`, the
