@@ -201,6 +201,8 @@ let package = Package(
             name: "ComfyGateTestSupport",
             dependencies: [
                 "ComfyGateCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
@@ -229,6 +231,7 @@ let package = Package(
             name: "ComfyGateModelsTests",
             dependencies: [
                 "ComfyGateModels",
+                "ComfyGateTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -49,23 +49,34 @@ public enum DeploymentFiles {
     }
 
     /// The Compose project: ComfyUI has no published port and sits only on an internal network, so ComfyGate is the
-    /// one way in. Both run as the user who ran setup, who owns the folders they write.
+    /// one way in. Both run as the user who ran setup, who owns the folders they write (bind mounts in the
+    /// deployment directory, unlike deploy/compose.yaml's named volumes).
     static func compose(_ plan: SetupPlan, uid: UInt32, gid: UInt32) -> String {
         let published = plan.listenHost.contains(":") ? "[\(plan.listenHost)]" : plan.listenHost
         return """
             # Written by `comfygate setup`. ComfyUI is reachable only by ComfyGate: it publishes no port and is
-            # attached only to the internal network `comfyui`. Start: docker compose up -d --build
+            # attached only to the internal network `backend`. Start: docker compose up -d --build
             services:
               comfyui:
-                build: ./comfyui
+                build:
+                  context: ./comfyui
+                  args:
+                    COMFYUI_VERSION: \(comfyUIVersion)
                 image: comfygate-comfyui:\(comfyUIVersion)
                 restart: unless-stopped
                 user: "\(uid):\(gid)"
+                environment:
+                  HOME: /tmp
+                # Everything ComfyUI writes goes to ./comfyui, owned by the user who ran setup.
+                command: ["python", "main.py", "--listen", "0.0.0.0", "--port", "8188", "--multi-user",
+                          "--input-directory", "/state/input", "--output-directory", "/state/output",
+                          "--user-directory", "/state/user", "--temp-directory", "/state"]
                 volumes:
                   - ./models:/opt/ComfyUI/models:ro
                   - ./comfyui:/state
+                # No `ports:` and no other network, on purpose: whoever reaches ComfyUI's port runs code on this machine.
                 networks:
-                  - comfyui
+                  - backend
                 deploy:
                   resources:
                     reservations:
@@ -85,36 +96,78 @@ public enum DeploymentFiles {
                   - ./comfygate.toml:/etc/comfygate/comfygate.toml:ro
                   - ./data:/var/lib/comfygate
                 networks:
-                  - comfyui
-                  - public
+                  - backend
+                  - edge
                 depends_on:
                   - comfyui
+                stop_grace_period: 30s
 
             networks:
-              comfyui:
+              backend:
                 internal: true
-              public: {}
+              edge: {}
 
             """
     }
 
-    /// ComfyUI at a pinned release on PyTorch's CUDA runtime image; everything it writes goes to `/state`.
+    /// ComfyUI at a pinned release on PyTorch's CUDA runtime image. The same text is `deploy/comfyui/Dockerfile` (a
+    /// test keeps them equal).
     public static let comfyUIDockerfile = """
-        # ComfyUI for ComfyGate's Compose project (written by `comfygate setup`; the same file is deploy/comfyui/Dockerfile).
-        FROM pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime
-        ARG COMFYUI_VERSION=\(comfyUIVersion)
-        RUN apt-get update \\
-            && apt-get install -y --no-install-recommends git \\
-            && rm -rf /var/lib/apt/lists/* \\
-            && git clone --depth 1 --branch "${COMFYUI_VERSION}" https://github.com/comfyanonymous/ComfyUI.git /opt/ComfyUI \\
-            && pip install --no-cache-dir -r /opt/ComfyUI/requirements.txt
+        # syntax=docker/dockerfile:1
+        #
+        # ComfyUI on an NVIDIA GPU, for the `comfyui` service of deploy/compose.yaml (build context: deploy/comfyui) and of
+        # the Compose project `comfygate setup` writes, which writes this same file (a test keeps the two equal).
+        #
+        # A pinned ComfyUI release on PyTorch's CUDA runtime image. It runs as the unprivileged user `comfyui`
+        # (uid/gid 10002) and listens on all interfaces of the container: compose.yaml keeps it on an internal
+        # network with no published port, so only ComfyGate reaches it.
+        #
+        #     docker build -t comfyui:v0.3.64 deploy/comfyui
+        #     docker build --build-arg COMFYUI_VERSION=v0.3.65 ...   # another release tag
+
+        ARG COMFYUI_VERSION=v0.3.64
+        ARG BASE_IMAGE=pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime
+
+        # ---------------------------------------------------------------------------------------------------------
+        # The source at the release tag, without git in the final image.
+        FROM debian:bookworm-slim AS source
+        ARG COMFYUI_VERSION
+        RUN export DEBIAN_FRONTEND=noninteractive \\
+            && apt-get update -q \\
+            && apt-get install -y -q --no-install-recommends ca-certificates git \\
+            && rm -rf /var/lib/apt/lists/*
+        RUN git clone --depth 1 --branch "${COMFYUI_VERSION}" https://github.com/comfyanonymous/ComfyUI.git /opt/ComfyUI \\
+            && rm -rf /opt/ComfyUI/.git
+
+        # ---------------------------------------------------------------------------------------------------------
+        FROM ${BASE_IMAGE}
+
+        ENV PYTHONUNBUFFERED=1 \\
+            PIP_NO_CACHE_DIR=1 \\
+            PIP_DISABLE_PIP_VERSION_CHECK=1
+
+        COPY --from=source /opt/ComfyUI /opt/ComfyUI
         WORKDIR /opt/ComfyUI
-        # Compose runs this as the deployment's owner (`user:`); nothing here needs root at run time.
-        ENV HOME=/tmp
+
+        # ComfyUI's requirements, keeping the CUDA build of PyTorch the base image ships: its installed torch,
+        # torchvision and torchaudio versions become constraints, so pip cannot replace them from PyPI.
+        RUN python -c "import importlib.metadata as m; have = {(d.metadata['Name'] or '').lower() for d in m.distributions()}; print('\\\\n'.join(f'{n}=={m.version(n)}' for n in ('torch', 'torchvision', 'torchaudio') if n in have))" > /tmp/torch-constraints.txt \\
+            && python -m pip install -c /tmp/torch-constraints.txt -r requirements.txt \\
+            && rm /tmp/torch-constraints.txt
+
+        # The folders ComfyUI writes, owned by its user; compose.yaml mounts volumes on models, input, output and user
+        # (an empty named volume takes the owner from the image).
+        RUN groupadd --gid 10002 comfyui \\
+            && useradd --uid 10002 --gid comfyui --create-home --shell /usr/sbin/nologin comfyui \\
+            && mkdir -p models input output user temp custom_nodes \\
+            && chown -R comfyui:comfyui /opt/ComfyUI
+
+        USER comfyui:comfyui
         EXPOSE 8188
-        CMD ["python", "main.py", "--listen", "0.0.0.0", "--port", "8188", \\
-             "--input-directory", "/state/input", "--output-directory", "/state/output", \\
-             "--user-directory", "/state/user", "--temp-directory", "/state"]
+
+        # --multi-user gives each ComfyGate user their own ComfyUI user data (saved workflows, settings); without it
+        # they share one, and `comfygate doctor` warns.
+        CMD ["python", "main.py", "--listen", "0.0.0.0", "--port", "8188", "--multi-user"]
 
         """
 
@@ -126,7 +179,7 @@ public enum DeploymentFiles {
         data = "/var/lib/comfygate"
         # With TLS in front (deploy/Caddyfile or deploy/nginx/comfygate.conf):
         # public_url = "https://comfy.example.org"
-        # trusted_proxies = ["172.16.0.1"]
+        # and trusted_proxies = [the `edge` network's gateway address]; deploy/compose.yaml shows a pinned one.
 
         """
 

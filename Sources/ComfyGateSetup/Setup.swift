@@ -286,19 +286,26 @@ public struct Setup: Sendable {
             step.details = ["`\(command.joined(separator: " "))`: the project's containers run"]
             return step
         }
+        // Docker skipped: the deployment itself is not started, whatever runs for the test.
+        if plan.mode == .compose {
+            step.status = .skipped
+            step.details = ["Docker skipped (--skip-docker): the Compose project was not started"]
+        }
         guard plan.runsTest else {
             step.status = .skipped
-            step.details = ["nothing to start on this host without the test (--skip-test); run the gateway as the report's next steps say"]
+            step.details.append("no gateway started on this host (--skip-test); run it as the report's next steps say")
             return step
         }
         let arguments = gatewayArguments()
         if plan.dryRun {
-            step.details = ["would run `comfygate \(arguments.joined(separator: " "))` on this host for the test, and stop it after"]
+            step.details.append("would run `comfygate \(arguments.joined(separator: " "))` on this host for the test, and stop it after")
             return step
         }
         do {
             context.hostGateway = try HostGateway(executable: plan.gatewayExecutable, arguments: arguments, log: plan.gatewayLogFile)
-            step.details = ["started `comfygate \(arguments.joined(separator: " "))` on this host for the test (log: \(plan.gatewayLogFile.path)); it stops when setup ends"]
+            step.details.append(
+                "started `comfygate \(arguments.joined(separator: " "))` on this host for the readiness check and the test "
+                    + "(log: \(plan.gatewayLogFile.path)); it stops when setup ends")
         } catch {
             return failed(step, "cannot start \(plan.gatewayExecutable): \(error)", fix: "Check that the comfygate executable is intact.")
         }

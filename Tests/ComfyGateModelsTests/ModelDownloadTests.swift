@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import ComfyGateModels
+import ComfyGateTestSupport
 import Foundation
 import Synchronization
 import Testing

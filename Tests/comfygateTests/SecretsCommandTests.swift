@@ -71,7 +71,7 @@ struct SecretsCommandTests {
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
         let statuses = (object["locations"] as? [[String: Any]])?.compactMap { $0["status"] as? String }
         #expect(statuses == (state == .beforeRepair ? ["OK", "DRIFT", "MALFORMED"] : ["OK", "DRIFT", "DRIFT"]))
-        #expect(object["ok"] as? Bool == false)
+        #expect(object["ok"] as? Bool == false && object["version"] as? Int == 1)
         expectNoSecret(json)
 
         let sync = try await CommandRunner.run(["secrets", "sync"], in: root)

@@ -19,10 +19,11 @@ struct SecretsCheckCommand: AsyncParsableCommand {
 
     @OptionGroup var options: ManifestOption
 
-    @Flag(name: .long, help: "Print the report as JSON.")
+    @Flag(name: .long, help: "Print the report as JSON (version 1).")
     var json = false
 
     private struct JSONReport: Encodable {
+        var version = 1
         var ok: Bool
         var manifest: String
         var locations: [LocationReport]

@@ -1,57 +1,64 @@
 import Crypto
-import Foundation
+public import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
 import ServiceLifecycle
 import NIOCore
-import Synchronization
+public import Synchronization
 
-/// A Hugging Face hub on loopback for the download tests: `resolve` URLs on one port answer `302` with
+/// A Hugging Face hub on loopback for the download and setup tests: `resolve` URLs on one port answer `302` with
 /// `X-Linked-Etag` / `X-Linked-Size` to a CDN on another port, which serves the bytes with `Range`. It can ask for a
 /// token, publish a wrong checksum, throttle, and drop a connection part way through a file.
-final class ModelHub: Sendable {
-    struct Served: Sendable {
-        var bytes: [UInt8]
+public final class ModelHub: Sendable {
+    public struct Served: Sendable {
+        public var bytes: [UInt8]
         /// The SHA-256 published; the true one unless a test says otherwise.
-        var publishedSHA: String
+        public var publishedSHA: String
     }
 
-    struct CDNRequest: Sendable, Equatable {
-        var name: String
-        var range: String?
-        var hadAuthorization: Bool
+    public struct CDNRequest: Sendable, Equatable {
+        public var name: String
+        public var range: String?
+        public var hadAuthorization: Bool
+
+        public init(name: String, range: String?, hadAuthorization: Bool) {
+            self.name = name
+            self.range = range
+            self.hadAuthorization = hadAuthorization
+        }
     }
 
-    struct State: Sendable {
-        var files: [String: Served] = [:]
-        var requiredToken: String?
-        var resolveAuthorizations: [String?] = []
-        var cdnRequests: [CDNRequest] = []
+    public struct State: Sendable {
+        public var files: [String: Served] = [:]
+        public var requiredToken: String?
+        public var resolveAuthorizations: [String?] = []
+        public var cdnRequests: [CDNRequest] = []
         /// Connections to drop after this many bytes of the body, one entry per connection to drop.
-        var dropAfter: [String: [Int]] = [:]
+        public var dropAfter: [String: [Int]] = [:]
         /// Pause between 16 KiB chunks.
-        var chunkPause: Duration = .zero
+        public var chunkPause: Duration = .zero
     }
 
-    let state = Mutex(State())
-    private(set) nonisolated(unsafe) var hubPort = 0
-    private(set) nonisolated(unsafe) var cdnPort = 0
+    public let state = Mutex(State())
+    public private(set) nonisolated(unsafe) var hubPort = 0
+    public private(set) nonisolated(unsafe) var cdnPort = 0
 
-    var endpoint: URL { URL(string: "http://127.0.0.1:\(hubPort)")! }
+    /// The value for `HF_ENDPOINT`.
+    public var endpoint: URL { URL(string: "http://127.0.0.1:\(hubPort)")! }
 
     /// Publishes a file at `repository/resolve/main/path`.
-    func publish(_ bytes: [UInt8], name: String, wrongChecksum: Bool = false) {
+    public func publish(_ bytes: [UInt8], name: String, wrongChecksum: Bool = false) {
         let sha = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
         state.withLock { $0.files[name] = Served(bytes: bytes, publishedSHA: wrongChecksum ? String(sha.reversed()) : sha) }
     }
 
-    static func sha256(_ bytes: [UInt8]) -> String {
+    public static func sha256(_ bytes: [UInt8]) -> String {
         SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
     }
 
     /// Runs `body` with the hub and its CDN listening.
-    static func with<T: Sendable>(_ body: @Sendable (ModelHub) async throws -> T) async throws -> T {
+    public static func with<T: Sendable>(_ body: @Sendable (ModelHub) async throws -> T) async throws -> T {
         let hub = ModelHub()
         let (hubPorts, hubReady) = AsyncStream<Int>.makeStream()
         let (cdnPorts, cdnReady) = AsyncStream<Int>.makeStream()
