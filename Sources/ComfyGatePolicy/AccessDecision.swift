@@ -8,6 +8,8 @@ public enum AccessDecision: Sendable, Equatable {
     case answer(status: Int, json: String)
     /// Answered by the gateway's Comfy API v2 door, from its jobs and assets; never sent to ComfyUI as such.
     case comfyAPIv2(V2Request)
+    /// One of the gateway's web pages (account, gallery, admin) or its extension's JSON; never sent to ComfyUI.
+    case page(PageRoute)
     /// Sent on to ComfyUI as the plan says.
     case forward(ForwardPlan)
 }
@@ -50,6 +52,8 @@ public struct ForwardPlan: Sendable, Equatable {
         case objectInfo
         /// A websocket: events about other users' prompts withheld, outputs recorded for `/view`.
         case webSocket
+        /// `GET /extensions`: ComfyUI's list of front-end extensions, with the gateway's own added.
+        case extensions
     }
 
     /// The path and query ComfyUI gets (the gateway's `token` parameter never goes on).

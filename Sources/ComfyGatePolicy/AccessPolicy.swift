@@ -17,12 +17,28 @@ public struct AccessPolicy: Sendable {
     /// Routes the gateway answers itself, before any credential is asked for.
     public static let gatewayRoutes: Set<String> = ["/login", "/logout", "/healthz", "/readyz", "/api/v2/health"]
 
+    /// The folder of the gateway's own static files (stylesheet, scripts), served to anyone: they hold no secret,
+    /// and ComfyUI's page loads the gateway's extension from there.
+    public static let gatewayStaticPrefix = "/comfygate/static/"
+
     /// Routes under which only admins may go: ComfyUI's internal routes (logs, folder paths, file lists) and
     /// ComfyUI-Manager's, which install code.
     static let adminOnlyRoutes = ["/internal", "/manager", "/customnode", "/snapshot", "/externalmodel"]
 
+    /// Files of ComfyUI's front end that browsers fetch without credentials — the web app manifest (a `<link
+    /// rel="manifest">` is fetched without cookies) and the favicon — passed to anyone, read-only: ComfyUI's own
+    /// files, never a user's.
+    public static func isPublicFrontEndFile(method: String, path: String) -> Bool {
+        guard method == "GET" || method == "HEAD" else { return false }
+        if path == "/favicon.ico" || path == "/assets/favicon.ico" { return true }
+        guard path.hasPrefix("/assets/manifest-"), path.hasSuffix(".json") else { return false }
+        let name = path.dropFirst("/assets/manifest-".count).dropLast(".json".count)
+        return !name.isEmpty && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
+    }
+
     /// Whether a raw path is one of the gateway's own routes (checked before authentication).
     public static func isGatewayRoute(path: String) -> Bool {
+        if path.hasPrefix(gatewayStaticPrefix), !path.contains("/.."), !path.contains("%") { return true }
         var route = Substring(path)
         while route.count > 1, route.hasSuffix("/") { route.removeLast() }
         return gatewayRoutes.contains(String(route))
@@ -38,6 +54,17 @@ public struct AccessPolicy: Sendable {
             return .refuse(.forbidden("\(route.value) is closed on this gateway (policy: \(pattern))"))
         }
         if V2Route.isUnderDoor(path: request.path) { return decideV2(request, route: route, caller: caller) }
+        // The pages live at the root only: `/api/account` is ComfyUI's business (a 404 there).
+        switch request.path.hasPrefix("/api/") ? .outside : PageRoute.match(method: request.method, parts: route.parts) {
+        case .route(let page):
+            if page.isAdminOnly, !caller.isAdmin { return .refuse(.forbidden("the admin pages are for admins")) }
+            if request.isWebSocket { return .refuse(.badRequest("\(request.path) is a page, not a websocket")) }
+            return .page(page)
+        case .unknown:
+            return .refuse(.notFound("\(request.path) is not one of the gateway's pages"))
+        case .outside:
+            break
+        }
         let isRead = ["GET", "HEAD", "OPTIONS"].contains(request.method)
         if caller.role == .viewer, !isRead {
             return .refuse(.forbidden("role viewer may not \(request.method)"))
@@ -65,6 +92,8 @@ public struct AccessPolicy: Sendable {
             ))
         case ("GET", "object_info"):
             return .forward(ForwardPlan(target: target, answer: .objectInfo))
+        case ("GET", "extensions") where route.parts.count == 1:
+            return .forward(ForwardPlan(target: target, answer: .extensions))
         case ("GET", "queue") where route.parts.count == 1:
             return .forward(ForwardPlan(target: target, answer: .queue))
         case ("GET", "history") where route.parts.count == 2:

@@ -143,6 +143,13 @@ enum PostgresSchema {
                 """,
             ]
         ),
+        (
+            4,
+            [
+                "ALTER TABLE sessions ADD COLUMN client_address text",
+                "ALTER TABLE sessions ADD COLUMN user_agent text",
+            ]
+        ),
     ]
 
     /// The `pg_advisory_xact_lock` key that serialises migrations between replicas (ASCII "comfygat").

@@ -290,9 +290,9 @@ public final class PostgresStore: GatewayStore, Service {
         try await perform(duplicate: "session") {
             try await client.query(
                 """
-                INSERT INTO sessions (id_digest, user_id, created_at, last_seen_at, expires_at)
+                INSERT INTO sessions (id_digest, user_id, created_at, last_seen_at, expires_at, client_address, user_agent)
                 VALUES (\(session.idDigest), \(session.userID), \(session.createdAt), \(session.lastSeenAt),
-                        \(session.expiresAt))
+                        \(session.expiresAt), \(session.clientAddress), \(session.userAgent))
                 """
             )
         }
@@ -302,23 +302,36 @@ public final class PostgresStore: GatewayStore, Service {
         try await perform {
             let rows = try await client.query(
                 """
-                SELECT id_digest, user_id, created_at, last_seen_at, expires_at FROM sessions
+                SELECT id_digest, user_id, created_at, last_seen_at, expires_at, client_address, user_agent FROM sessions
                 WHERE id_digest = \(idDigest)
                 """
             )
-            for try await (digest, userID, createdAt, lastSeenAt, expiresAt) in rows.decode(
-                (String, String, Date, Date, Date).self
-            ) {
-                return Session(
-                    idDigest: digest,
-                    userID: userID,
-                    createdAt: createdAt,
-                    lastSeenAt: lastSeenAt,
-                    expiresAt: expiresAt
-                )
-            }
-            return nil
+            return try await Self.sessions(rows).first
         }
+    }
+
+    public func sessions(userID: String) async throws -> [Session] {
+        try await perform {
+            let rows = try await client.query(
+                """
+                SELECT id_digest, user_id, created_at, last_seen_at, expires_at, client_address, user_agent FROM sessions
+                WHERE user_id = \(userID) ORDER BY last_seen_at DESC, id_digest
+                """
+            )
+            return try await Self.sessions(rows)
+        }
+    }
+
+    private static func sessions(_ rows: PostgresRowSequence) async throws -> [Session] {
+        var sessions: [Session] = []
+        for try await (digest, userID, createdAt, lastSeenAt, expiresAt, clientAddress, userAgent) in rows.decode(
+            (String, String, Date, Date, Date, String?, String?).self
+        ) {
+            sessions.append(Session(
+                idDigest: digest, userID: userID, createdAt: createdAt, lastSeenAt: lastSeenAt, expiresAt: expiresAt,
+                clientAddress: clientAddress, userAgent: userAgent))
+        }
+        return sessions
     }
 
     public func touchSession(idDigest: String, at date: Date) async throws {

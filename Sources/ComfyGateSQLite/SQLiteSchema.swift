@@ -125,6 +125,13 @@ enum SQLiteSchema {
             );
             """
         ),
+        (
+            4,
+            """
+            ALTER TABLE sessions ADD COLUMN client_address TEXT;
+            ALTER TABLE sessions ADD COLUMN user_agent TEXT;
+            """
+        ),
     ]
 
     /// Applies the missing migrations.

@@ -265,12 +265,13 @@ public struct SQLiteStore: GatewayStore {
         try await write(duplicate: "session") { db in
             try db.execute(
                 sql: """
-                    INSERT INTO sessions (id_digest, user_id, created_at, last_seen_at, expires_at)
-                    VALUES (?, ?, ?, ?, ?)
+                    INSERT INTO sessions (id_digest, user_id, created_at, last_seen_at, expires_at, client_address, user_agent)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     session.idDigest, session.userID, session.createdAt.timeIntervalSince1970,
-                    session.lastSeenAt.timeIntervalSince1970, session.expiresAt.timeIntervalSince1970,
+                    session.lastSeenAt.timeIntervalSince1970, session.expiresAt.timeIntervalSince1970, session.clientAddress,
+                    session.userAgent,
                 ]
             )
         }
@@ -295,6 +296,14 @@ public struct SQLiteStore: GatewayStore {
     public func deleteSession(idDigest: String) async throws {
         try await write { db in
             try db.execute(sql: "DELETE FROM sessions WHERE id_digest = ?", arguments: [idDigest])
+        }
+    }
+
+    public func sessions(userID: String) async throws -> [Session] {
+        try await read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM sessions WHERE user_id = ? ORDER BY last_seen_at DESC, id_digest", arguments: [userID]
+            ).map(Session.init(row:))
         }
     }
 
@@ -823,7 +832,9 @@ extension Session {
             userID: row["user_id"],
             createdAt: Date(timeIntervalSince1970: row["created_at"]),
             lastSeenAt: Date(timeIntervalSince1970: row["last_seen_at"]),
-            expiresAt: Date(timeIntervalSince1970: row["expires_at"])
+            expiresAt: Date(timeIntervalSince1970: row["expires_at"]),
+            clientAddress: row["client_address"],
+            userAgent: row["user_agent"]
         )
     }
 }

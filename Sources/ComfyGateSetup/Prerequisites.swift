@@ -10,7 +10,7 @@ struct Prerequisites {
 
     /// The checks' outcome and the Compose command found (`docker compose` or `docker-compose`).
     func check() async -> (step: SetupStep, compose: [String]?) {
-        var step = SetupStep(title: "Prerequisites", status: .ok)
+        var step = SetupStep(title: Setup.Step.prerequisites.rawValue, status: .ok)
         var compose: [String]?
         func ok(_ text: String) { step.details.append("ok — \(text)") }
         func notChecked(_ text: String) { step.details.append("not checked — \(text)") }
@@ -48,7 +48,8 @@ struct Prerequisites {
         await checkPort(ok: ok, failed: failed)
 
         if !plan.startsCompose {
-            switch await Probes.get(plan.upstream.appendingPathComponent("system_stats").absoluteString) {
+            // ComfyUI answers slowly while it loads models or runs a job: give it time.
+            switch await Probes.get(plan.upstream.appendingPathComponent("system_stats").absoluteString, timeout: .seconds(20)) {
             case .success(let answer) where answer.status == 200 && answer.body.contains("\"system\""):
                 ok("ComfyUI answers at \(plan.upstream.absoluteString)")
             case .success(let answer):

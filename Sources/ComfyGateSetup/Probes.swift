@@ -31,8 +31,11 @@ enum Probes {
             let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .init(timeout))
             let body = try await response.body.collect(upTo: 1 << 20)
             return .success((Int(response.status.code), String(buffer: body)))
+        } catch let error as HTTPClientError where error == .deadlineExceeded {
+            return .failure(ProbeFailure(description: "no answer within \(timeout.components.seconds) s"))
         } catch {
-            return .failure(ProbeFailure(description: "\(error)"))
+            let text = "\(error)"
+            return .failure(ProbeFailure(description: text.lowercased().contains("connection refused") ? "connection refused" : text))
         }
     }
 

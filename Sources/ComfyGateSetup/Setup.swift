@@ -30,9 +30,17 @@ public struct Setup: Sendable {
         self.output = output
     }
 
-    static let stepTitles = [
-        "Prerequisites", "Deployment files", "Accounts", "Secrets", "Models", "Start", "Readiness", "Test generation",
-    ]
+    /// The steps, in the order they run; their raw values are the titles the report shows.
+    enum Step: String, CaseIterable {
+        case prerequisites = "Prerequisites"
+        case files = "Deployment files"
+        case accounts = "Accounts"
+        case secrets = "Secrets"
+        case models = "Models"
+        case start = "Start"
+        case readiness = "Readiness"
+        case test = "Test generation"
+    }
 
     /// Runs every step (stopping at the first failure), writes the report unless this is a dry run, and returns it.
     public func run() async -> SetupReport {
@@ -40,14 +48,14 @@ public struct Setup: Sendable {
         let clock = ContinuousClock()
         let started = clock.now
         var context = RunContext()
-        for title in Self.stepTitles {
+        for kind in Step.allCases {
             // A dry run goes on past a failed check, so that it shows the whole plan.
             if !plan.dryRun, report.steps.contains(where: { $0.status == .failed }) {
-                record(SetupStep(title: title, status: .notRun), in: &report)
+                record(SetupStep(title: kind.rawValue, status: .notRun), in: &report)
                 continue
             }
             let stepStart = clock.now
-            var step = await perform(title, context: &context)
+            var step = await perform(kind, context: &context)
             step.duration = clock.now - stepStart
             record(step, in: &report)
         }
@@ -83,19 +91,19 @@ public struct Setup: Sendable {
         output(([line] + step.details.map { "    " + $0 } + step.fixes.map { "    fix: " + $0 }).joined(separator: "\n"))
     }
 
-    private func perform(_ title: String, context: inout RunContext) async -> SetupStep {
-        switch title {
-        case "Prerequisites":
+    private func perform(_ kind: Step, context: inout RunContext) async -> SetupStep {
+        switch kind {
+        case .prerequisites:
             let (step, compose) = await Prerequisites(plan: plan, modelSpace: modelSpace).check()
             context.compose = compose
             return step
-        case "Deployment files": return writeFiles()
-        case "Accounts": return await accounts()
-        case "Secrets": return await secrets()
-        case "Models": return await models()
-        case "Start": return await start(&context)
-        case "Readiness": return await readiness(context)
-        default: return await testGeneration()
+        case .files: return writeFiles()
+        case .accounts: return await accounts()
+        case .secrets: return await secrets()
+        case .models: return await models()
+        case .start: return await start(&context)
+        case .readiness: return await readiness(context)
+        case .test: return await testGeneration()
         }
     }
 
@@ -108,7 +116,7 @@ public struct Setup: Sendable {
     // MARK: Files
 
     private func writeFiles() -> SetupStep {
-        var step = SetupStep(title: "Deployment files", status: plan.dryRun ? .planned : .ok)
+        var step = SetupStep(title: Step.files.rawValue, status: plan.dryRun ? .planned : .ok)
         let manager = FileManager.default
         for directory in [""] + DeploymentFiles.directories(for: plan) {
             let url = directory.isEmpty ? plan.directory : plan.directory.appendingPathComponent(directory)
@@ -152,7 +160,7 @@ public struct Setup: Sendable {
     // MARK: Accounts and secrets
 
     private func accounts() async -> SetupStep {
-        var step = SetupStep(title: "Accounts", status: plan.dryRun ? .planned : .ok)
+        var step = SetupStep(title: Step.accounts.rawValue, status: plan.dryRun ? .planned : .ok)
         if plan.dryRun {
             step.details = [
                 "would create the store in \(plan.dataDirectory.path), user admin (password in \(plan.adminPasswordFile.path)) and user qwen-api"
@@ -184,7 +192,7 @@ public struct Setup: Sendable {
     }
 
     private func secrets() async -> SetupStep {
-        var step = SetupStep(title: "Secrets", status: plan.dryRun ? .planned : .ok)
+        var step = SetupStep(title: Step.secrets.rawValue, status: plan.dryRun ? .planned : .ok)
         if plan.dryRun {
             step.details = [
                 "would write the manifest comfygate-secrets.toml (layout comfygate), keep or generate the API token in \(plan.tokenFile.path), import its bcrypt hash for user qwen-api"
@@ -232,7 +240,7 @@ public struct Setup: Sendable {
     }
 
     private func models() async -> SetupStep {
-        var step = SetupStep(title: "Models", status: plan.dryRun ? .planned : .ok)
+        var step = SetupStep(title: Step.models.rawValue, status: plan.dryRun ? .planned : .ok)
         guard !plan.models.isEmpty, let directory = plan.modelsDirectory else {
             step.status = .skipped
             step.details = [plan.modelsSkipReason ?? "no models chosen"]
@@ -269,7 +277,7 @@ public struct Setup: Sendable {
     // MARK: Start, readiness, test
 
     private func start(_ context: inout RunContext) async -> SetupStep {
-        var step = SetupStep(title: "Start", status: plan.dryRun ? .planned : .ok)
+        var step = SetupStep(title: Step.start.rawValue, status: plan.dryRun ? .planned : .ok)
         if plan.startsCompose {
             let command = (context.compose ?? ["docker", "compose"]) + ["up", "-d", "--build"]
             if plan.dryRun {
@@ -327,7 +335,7 @@ public struct Setup: Sendable {
     }
 
     private func readiness(_ context: RunContext) async -> SetupStep {
-        var step = SetupStep(title: "Readiness", status: plan.dryRun ? .planned : .ok)
+        var step = SetupStep(title: Step.readiness.rawValue, status: plan.dryRun ? .planned : .ok)
         if !plan.startsCompose && context.hostGateway == nil && !plan.dryRun {
             step.status = .skipped
             step.details = ["no gateway was started by this run (--skip-test)"]
@@ -362,7 +370,7 @@ public struct Setup: Sendable {
     }
 
     private func testGeneration() async -> SetupStep {
-        var step = SetupStep(title: "Test generation", status: plan.dryRun ? .planned : .ok)
+        var step = SetupStep(title: Step.test.rawValue, status: plan.dryRun ? .planned : .ok)
         guard plan.runsTest else {
             step.status = .skipped
             step.details = ["--skip-test: no request went through the gateway, so the deployment is not verified"]

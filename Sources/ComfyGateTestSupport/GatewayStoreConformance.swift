@@ -418,7 +418,9 @@ public enum GatewayStoreConformance {
     // MARK: Sessions
 
     static func insertFindTouchAndDeleteSessions(_ store: any GatewayStore) async throws {
-        let first = session("digest-1")
+        var first = session("digest-1")
+        first.clientAddress = "192.0.2.7"
+        first.userAgent = "Mozilla/5.0 (X11; Linux x86_64) Chromium"
         let second = session("digest-2")
         try await store.insertSession(first)
         try await store.insertSession(second)
@@ -433,6 +435,9 @@ public enum GatewayStoreConformance {
         touched.lastSeenAt = time(300)
         #expect(try await store.session(idDigest: "digest-1") == touched, "touching changes only the last activity")
         try await store.touchSession(idDigest: "missing", at: time(300))
+
+        #expect(try await store.sessions(userID: "id-alice") == [touched, second], "most recently active first, with where from")
+        #expect(try await store.sessions(userID: "id-bob").isEmpty)
 
         try await store.deleteSession(idDigest: "digest-1")
         #expect(try await store.session(idDigest: "digest-1") == nil)

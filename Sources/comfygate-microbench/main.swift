@@ -27,6 +27,7 @@ final class MemoryStore: GatewayStore {
     func session(idDigest: String) async throws -> Session? { unused() }
     func touchSession(idDigest: String, at date: Date) async throws { unused() }
     func deleteSession(idDigest: String) async throws { unused() }
+    func sessions(userID: String) async throws -> [Session] { unused() }
     func deleteSessions(userID: String) async throws { unused() }
     func deleteSessions(expiredBefore date: Date) async throws -> Int { unused() }
     func appendAudit(_ event: AuditEvent) async throws { unused() }

@@ -9,7 +9,7 @@ import NIOPosix
 @main
 struct ComfyGateCommand: AsyncParsableCommand {
     /// This release's version, also the tag of its container image.
-    static let version = "0.1.0"
+    static let version = ComfyGateVersion.current
 
     static let configuration = CommandConfiguration(
         commandName: "comfygate",

@@ -125,6 +125,7 @@ private final class SlowTokenLookups: GatewayStore {
     func session(idDigest: String) async throws -> Session? { try await base.session(idDigest: idDigest) }
     func touchSession(idDigest: String, at date: Date) async throws { try await base.touchSession(idDigest: idDigest, at: date) }
     func deleteSession(idDigest: String) async throws { try await base.deleteSession(idDigest: idDigest) }
+    func sessions(userID: String) async throws -> [Session] { try await base.sessions(userID: userID) }
     func deleteSessions(userID: String) async throws { try await base.deleteSessions(userID: userID) }
     func deleteSessions(expiredBefore date: Date) async throws -> Int { try await base.deleteSessions(expiredBefore: date) }
     func appendAudit(_ event: AuditEvent) async throws { try await base.appendAudit(event) }

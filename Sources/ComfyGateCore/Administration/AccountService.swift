@@ -53,6 +53,16 @@ public struct AccountService: Sendable {
         try await audit("user.password_changed", user: userName)
     }
 
+    /// Gives a user another role; their sessions and tokens act with it from their next request.
+    public func setRole(userName: String, role: Role) async throws {
+        var user = try await existingUser(userName)
+        guard user.role != role else { return }
+        let previous = user.role
+        user.role = role
+        try await store.updateUser(user)
+        try await audit("user.role_changed", user: userName, detail: "\(previous) → \(role)")
+    }
+
     /// Disables (or re-enables) a user; disabling ends their sessions and stops their tokens.
     public func setDisabled(userName: String, _ disabled: Bool) async throws {
         var user = try await existingUser(userName)

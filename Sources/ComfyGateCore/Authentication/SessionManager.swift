@@ -24,7 +24,10 @@ public struct SessionManager: Sendable {
     }
 
     /// Opens a session for `user`; returns the value to put in the cookie (shown once, never stored).
-    public func open(for user: User) async throws -> String {
+    /// - Parameters:
+    ///   - clientAddress: where the browser signs in from, shown on the account page.
+    ///   - userAgent: the browser's `User-Agent`, shown on the account page.
+    public func open(for user: User, clientAddress: String? = nil, userAgent: String? = nil) async throws -> String {
         let cookieValue = TokenFormat.randomBase62(count: 43)
         let date = now()
         try await store.insertSession(
@@ -33,10 +36,40 @@ public struct SessionManager: Sendable {
                 userID: user.id,
                 createdAt: date,
                 lastSeenAt: date,
-                expiresAt: date.addingTimeInterval(absoluteTimeout)
+                expiresAt: date.addingTimeInterval(absoluteTimeout),
+                clientAddress: clientAddress,
+                userAgent: userAgent
             )
         )
         return cookieValue
+    }
+
+    /// A user's sessions that are still valid, most recently active first.
+    public func sessions(userID: String) async throws -> [Session] {
+        let date = now()
+        return try await store.sessions(userID: userID).filter {
+            $0.expiresAt > date && date.timeIntervalSince($0.lastSeenAt) < idleTimeout
+        }
+    }
+
+    /// Ends every session of `userID` but the one behind `cookieValue`; returns how many ended.
+    @discardableResult
+    public func closeOthers(userID: String, keeping cookieValue: String) async throws -> Int {
+        let kept = TokenFormat.digest(cookieValue)
+        let others = try await store.sessions(userID: userID).filter { $0.idDigest != kept }
+        for session in others { try await store.deleteSession(idDigest: session.idDigest) }
+        return others.count
+    }
+
+    /// The anti-forgery token of the session behind `cookieValue`: derived from the cookie, which a page of another
+    /// site can neither read nor guess, so a form carrying it comes from a page the gateway served to that session.
+    public static func formToken(cookieValue: String) -> String {
+        String(TokenFormat.digest("comfygate-form:" + cookieValue).prefix(40))
+    }
+
+    /// Whether `presented` is the anti-forgery token of the session behind `cookieValue` (constant time).
+    public static func formTokenMatches(_ presented: String, cookieValue: String) -> Bool {
+        ConstantTime.equals(presented, formToken(cookieValue: cookieValue))
     }
 
     /// The identity behind a cookie value, renewing its idle timer; nil when unknown, idle, expired or the user

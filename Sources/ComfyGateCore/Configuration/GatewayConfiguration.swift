@@ -10,6 +10,7 @@ public import Foundation
 /// - `data`: directory for the embedded store (default `./comfygate-data`).
 /// - `database_url`: a `postgres://` URL to share state between replicas instead of the embedded SQLite file.
 /// - `public_url`: the URL browsers use; `https` makes session cookies `Secure`.
+/// - `site_name`: the deployment's name on the sign-in page and the gateway's pages (default `ComfyUI`).
 /// - `trusted_proxies`: comma-separated addresses whose `X-Forwarded-*` headers are believed.
 /// - `session_idle_timeout` (default `12h`), `session_absolute_timeout` (default `7d`).
 /// - `upstream_connect_timeout` (default `5s`), `upstream_timeout`: longest silence from ComfyUI (default `300s`).
@@ -38,6 +39,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var dataDirectory: String
     public var databaseURL: String?
     public var publicURL: URL?
+    /// The deployment's name, shown on the gateway's pages.
+    public var siteName: String
     public var trustedProxies: [String]
     public var sessionIdleTimeout: TimeInterval
     public var sessionAbsoluteTimeout: TimeInterval
@@ -61,7 +64,7 @@ public struct GatewayConfiguration: Sendable, Equatable {
 
     /// Every setting name, as written in the configuration file.
     public static let knownKeys: Set<String> = Set([
-        "listen", "upstream", "data", "database_url", "public_url", "trusted_proxies", "session_idle_timeout",
+        "listen", "upstream", "data", "database_url", "public_url", "site_name", "trusted_proxies", "session_idle_timeout",
         "session_absolute_timeout", "upstream_connect_timeout", "upstream_timeout", "max_websocket_frame",
         "token_cache_lifetime", "bcrypt_concurrency", "log_level", "max_connections", "request_head_timeout",
         "keep_alive_timeout", "request_body_timeout", "policy.admin_only_paths", "policy.denied_paths", "policy.denied_nodes",
@@ -76,6 +79,7 @@ public struct GatewayConfiguration: Sendable, Equatable {
         dataDirectory: String = "./comfygate-data",
         databaseURL: String? = nil,
         publicURL: URL? = nil,
+        siteName: String = "ComfyUI",
         trustedProxies: [String] = [],
         sessionIdleTimeout: TimeInterval = 12 * 3600,
         sessionAbsoluteTimeout: TimeInterval = 7 * 86_400,
@@ -99,6 +103,7 @@ public struct GatewayConfiguration: Sendable, Equatable {
         self.dataDirectory = dataDirectory
         self.databaseURL = databaseURL
         self.publicURL = publicURL
+        self.siteName = siteName
         self.trustedProxies = trustedProxies
         self.sessionIdleTimeout = sessionIdleTimeout
         self.sessionAbsoluteTimeout = sessionAbsoluteTimeout
@@ -136,6 +141,10 @@ public struct GatewayConfiguration: Sendable, Equatable {
         databaseURL = read("database_url", { $0.hasPrefix("postgres://") || $0.hasPrefix("postgresql://") ? $0 : nil },
             expected: "a postgres:// URL")
         publicURL = read("public_url", Self.parseHTTPURL, expected: "an http:// or https:// URL")
+        if let name = read("site_name", { text in
+            let trimmed = text.trimmingCharacters(in: .whitespaces)
+            return (1...80).contains(trimmed.count) && !trimmed.contains(where: \.isNewline) ? trimmed : nil
+        }, expected: "a name of 1 to 80 characters on one line") { siteName = name }
         if let proxies = read("trusted_proxies", Self.parseAddressList, expected: "a comma-separated list of IP addresses") {
             trustedProxies = proxies
         }

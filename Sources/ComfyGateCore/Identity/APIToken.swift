@@ -50,6 +50,12 @@ public struct APIToken: Sendable, Codable, Equatable {
     }
 
     /// `active`, `expired` or `revoked`, as shown by `tokens list`.
+    /// `native` or `bcrypt`, as the command line and the pages list it.
+    public var kindName: String {
+        if case .bcrypt = verifier { return "bcrypt" }
+        return "native"
+    }
+
     public func state(at date: Date) -> String {
         if revokedAt != nil { return "revoked" }
         if let expiresAt, expiresAt <= date { return "expired" }

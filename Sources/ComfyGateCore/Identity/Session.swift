@@ -9,13 +9,22 @@ public struct Session: Sendable, Codable, Equatable {
     public var lastSeenAt: Date
     /// The absolute end of the session, whatever its activity.
     public var expiresAt: Date
+    /// Where the browser signed in from, for the account page.
+    public var clientAddress: String?
+    /// The browser's `User-Agent` at sign-in, cut to 200 characters, for the account page.
+    public var userAgent: String?
 
-    public init(idDigest: String, userID: String, createdAt: Date, lastSeenAt: Date, expiresAt: Date) {
+    public init(
+        idDigest: String, userID: String, createdAt: Date, lastSeenAt: Date, expiresAt: Date, clientAddress: String? = nil,
+        userAgent: String? = nil
+    ) {
         self.idDigest = idDigest
         self.userID = userID
         self.createdAt = createdAt
         self.lastSeenAt = lastSeenAt
         self.expiresAt = expiresAt
+        self.clientAddress = clientAddress
+        self.userAgent = userAgent.map { String($0.prefix(200)) }
     }
 }
 

@@ -246,6 +246,10 @@ public final class CachedGatewayStore: GatewayStore {
         try await write({ try await base.deleteSession(idDigest: idDigest) }, afterwards: { $0.sessions[idDigest] = nil })
     }
 
+    public func sessions(userID: String) async throws -> [Session] {
+        try await base.sessions(userID: userID)
+    }
+
     public func deleteSessions(userID: String) async throws {
         try await write(
             { try await base.deleteSessions(userID: userID) },

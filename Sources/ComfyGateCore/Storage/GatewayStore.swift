@@ -40,6 +40,8 @@ public protocol GatewayStore: Sendable {
     func session(idDigest: String) async throws -> Session?
     func touchSession(idDigest: String, at date: Date) async throws
     func deleteSession(idDigest: String) async throws
+    /// A user's sessions, most recently active first (expired ones may be among them until swept).
+    func sessions(userID: String) async throws -> [Session]
     /// Ends every session of a user (password change, disable).
     func deleteSessions(userID: String) async throws
     /// Removes sessions whose absolute expiry is before `date`; returns how many.

@@ -118,6 +118,7 @@ public enum Gateway {
             store: components.store, backend: backend, maxUploadBytes: AssetLibrary.defaultMaxUploadBytes
         )
 
+        let renderer = try PageRenderer(siteName: configuration.siteName)
         let router = Router(context: GatewayRequestContext.self)
         let storeHealth = StoreHealth(logger: logger)
         router.add(middleware: FailureAnswerMiddleware(storeHealth: storeHealth))
@@ -128,11 +129,17 @@ public enum Gateway {
             storeHealth: storeHealth
         ).addRoutes(to: router)
         LoginController(
+            renderer: renderer,
             login: PasswordLogin(store: components.store, hasher: components.loginHasher, throttle: LoginThrottle(), decoyHash: decoyHash),
             sessions: components.sessions, cookie: cookie, originPolicy: originPolicy, store: components.store,
             clientAddress: clientAddress, logger: logger
         ).addRoutes(to: router)
         router.add(middleware: AuthenticationMiddleware(authenticator: authenticator, originPolicy: originPolicy, policy: components.policy))
+        router.add(middleware: WebPages(
+            renderer: renderer, store: components.store, accounts: AccountService(store: components.store, hasher: components.loginHasher),
+            sessions: components.sessions, cookie: cookie, loginHasher: components.loginHasher, jobs: jobs, backend: backend,
+            configuration: configuration, clientAddress: clientAddress
+        ))
         router.add(middleware: V2Door(
             store: components.store, jobs: jobs, library: assets, isolation: isolation, backend: backend,
             publicScheme: configuration.publicURL?.scheme, now: components.now

@@ -12,6 +12,8 @@ public struct GatewayRequestContext: RequestContext {
     public var plan: ForwardPlan?
     /// The Comfy API v2 route and reach, when the access policy sent the request to that door.
     public var v2Request: V2Request?
+    /// The gateway page the policy decided this request is for.
+    public var page: PageRoute?
     /// The peer's IP address as seen on the socket (before any `X-Forwarded-For`).
     public let peerAddress: String?
     /// The client's connection, for interim answers.

@@ -1,6 +1,7 @@
 import ComfyGateCore
 import ComfyGateJobs
 import ComfyGatePolicy
+import ComfyGateRequestParsing
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -46,14 +47,26 @@ struct AuthenticationMiddleware: RouterMiddleware {
             case .comfyAPIv2(let v2):
                 context.v2Request = v2
                 return try await next(request, context)
+            case .page(let page):
+                context.page = page
+                return try await next(request, context)
             case .answer(let status, let json):
                 return GatewayResponse.rawJSON(HTTPResponse.Status(code: status), json)
             case .gatewayRoute:
                 // A gateway route asked with a method it does not serve.
                 return refuse(.methodNotAllowed, "\(request.method.rawValue) is not served on \(request.uri.path)", [:])
             }
+        case .anonymous where AccessPolicy.isPublicFrontEndFile(method: request.method.rawValue, path: request.uri.path):
+            context.plan = ForwardPlan(target: request.uri.path)
+            return try await next(request, context)
         case .anonymous where Self.isBrowserNavigation(request) && !V2Route.isUnderDoor(path: request.uri.path):
             return GatewayResponse.redirectToLogin(from: request)
+        case .refused where Self.isBrowserNavigation(request) && !V2Route.isUnderDoor(path: request.uri.path)
+            && PresentedCredential.cookie(named: authenticator.cookie.name, in: request.headers) != nil:
+            // A session that ended (signed out, expired, user disabled): back to the sign-in page, cookie cleared.
+            var response = GatewayResponse.redirectToLogin(from: request, ended: true)
+            response.headers[.setCookie] = authenticator.cookie.clearing
+            return response
         case .anonymous:
             return refuse(.unauthorized, "authentication required", [.wwwAuthenticate: GatewayResponse.challenge(invalidToken: false)])
         case .refused:

@@ -6,8 +6,10 @@ import Hummingbird
 import Logging
 import NIOCore
 
-/// `/login` and `/logout`: the browser's way in and out.
+/// `/login` and `/logout`: the browser's way in and out. Signing out is a form with the session's anti-forgery
+/// token (a link from another site cannot sign anyone out); `GET /logout` shows that form.
 struct LoginController: Sendable {
+    let renderer: PageRenderer
     let login: PasswordLogin
     let sessions: SessionManager
     let cookie: SessionCookie
@@ -18,11 +20,23 @@ struct LoginController: Sendable {
 
     func addRoutes(to router: Router<GatewayRequestContext>) {
         router.get("/login") { request, _ in
-            GatewayResponse.html(.ok, LoginPage.render(next: RedirectTarget.sanitize(request.uri.queryParameters["next"].map(String.init)), error: nil))
+            let query = request.uri.queryParameters
+            return loginPage(next: RedirectTarget.sanitize(query["next"].map(String.init)), ended: query["ended"] == "1")
         }
         router.post("/login") { request, context in try await self.submit(request, context: context) }
-        router.get("/logout") { request, _ in try await self.logout(request) }
-        router.post("/logout") { request, _ in try await self.logout(request) }
+        router.get("/logout") { request, _ in try await self.confirmLogout(request) }
+        router.post("/logout") { request, context in try await self.logout(request, context: context) }
+        router.on("/comfygate/static/**", method: .get) { request, _ in StaticFiles.response(path: request.uri.path, headers: request.headers) }
+        router.on("/comfygate/static/**", method: .head) { request, _ in StaticFiles.response(path: request.uri.path, headers: request.headers) }
+    }
+
+    private func loginPage(
+        next: String, username: String = "", error: String? = nil, ended: Bool = false, status: HTTPResponse.Status = .ok,
+        headers: HTTPFields = [:]
+    ) -> Response {
+        var values: [String: Any] = ["next": next, "username": username, "ended": ended]
+        values["error"] = error
+        return renderer.publicPage("login", status: status, headers: headers, values)
     }
 
     private func submit(_ request: Request, context: GatewayRequestContext) async throws -> Response {
@@ -35,33 +49,49 @@ struct LoginController: Sendable {
         let address = clientAddress.resolve(request, peer: context.peerAddress)
         switch try await login.attempt(userName: userName, password: form["password"] ?? "", clientAddress: address) {
         case .success(let user):
-            let value = try await sessions.open(for: user)
+            let value = try await sessions.open(for: user, clientAddress: address, userAgent: request.headers[.userAgent])
             try await audit("login.succeeded", user: user.name, address: address)
             return Response(status: .seeOther, headers: [.location: next, .setCookie: cookie.setting(value), .cacheControl: "no-store"])
         case .refused:
             try await audit("login.failed", user: userName, address: address)
-            return GatewayResponse.html(.unauthorized, LoginPage.render(next: next, error: "Wrong user name or password."))
+            return loginPage(next: next, username: userName, error: "Wrong user name or password.", status: .unauthorized)
         case .throttled(let wait):
             if login.throttle.isFirstRefusal(account: userName, address: address) {
                 try await audit("login.throttled", user: userName, address: address)
             }
             try await Task.sleep(for: RequestAuthenticator.retryLaterDelay)
             let seconds = Int(wait.rounded(.up))
-            return GatewayResponse.html(
-                .tooManyRequests,
-                LoginPage.render(next: next, error: "Too many failed attempts. Try again in \(seconds) seconds."),
-                headers: [.retryAfter: String(seconds)]
-            )
+            return loginPage(
+                next: next, username: userName, error: "Too many failed attempts. Try again in \(seconds) seconds.",
+                status: .tooManyRequests, headers: [.retryAfter: String(seconds)])
         case .busy:
-            return GatewayResponse.html(.serviceUnavailable, LoginPage.render(next: next, error: "The server is busy. Try again."),
+            return loginPage(
+                next: next, username: userName, error: "The server is busy. Try again.", status: .serviceUnavailable,
                 headers: [.retryAfter: "1"])
         }
     }
 
-    private func logout(_ request: Request) async throws -> Response {
-        if let value = PresentedCredential.cookie(named: cookie.name, in: request.headers) {
-            try await sessions.close(cookieValue: value)
+    /// `GET /logout`: the sign-out form, for the signed in; the sign-in page for everyone else.
+    private func confirmLogout(_ request: Request) async throws -> Response {
+        guard let value = PresentedCredential.cookie(named: cookie.name, in: request.headers),
+            let identity = try await sessions.resolve(cookieValue: value)
+        else {
+            return Response(status: .seeOther, headers: [.location: "/login", .setCookie: cookie.clearing, .cacheControl: "no-store"])
         }
+        return renderer.page("signOut", for: PageRenderer.Viewer(identity: identity, cookieValue: value), [:])
+    }
+
+    /// `POST /logout` with the session's anti-forgery token: ends the session.
+    private func logout(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+        context.proceedIfExpected(request)
+        let form = Self.parseForm(String(buffer: try await request.body.collect(upTo: context.maxUploadSize)))
+        guard let value = PresentedCredential.cookie(named: cookie.name, in: request.headers) else {
+            return Response(status: .seeOther, headers: [.location: "/login", .cacheControl: "no-store"])
+        }
+        guard SessionManager.formTokenMatches(form["csrf"] ?? "", cookieValue: value) else {
+            return GatewayResponse.error(.forbidden, "sign out from the gateway's own pages (the form's token is missing or wrong)")
+        }
+        try await sessions.close(cookieValue: value)
         return Response(status: .seeOther, headers: [.location: "/login", .setCookie: cookie.clearing, .cacheControl: "no-store"])
     }
 

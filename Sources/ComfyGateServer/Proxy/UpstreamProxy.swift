@@ -1,6 +1,7 @@
 import ComfyGateCore
 import ComfyGateJobs
 import ComfyGatePolicy
+import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -27,7 +28,7 @@ struct UpstreamProxy: RouterMiddleware {
     static let maxJSONAnswer = 512 << 20
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let plan = context.plan, let caller = context.identity?.caller else {
+        guard let plan = context.plan else {
             return GatewayResponse.error(.internalServerError, "no access decision was taken for this request")
         }
         var outgoing = UpstreamRequest(
@@ -37,6 +38,15 @@ struct UpstreamProxy: RouterMiddleware {
             body: nil,
             contentLength: nil
         )
+        guard let caller = context.identity?.caller else {
+            // A public front-end file (``AccessPolicy/isPublicFrontEndFile(method:path:)``): as is, as nobody.
+            do {
+                return try await transport.send(outgoing)
+            } catch {
+                error.log(to: context.logger, path: request.uri.path)
+                return GatewayResponse.json(error.status, error.answer)
+            }
+        }
         if let comfyUser = await comfyUIUsers.header(for: caller) { outgoing.headers[ComfyUIUsers.header] = comfyUser }
         do {
             if let answer = try await answerFromJobs(request, plan: plan, caller: caller, context: context) {
@@ -162,11 +172,21 @@ struct UpstreamProxy: RouterMiddleware {
             )
         case .job:
             rewritten = try AnswerFilter.job(answer, for: caller)
+        case .extensions:
+            rewritten = Self.addingGatewayExtension(to: answer)
         }
         response.headers[.contentLength] = String(rewritten.count)
         response.headers[.contentEncoding] = nil
         response.body = ResponseBody(byteBuffer: ByteBuffer(bytes: rewritten))
         return response
+    }
+
+    /// ComfyUI's list of front-end extension URLs with the gateway's own at the end (the list as it came when it is
+    /// not a list of strings).
+    static func addingGatewayExtension(to answer: [UInt8]) -> [UInt8] {
+        guard var urls = (try? JSONSerialization.jsonObject(with: Data(answer))) as? [String] else { return answer }
+        if !urls.contains(StaticFiles.extensionURL) { urls.append(StaticFiles.extensionURL) }
+        return (try? JSONSerialization.data(withJSONObject: urls, options: [.withoutEscapingSlashes])).map(Array.init) ?? answer
     }
 
     /// Answers what the gateway's jobs answer without ComfyUI: `POST /prompt` (a job), `GET /history` and

@@ -130,7 +130,7 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
             plan = forward
         case .refuse(let refusal):
             throw Refusal(status: refusal.httpStatus, body: ["error": refusal.message])
-        case .answer, .gatewayRoute, .comfyAPIv2:
+        case .answer, .gatewayRoute, .comfyAPIv2, .page:
             throw Refusal(status: .badRequest, body: ["error": "\(request.path ?? "/") is not a websocket"])
         }
         let pathAndQuery = plan.target

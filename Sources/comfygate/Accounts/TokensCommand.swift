@@ -132,11 +132,3 @@ struct TokensCommand: AsyncParsableCommand {
         }
     }
 }
-
-extension APIToken {
-    /// `native` or `bcrypt`, as listed.
-    var kindName: String {
-        if case .bcrypt = verifier { return "bcrypt" }
-        return "native"
-    }
-}

@@ -66,6 +66,7 @@ final class InMemoryGatewayStore: GatewayStore, GatewayStoreOpener {
     func session(idDigest: String) async throws -> Session? { nil }
     func touchSession(idDigest: String, at date: Date) async throws {}
     func deleteSession(idDigest: String) async throws {}
+    func sessions(userID: String) async throws -> [Session] { [] }
     func deleteSessions(userID: String) async throws {}
     func deleteSessions(expiredBefore date: Date) async throws -> Int { 0 }
 
