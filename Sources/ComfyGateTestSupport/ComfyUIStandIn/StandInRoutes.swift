@@ -134,6 +134,7 @@ enum StandInRoutes {
             return StandInResponses.bare(.ok)
         }
         StandInUserRoutes.register(on: routes, state: state)
+        StandInAppManagerRoutes.register(on: routes, state: state)
         if options.jobsAPI { StandInJobs.register(on: routes, state: state) }
         routes.add("/upload/image", .post) { request, _ in try await StandInFileRoutes.upload(request, state: state) }
         routes.add("/view", .get) { request, context in try await StandInFileRoutes.view(request, context: context, state: state) }
