@@ -198,17 +198,19 @@ let package = Package(
         ),
         // A development tool for bench/run: times the native token check on an in-memory store.
         .executableTarget(name: "comfygate-microbench", dependencies: ["ComfyGateCore"]),
-        // Used by test targets only: the ComfyUI stand-in server and the store conformance suite.
+        // Used by test targets only: the ComfyUI stand-in server, the store conformance suite and a WebDriver client.
         .target(
             name: "ComfyGateTestSupport",
             dependencies: [
                 "ComfyGateCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

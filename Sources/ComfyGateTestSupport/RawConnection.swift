@@ -1,4 +1,5 @@
 import ComfyGateCore
+import Dispatch
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -77,6 +77,13 @@ struct ComfyUIStandInTests {
                     let unknownFolder = try await client.call("\(base)\(prefix)/models/nope")
                     #expect(unknownFolder.status == 404 && unknownFolder.body.isEmpty)
                     #expect(try await client.call("\(base)\(prefix)/extensions").json().arrayValue?.isEmpty == false)
+                    #expect(try await client.call("\(base)\(prefix)/i18n").json() == [:])
+                    #expect(try await client.call("\(base)\(prefix)/workflow_templates").json() == [:])
+                    let modelFolders = try await client.call("\(base)\(prefix)/experiment/models").json().arrayValue ?? []
+                    #expect(modelFolders.contains { $0["name"] == "checkpoints" } && !modelFolders.contains { $0["name"] == "configs" })
+                    let diffusionFolders = modelFolders.first { $0["name"] == "diffusion_models" }?["folders"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                    #expect(diffusionFolders.allSatisfy { $0.hasPrefix("/") })
+                    #expect(diffusionFolders.map { $0.split(separator: "/").suffix(2).joined(separator: "/") } == ["models/unet", "models/diffusion_models"])
 
                     let root = try await client.call("\(base)\(prefix)/")
                     #expect(root.status == 200)

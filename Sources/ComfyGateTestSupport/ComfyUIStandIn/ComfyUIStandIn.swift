@@ -207,9 +207,13 @@ public func withComfyUIStandIn<T: Sendable>(
 ) async throws -> T {
     var logger = Logger(label: "comfyui-standin")
     logger.logLevel = options.logLevel
+    let webRoot = try options.webRoot.map { path in
+        guard let resolved = StandInStaticFiles.resolvedDirectory(path) else { throw StandInWebRootError(path: path) }
+        return resolved
+    }
     let files = try StandInFileStore(virtualFiles: options.virtualFiles)
     defer { files.removeAll() }
-    let state = StandInState(options: options, files: files, logger: logger)
+    let state = StandInState(options: options, webRoot: webRoot, files: files, logger: logger)
 
     let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
     let app = Application(
@@ -261,6 +265,12 @@ public func withComfyUIStandIn<T: Sendable>(
 /// The server did not report a bound port.
 public struct StandInStartError: Error {}
 
+/// ``ComfyUIStandIn/Options/webRoot`` is not a directory (aiohttp's static route refuses it, so ComfyUI would not start).
+public struct StandInWebRootError: Error, CustomStringConvertible {
+    public let path: String
+    public var description: String { "the stand-in's web root \(path) is not a directory" }
+}
+
 enum StandInApp {
     static func makeRouter(state: StandInState, upgradesOnly: Bool) -> Router<StandInContext> {
         let router = Router(context: StandInContext.self)
@@ -279,7 +289,9 @@ enum StandInApp {
             let routes = StandInRouteTable()
             StandInRoutes.register(on: routes, state: state)
             if state.options.login != nil { StandInLoginRoutes.register(on: routes, state: state) }
-            routes.register(on: router)
+            routes.register(on: router, staticFilesTakeGET: state.webRoot != nil)
+            // Added after every route, so it wraps only the answer to requests that no route takes.
+            if let webRoot = state.webRoot { router.add(middleware: StandInStaticFiles.Fallback(root: webRoot)) }
         }
         return router
     }

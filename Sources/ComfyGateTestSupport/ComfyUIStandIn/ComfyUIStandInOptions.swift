@@ -41,11 +41,11 @@ extension ComfyUIStandIn {
         ]
         /// Names returned by `GET /embeddings` (without extension).
         public var embeddings: [String] = []
-        /// URLs returned by `GET /extensions`.
+        /// URLs returned by `GET /extensions` when there is no ``webRoot``.
         public var extensions: [String] = [
             "/extensions/core/clipspace.js", "/extensions/core/groupNode.js", "/extensions/core/widgetInputs.js",
         ]
-        /// The body of `GET /`.
+        /// The body of `GET /` when there is no ``webRoot``.
         public var indexHTML: String = """
             <!doctype html>
             <html lang="en">
@@ -54,6 +54,12 @@ extension ComfyUIStandIn {
             </html>
 
             """
+
+        /// The front end's directory (ComfyUI's web root, e.g. the `static` folder of `comfyui-frontend-package`). When
+        /// set, `GET /` answers its `index.html`, every other file under it is served at `/…` as aiohttp's
+        /// `web.static('/', web_root)` serves it (which also answers GET and HEAD requests that no route takes), and
+        /// `GET /extensions` lists its `extensions/**/*.js`. `nil`: ``indexHTML`` and ``extensions`` instead, no files.
+        public var webRoot: String? = nil
 
         /// Virtual large files in the `output` directory: file name → size in bytes. `/view` streams their
         /// content (see ``StandInVirtualFile``) without ever holding a whole file in memory.

@@ -288,6 +288,10 @@ struct StandInExecutor: Sendable {
             return NodeResult(
                 outputs: [.latent(width: intInput(node, "width", default: 1024), height: intInput(node, "height", default: 1024),
                     batch: intInput(node, "batch_size", default: 1))], ui: nil)
+        case "EmptyLatentImage":
+            return NodeResult(
+                outputs: [.latent(width: intInput(node, "width", default: 512), height: intInput(node, "height", default: 512),
+                    batch: intInput(node, "batch_size", default: 1))], ui: nil)
         case "KSampler":
             return NodeResult(outputs: [try linkedValue(node, "latent_image", results: results)], ui: nil)
         case "VAEEncode":

@@ -137,16 +137,26 @@ struct StandInErrorMiddleware: RouterMiddleware {
     }
 }
 
-/// `cache_control` (A.2): `.js`/`.css`/`index*.json` → no-cache.
+/// `cache_control` (A.2): `.js`/`.css`/`index*.json` → no-cache; image files → a day on success and permanent redirects,
+/// an hour on 404, no-cache on temporary redirects. A `Cache-Control` the handler set is kept.
 struct StandInCacheControlMiddleware: RouterMiddleware {
     typealias Context = StandInContext
+    static let imageExtensions = [".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var response = try await next(request, context)
+        guard response.headers[.cacheControl] == nil else { return response }
         let path = request.uri.path
-        let last = path.split(separator: "/").last.map(String.init) ?? ""
+        let last = path.split(separator: "/", omittingEmptySubsequences: false).last.map(String.init) ?? ""
         if path.hasSuffix(".js") || path.hasSuffix(".css") || (last.hasPrefix("index") && last.hasSuffix(".json")) {
             response.headers[.cacheControl] = "no-cache"
+        } else if Self.imageExtensions.contains(where: path.lowercased().hasSuffix) {
+            switch response.status.code {
+            case 404: response.headers[.cacheControl] = "public, max-age=3600"
+            case 200...206, 301, 308: response.headers[.cacheControl] = "public, max-age=86400"
+            case 302, 303, 307: response.headers[.cacheControl] = "no-cache"
+            default: break
+            }
         }
         return response
     }

@@ -120,6 +120,57 @@ struct StandInNodeCatalog: Sendable {
             name: "VAELoader", displayName: "Load VAE", description: "", category: "loaders",
             required: [Input(name: "vae_name", kind: .combo(source: .modelFolder("vae"), extra: []))],
             outputs: ["VAE"], outputNode: false),
+        // The other loaders whose model folders the front end's model-to-node store names (it needs every one).
+        Node(
+            name: "ImageOnlyCheckpointLoader", displayName: "Image Only Checkpoint Loader (img2vid model)", description: "",
+            category: "loaders/video_models",
+            required: [Input(name: "ckpt_name", kind: .combo(source: .modelFolder("checkpoints"), extra: []))],
+            outputs: ["MODEL", "CLIP_VISION", "VAE"], outputNode: false),
+        Node(
+            name: "LoraLoader", displayName: "Load LoRA",
+            description: "LoRAs are used to modify diffusion and CLIP models, altering the way in which latents are denoised such as "
+                + "applying styles. Multiple LoRA nodes can be linked together.",
+            category: "loaders",
+            required: [
+                Input(name: "model", kind: .type("MODEL", extra: [("tooltip", "The diffusion model the LoRA will be applied to.")])),
+                Input(name: "clip", kind: .type("CLIP", extra: [("tooltip", "The CLIP model the LoRA will be applied to.")])),
+                Input(name: "lora_name", kind: .combo(source: .modelFolder("loras"), extra: [("tooltip", "The name of the LoRA.")])),
+                Input(name: "strength_model", kind: .float(default: 1, min: -100, max: 100, step: 0.01)),
+                Input(name: "strength_clip", kind: .float(default: 1, min: -100, max: 100, step: 0.01)),
+            ],
+            outputs: ["MODEL", "CLIP"], outputNode: false),
+        Node(
+            name: "ControlNetLoader", displayName: "Load ControlNet Model", description: "", category: "loaders",
+            required: [Input(name: "control_net_name", kind: .combo(source: .modelFolder("controlnet"), extra: []))],
+            outputs: ["CONTROL_NET"], outputNode: false),
+        Node(
+            name: "UpscaleModelLoader", displayName: "Load Upscale Model", description: "", category: "loaders",
+            required: [Input(name: "model_name", kind: .combo(source: .modelFolder("upscale_models"), extra: []))],
+            outputs: ["UPSCALE_MODEL"], outputNode: false),
+        Node(
+            name: "StyleModelLoader", displayName: "Load Style Model", description: "", category: "loaders",
+            required: [Input(name: "style_model_name", kind: .combo(source: .modelFolder("style_models"), extra: []))],
+            outputs: ["STYLE_MODEL"], outputNode: false),
+        Node(
+            name: "GLIGENLoader", displayName: "GLIGENLoader", description: "", category: "loaders",
+            required: [Input(name: "gligen_name", kind: .combo(source: .modelFolder("gligen"), extra: []))],
+            outputs: ["GLIGEN"], outputNode: false),
+        // The latent of ComfyUI's default workflow, which the front end shows to a returning user.
+        Node(
+            name: "EmptyLatentImage", displayName: "Empty Latent Image",
+            description: "Create a new batch of empty latent images to be denoised via sampling.", category: "latent",
+            required: [
+                Input(
+                    name: "width",
+                    kind: .int(default: 512, min: 16, max: 16384, step: 8, extra: [("tooltip", "The width of the latent images in pixels.")])),
+                Input(
+                    name: "height",
+                    kind: .int(default: 512, min: 16, max: 16384, step: 8, extra: [("tooltip", "The height of the latent images in pixels.")])),
+                Input(
+                    name: "batch_size",
+                    kind: .int(default: 1, min: 1, max: 4096, step: nil, extra: [("tooltip", "The number of latent images in the batch.")])),
+            ],
+            outputs: ["LATENT"], outputNode: false),
     ] + qwenWorkflowNodes)
 
     /// The other nodes of ComfyUI's Qwen-Image and Qwen-Image-Edit workflow examples, with their inputs as

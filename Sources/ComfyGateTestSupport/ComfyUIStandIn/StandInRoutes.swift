@@ -16,8 +16,13 @@ enum StandInRoutes {
 
     static func register(on routes: StandInRouteTable, state: StandInState) {
         let options = state.options
-        routes.add("/", .get) { _, _ in
-            var response = StandInResponses.text(options.indexHTML, contentType: "text/html")
+        routes.add("/", .get) { request, context in
+            var response =
+                if let webRoot = state.webRoot {
+                    try await StandInStaticFiles.file("index.html", in: webRoot, request: request, context: context)
+                } else {
+                    StandInResponses.text(options.indexHTML, contentType: "text/html")
+                }
             response.headers[.cacheControl] = "no-cache"
             response.headers[HTTPField.Name("Pragma")!] = "no-cache"
             response.headers[.expires] = "0"
@@ -32,7 +37,10 @@ enum StandInRoutes {
             }
             return StandInResponses.json(.array(files.map { .string($0) }))
         }
-        routes.add("/extensions", .get) { _, _ in StandInResponses.json(.array(options.extensions.map { .string($0) })) }
+        routes.add("/extensions", .get) { _, _ in
+            let urls = state.webRoot.map(StandInStaticFiles.extensionURLs(root:)) ?? options.extensions
+            return StandInResponses.json(.array(urls.map { .string($0) }))
+        }
         routes.add("/system_stats", .get) { _, _ in StandInResponses.json(systemStats(options)) }
         routes.add("/features", .get) { _, _ in StandInResponses.json(state.featureFlags) }
         routes.add("/prompt", .get) { _, _ in
@@ -126,6 +134,7 @@ enum StandInRoutes {
             return StandInResponses.bare(.ok)
         }
         StandInUserRoutes.register(on: routes, state: state)
+        StandInAppManagerRoutes.register(on: routes, state: state)
         if options.jobsAPI { StandInJobs.register(on: routes, state: state) }
         routes.add("/upload/image", .post) { request, _ in try await StandInFileRoutes.upload(request, state: state) }
         routes.add("/view", .get) { request, context in try await StandInFileRoutes.view(request, context: context, state: state) }

@@ -87,13 +87,15 @@ final class StandInState: Sendable {
 
     let inner: Mutex<Inner>
     let options: ComfyUIStandIn.Options
+    /// ``ComfyUIStandIn/Options/webRoot`` with its symbolic links resolved.
+    let webRoot: String?
     let files: StandInFileStore
     let catalog = StandInNodeCatalog.standard
     let logger: Logger
     let workerWake: AsyncStream<Void>.Continuation
     let workerStream: AsyncStream<Void>
 
-    init(options: ComfyUIStandIn.Options, files: StandInFileStore, logger: Logger) {
+    init(options: ComfyUIStandIn.Options, webRoot: String?, files: StandInFileStore, logger: Logger) {
         var initial = Inner()
         initial.passwordHash = options.login?.passwordHash
         initial.users = options.multiUser ? options.users.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } : [("default", "default")]
@@ -103,6 +105,7 @@ final class StandInState: Sendable {
             try? FileManager.default.createDirectory(atPath: files.userDirectory + "/default", withIntermediateDirectories: true)
         }
         self.options = options
+        self.webRoot = webRoot
         self.files = files
         self.logger = logger
         (self.workerStream, self.workerWake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
