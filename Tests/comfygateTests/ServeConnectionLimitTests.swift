@@ -16,7 +16,9 @@ import Testing
         try await withComfyUIStandIn { standIn in
             let gate = try await ServeProcess.start(
                 ["--data", directory.path, "--upstream", standIn.baseURL],
-                environment: ["COMFYGATE_REQUEST_HEAD_TIMEOUT": "3s"],
+                // Long enough that the 300 connections are all open at once even on a loaded machine (opening
+                // them can take seconds), short enough that the places come back well within the wait below.
+                environment: ["COMFYGATE_REQUEST_HEAD_TIMEOUT": "15s"],
                 launcher: ["/usr/bin/prlimit", "--nofile=256:256", "--"]
             )
             defer { gate.stop() }

@@ -34,7 +34,7 @@ struct LoginController: Sendable {
         next: String, username: String = "", error: String? = nil, ended: Bool = false, status: HTTPResponse.Status = .ok,
         headers: HTTPFields = [:]
     ) -> Response {
-        var values: [String: Any] = ["next": next, "username": username, "ended": ended]
+        var values: [String: Any] = ["next": next, "username": username, "hasUsername": !username.isEmpty, "ended": ended]
         values["error"] = error
         return renderer.publicPage("login", status: status, headers: headers, values)
     }

@@ -42,7 +42,8 @@ enum ComfyUIExtension {
         function badge(user) {
           const box = document.createElement("div");
           box.id = "comfygate-user";
-          box.style.cssText = "position:fixed;right:12px;bottom:12px;z-index:9999;display:flex;gap:10px;align-items:center;" +
+          box.style.cssText = "position:fixed;left:50%;top:8px;transform:translateX(-50%);z-index:9999;display:flex;gap:10px;" +
+            "align-items:center;" +
             "padding:6px 12px;border-radius:999px;background:rgba(30,31,34,.92);color:#e6e6e6;font:13px system-ui,sans-serif;" +
             "box-shadow:0 2px 10px rgba(0,0,0,.35)";
           const name = document.createElement("span");

@@ -61,9 +61,9 @@ enum PageTemplates {
         <form method="post" action="/login">
         <input type="hidden" name="next" value="{{next}}">
         <label for="username">User name</label>
-        <input id="username" name="username" type="text" value="{{username}}" autocomplete="username" autocapitalize="none" required{{^username}} autofocus{{/username}}>
+        <input id="username" name="username" type="text" value="{{username}}" autocomplete="username" autocapitalize="none" required{{^hasUsername}} autofocus{{/hasUsername}}>
         <label for="password">Password</label>
-        <input id="password" name="password" type="password" autocomplete="current-password" required{{#username}} autofocus{{/username}}>
+        <input id="password" name="password" type="password" autocomplete="current-password" required{{#hasUsername}} autofocus{{/hasUsername}}>
         <button type="submit">Sign in</button>
         </form>
         </section>
@@ -114,7 +114,7 @@ enum PageTemplates {
         </section>
 
         {{#newToken}}
-        <section aria-labelledby="new-token">
+        <section id="token-shown" aria-labelledby="new-token">
         <h2 id="new-token">Your new token “{{label}}”</h2>
         <p class="problem">This is the only time it is shown: copy it now. Only its digest is kept.</p>
         <label for="token-value">Token</label>

@@ -87,7 +87,7 @@ struct WebPages: RouterMiddleware {
             }
             return GatewayResponse.rawJSON(.ok, job.workflow)
         case .admin:
-            return try await AdminPage(pages: self).render(viewer, query: query)
+            return try await AdminPage(pages: self).render(viewer, query: query, notice: Self.notices[query["notice"].map(String.init) ?? ""])
         case .addUser, .changeUser, .revokeToken, .importToken, .cancelJob:
             return try await AdminPage(pages: self).act(page, viewer: viewer, form: form)
         }
@@ -235,11 +235,13 @@ struct WebPages: RouterMiddleware {
             for output in job.outputs where output.fileType == .output {
                 var query = "filename=" + Self.encode(output.fileName) + "&type=output"
                 if !output.subfolder.isEmpty { query += "&subfolder=" + Self.encode(output.subfolder) }
-                items.append([
+                var item: [String: Any] = [
                     "job": job.id, "fileName": output.fileName, "viewURL": "/view?" + query, "previewURL": "/view?" + query,
-                    "image": output.mediaKind == .image, "prompt": facts.prompt as Any, "parameters": facts.parameters as Any,
-                    "when": PageRenderer.date(job.completedAt ?? job.createdAt),
-                ])
+                    "image": output.mediaKind == .image, "when": PageRenderer.date(job.completedAt ?? job.createdAt),
+                ]
+                if let prompt = facts.prompt { item["prompt"] = prompt }
+                if let parameters = facts.parameters { item["parameters"] = parameters }
+                items.append(item)
             }
         }
         var values: [String: Any] = ["items": items]
