@@ -268,4 +268,28 @@ import Testing
             #expect(css.status == 200 && css.text.contains("prefers-color-scheme:dark"))
         }
     }
+
+    @Test func adminsSeeTheQueueAndCancelHeldAndRunningJobs() async throws {
+        try await withGateway(configure: { $0.jobs.inFlight = 1 }) { gate in
+            _ = try await gate.makeUser("root", role: .admin)
+            let alice = try await gate.member("alice")
+            gate.standIn.holdExecution()
+            let running = try await alice.queueAccepted(Workflow.save(prefix: "first"))
+            try await gate.waitUntilRunning(running)
+            let held = try await alice.queueAccepted(Workflow.save(prefix: "second"))
+            let admin = try await Browser.signIn(gate, "root")
+            let page = try await admin.get("/admin")
+            #expect(page.text.contains("<code>\(running)</code></td><td>alice</td><td>running</td><td>at ComfyUI</td>"), "\(page.text)")
+            #expect(page.text.contains("<code>\(held)</code></td><td>alice</td><td>queued</td><td>1</td>"))
+
+            #expect(try await admin.post("/admin/jobs/\(held)/cancel").header("Location") == "/admin?notice=job-cancelled#queue")
+            #expect(try await gate.store.job(id: held)?.state == .canceled, "a held job ends at once, without ComfyUI")
+            #expect(try await admin.post("/admin/jobs/\(running)/cancel").status == 303)
+            #expect(try await eventuallyAsync { try await gate.store.job(id: running)?.state == .canceled }, "ComfyUI was told to stop it")
+            gate.standIn.releaseExecution()
+            let after = try await admin.get("/admin?notice=job-cancelled")
+            #expect(after.text.contains("Nothing waiting or running.") && after.text.contains("The job was cancelled."))
+            #expect(try await admin.post("/admin/jobs/nonexistent/cancel").status == 404)
+        }
+    }
 }

@@ -236,7 +236,7 @@ struct WebPages: RouterMiddleware {
                 var query = "filename=" + Self.encode(output.fileName) + "&type=output"
                 if !output.subfolder.isEmpty { query += "&subfolder=" + Self.encode(output.subfolder) }
                 var item: [String: Any] = [
-                    "job": job.id, "fileName": output.fileName, "viewURL": "/view?" + query, "previewURL": "/view?" + query,
+                    "job": job.id, "fileName": output.fileName, "viewURL": "/view?" + query, "previewURL": "/view?" + query + "&preview=webp;75",
                     "image": output.mediaKind == .image, "when": PageRenderer.date(job.completedAt ?? job.createdAt),
                 ]
                 if let prompt = facts.prompt { item["prompt"] = prompt }
