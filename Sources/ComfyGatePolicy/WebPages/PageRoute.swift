@@ -35,8 +35,8 @@ public enum PageRoute: Sendable, Equatable {
     /// The first segments of the paths the pages live under.
     static let roots: Set<Substring> = ["account", "gallery", "admin", "comfygate"]
 
-    /// The route for a method and path, or nil when the path is not one of the pages'.
-    /// - Returns: `.none` for paths outside the pages; a route, or ``Match/unknown`` for a page path nothing serves.
+    /// The page a method and path (its parts after the leading `/`) ask for: ``Match/outside`` for paths that are not
+    /// the pages', ``Match/unknown`` for a page path nothing serves with that method.
     public static func match(method: String, parts: [Substring]) -> Match {
         guard let root = parts.first, roots.contains(root) else { return .outside }
         let rest = Array(parts.dropFirst())
