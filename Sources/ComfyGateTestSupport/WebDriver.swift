@@ -146,7 +146,7 @@ public final class WebDriver: Sendable {
         let chromium = try executable("chromium"), chromedriver = try executable("chromedriver")
         let scratch = FileManager.default.temporaryDirectory.path + "/comfygate-webdriver-" + UUID().uuidString.lowercased()
         try FileManager.default.createDirectory(atPath: scratch + "/profile", withIntermediateDirectories: true)
-        let port = try freeLoopbackPort()
+        let port = try freePort()
         let driver = try ChildProcess(
             [chromedriver, "--port=\(port)", "--log-path=\(scratch)/chromedriver.log"], standardOutput: .null, standardError: .null)
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
@@ -212,21 +212,8 @@ public final class WebDriver: Sendable {
         throw Failure(description: "`\(name)` is not on PATH; scripts/test installs it (apt-get install chromium chromium-driver)")
     }
 
-    /// A loopback port nothing listens on now.
-    private static func freeLoopbackPort() throws -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
-            }
-        }
-        guard bound else { throw Failure(description: "no free loopback port for chromedriver") }
-        return Int(UInt16(bigEndian: address.sin_port))
+    private static func freePort() throws -> Int {
+        do { return try LoopbackPort.free() } catch { throw Failure(description: "no free loopback port for chromedriver") }
     }
 
     // MARK: wire
