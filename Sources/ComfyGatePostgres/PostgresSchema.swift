@@ -150,6 +150,13 @@ enum PostgresSchema {
                 "ALTER TABLE sessions ADD COLUMN user_agent text",
             ]
         ),
+        (
+            5,
+            [
+                "ALTER TABLE jobs ADD COLUMN retryable boolean NOT NULL DEFAULT false",
+                "ALTER TABLE jobs ADD COLUMN attempts bigint NOT NULL DEFAULT 0",
+            ]
+        ),
     ]
 
     /// The `pg_advisory_xact_lock` key that serialises migrations between replicas (ASCII "comfygat").

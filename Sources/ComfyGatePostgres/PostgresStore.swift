@@ -505,7 +505,7 @@ public final class PostgresStore: GatewayStore, Service {
     private static let jobColumns = """
         id, user_id, source, state, workflow, extra_data, client_id, idempotency_key, request_digest, metadata,
         created_at, dispatched_at, started_at, completed_at, expires_at, backend, outputs, failure, gpu_seconds,
-        history_entry
+        history_entry, retryable, attempts
         """
 
     public func insertJob(_ job: Job) async throws {
@@ -519,7 +519,8 @@ public final class PostgresStore: GatewayStore, Service {
                 VALUES (\(job.id), \(job.userID), \(job.source.rawValue), \(job.state.rawValue), \(job.workflow),
                         \(job.extraData), \(job.clientID), \(job.idempotencyKey), \(job.requestDigest), \(job.metadata),
                         \(job.createdAt), \(job.dispatchedAt), \(job.startedAt), \(job.completedAt), \(job.expiresAt),
-                        \(job.backend), \(outputs), \(failure), \(job.gpuSeconds), \(job.historyEntry))
+                        \(job.backend), \(outputs), \(failure), \(job.gpuSeconds), \(job.historyEntry),
+                        \(job.retryable), \(job.attempts))
                 ON CONFLICT DO NOTHING
                 RETURNING id
                 """
@@ -558,7 +559,8 @@ public final class PostgresStore: GatewayStore, Service {
                     metadata = \(job.metadata), created_at = \(job.createdAt), dispatched_at = \(job.dispatchedAt),
                     started_at = \(job.startedAt), completed_at = \(job.completedAt), expires_at = \(job.expiresAt),
                     backend = \(job.backend), outputs = \(outputs), failure = \(failure),
-                    gpu_seconds = \(job.gpuSeconds), history_entry = \(job.historyEntry)
+                    gpu_seconds = \(job.gpuSeconds), history_entry = \(job.historyEntry),
+                    retryable = \(job.retryable), attempts = \(job.attempts)
                 WHERE id = \(job.id) AND state = \(expected.rawValue)
                 RETURNING id
                 """
@@ -704,54 +706,57 @@ public final class PostgresStore: GatewayStore, Service {
     }
 
     private func jobs(_ query: PostgresQuery) async throws -> [Job] {
-        try await perform {
-            var result: [Job] = []
-            let rows = try await client.query(query)
-            for try await (
-                id, userID, sourceName, stateName, workflow, extraData, clientID, idempotencyKey, requestDigest,
-                metadata, createdAt, dispatchedAt, startedAt, completedAt, expiresAt, backend, outputs, failure,
-                gpuSeconds, historyEntry
-            ) in rows.decode(
-                (
-                    String, String, String, String, String, String, String?, String?, String?, String?, Date, Date?,
-                    Date?, Date?, Date?, String?, String, String?, Double, String?
-                ).self
-            ) {
-                guard let source = JobSource(rawValue: sourceName) else {
-                    throw StoreError.unavailable("job '\(id)' has an unknown source '\(sourceName)'")
-                }
-                guard let state = JobState(rawValue: stateName) else {
-                    throw StoreError.unavailable("job '\(id)' has an unknown state '\(stateName)'")
-                }
-                result.append(
-                    Job(
-                        id: id,
-                        userID: userID,
-                        source: source,
-                        state: state,
-                        workflow: workflow,
-                        extraData: extraData,
-                        clientID: clientID,
-                        idempotencyKey: idempotencyKey,
-                        requestDigest: requestDigest,
-                        metadata: metadata,
-                        createdAt: createdAt,
-                        dispatchedAt: dispatchedAt,
-                        startedAt: startedAt,
-                        completedAt: completedAt,
-                        expiresAt: expiresAt,
-                        backend: backend,
-                        outputs: try StoredJSON.decode([JobOutput].self, from: outputs, of: "job '\(id)'"),
-                        failure: try failure.map {
-                            try StoredJSON.decode(JobFailure.self, from: $0, of: "job '\(id)'")
-                        },
-                        gpuSeconds: gpuSeconds,
-                        historyEntry: historyEntry
-                    )
-                )
+        try await perform { try await Self.jobs(client.query(query)) }
+    }
+
+    private static func jobs(_ rows: PostgresRowSequence) async throws -> [Job] {
+        var result: [Job] = []
+        for try await (
+            id, userID, sourceName, stateName, workflow, extraData, clientID, idempotencyKey, requestDigest,
+            metadata, createdAt, dispatchedAt, startedAt, completedAt, expiresAt, backend, outputs, failure,
+            gpuSeconds, historyEntry, retryable, attempts
+        ) in rows.decode(
+            (
+                String, String, String, String, String, String, String?, String?, String?, String?, Date, Date?,
+                Date?, Date?, Date?, String?, String, String?, Double, String?, Bool, Int
+            ).self
+        ) {
+            guard let source = JobSource(rawValue: sourceName) else {
+                throw StoreError.unavailable("job '\(id)' has an unknown source '\(sourceName)'")
             }
-            return result
+            guard let state = JobState(rawValue: stateName) else {
+                throw StoreError.unavailable("job '\(id)' has an unknown state '\(stateName)'")
+            }
+            result.append(
+                Job(
+                    id: id,
+                    userID: userID,
+                    source: source,
+                    state: state,
+                    workflow: workflow,
+                    extraData: extraData,
+                    clientID: clientID,
+                    idempotencyKey: idempotencyKey,
+                    requestDigest: requestDigest,
+                    metadata: metadata,
+                    createdAt: createdAt,
+                    dispatchedAt: dispatchedAt,
+                    startedAt: startedAt,
+                    completedAt: completedAt,
+                    expiresAt: expiresAt,
+                    backend: backend,
+                    outputs: try StoredJSON.decode([JobOutput].self, from: outputs, of: "job '\(id)'"),
+                    failure: try failure.map {
+                        try StoredJSON.decode(JobFailure.self, from: $0, of: "job '\(id)'")
+                    },
+                    gpuSeconds: gpuSeconds,
+                    historyEntry: historyEntry,
+                    retryable: retryable,
+                    attempts: attempts
+                )
+            )
         }
+        return result
     }
 
     // MARK: Assets

@@ -132,6 +132,13 @@ enum SQLiteSchema {
             ALTER TABLE sessions ADD COLUMN user_agent TEXT;
             """
         ),
+        (
+            5,
+            """
+            ALTER TABLE jobs ADD COLUMN retryable INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+            """
+        ),
     ]
 
     /// Applies the missing migrations.

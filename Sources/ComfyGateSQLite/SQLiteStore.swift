@@ -443,7 +443,7 @@ public struct SQLiteStore: GatewayStore {
     private static let jobColumns = [
         "id", "user_id", "source", "state", "workflow", "extra_data", "client_id", "idempotency_key",
         "request_digest", "metadata", "created_at", "dispatched_at", "started_at", "completed_at", "expires_at",
-        "backend", "outputs", "failure", "gpu_seconds", "history_entry",
+        "backend", "outputs", "failure", "gpu_seconds", "history_entry", "retryable", "attempts",
     ]
 
     public func insertJob(_ job: Job) async throws {
@@ -876,7 +876,7 @@ extension Job {
             requestDigest, metadata, createdAt.timeIntervalSince1970, dispatchedAt?.timeIntervalSince1970,
             startedAt?.timeIntervalSince1970, completedAt?.timeIntervalSince1970, expiresAt?.timeIntervalSince1970,
             backend, try StoredJSON.encode(outputs), try failure.map { try StoredJSON.encode($0) }, gpuSeconds,
-            historyEntry,
+            historyEntry, retryable, attempts,
         ]
         return values.map { $0?.databaseValue ?? .null }
     }
@@ -912,7 +912,9 @@ extension Job {
             outputs: try StoredJSON.decode([JobOutput].self, from: row["outputs"], of: "job '\(id)'"),
             failure: try failure.map { try StoredJSON.decode(JobFailure.self, from: $0, of: "job '\(id)'") },
             gpuSeconds: row["gpu_seconds"],
-            historyEntry: row["history_entry"]
+            historyEntry: row["history_entry"],
+            retryable: row["retryable"],
+            attempts: row["attempts"]
         )
     }
 }

@@ -619,7 +619,9 @@ public enum GatewayStoreConformance {
                 code: "execution_error", message: "out of memory", nodeID: "9", classType: "SaveImage",
                 details: #"{"traceback":["line 1"]}"#),
             gpuSeconds: 12.5,
-            historyEntry: #"{"prompt":[0,"j1",{},{},["9"]],"outputs":{},"status":{"status_str":"error"}}"#
+            historyEntry: #"{"prompt":[0,"j1",{},{},["9"]],"outputs":{},"status":{"status_str":"error"}}"#,
+            retryable: true,
+            attempts: 2
         )
         let minimal = job("j2", userID: "id-bob", at: 10)
         try await store.insertJob(full)
@@ -665,6 +667,7 @@ public enum GatewayStoreConformance {
         dispatched.state = .running
         dispatched.dispatchedAt = time(5)
         dispatched.backend = "gpu-1"
+        dispatched.attempts = 1
         #expect(try await store.updateJob(dispatched, expecting: .queued))
         #expect(try await store.job(id: "j1") == dispatched)
 
@@ -682,6 +685,8 @@ public enum GatewayStoreConformance {
         finished.metadata = #"{"note":"done"}"#
         finished.gpuSeconds = 3.25
         finished.historyEntry = #"{"status":{"status_str":"success","completed":true,"messages":[]}}"#
+        finished.retryable = true
+        finished.attempts = 2
         #expect(try await store.updateJob(finished, expecting: .running))
         #expect(try await store.job(id: "j1") == finished, "every field is written")
         #expect(try await store.job(id: "j2") == job("j2"))

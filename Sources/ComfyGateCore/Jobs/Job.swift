@@ -43,6 +43,10 @@ public struct Job: Sendable, Codable, Equatable {
     /// ComfyUI's history entry for it once finished (`prompt`, `outputs`, `status`, `meta`), as JSON text: the
     /// native `/history` is answered from it after ComfyUI has forgotten the prompt.
     public var historyEntry: String?
+    /// Whether the submitter allowed one retry on another backend if the backend running it dies.
+    public var retryable: Bool
+    /// How many times it was handed to a backend.
+    public var attempts: Int
 
     public init(
         id: String = UUID().uuidString.lowercased(),
@@ -64,7 +68,9 @@ public struct Job: Sendable, Codable, Equatable {
         outputs: [JobOutput] = [],
         failure: JobFailure? = nil,
         gpuSeconds: Double = 0,
-        historyEntry: String? = nil
+        historyEntry: String? = nil,
+        retryable: Bool = false,
+        attempts: Int = 0
     ) {
         self.id = id
         self.userID = userID
@@ -86,6 +92,8 @@ public struct Job: Sendable, Codable, Equatable {
         self.failure = failure
         self.gpuSeconds = gpuSeconds
         self.historyEntry = historyEntry
+        self.retryable = retryable
+        self.attempts = attempts
     }
 }
 
