@@ -161,4 +161,9 @@ enum PostgresSchema {
 
     /// The `pg_advisory_xact_lock` key that serialises migrations between replicas (ASCII "comfygat").
     static let migrationLockKey: Int64 = 0x636F_6D66_7967_6174
+
+    /// The first half of the two-part `pg_advisory_xact_lock` key that serialises claims on one backend between
+    /// replicas (ASCII "jobs"); the second half is `hashtext` of the backend's name. Two-part keys never collide
+    /// with one-part keys such as ``migrationLockKey``.
+    static let claimLockClass: Int32 = 0x6A6F_6273
 }

@@ -583,6 +583,57 @@ public final class PostgresStore: GatewayStore, Service {
         )
     }
 
+    /// One transaction: an advisory lock on the backend's name serializes the claims on that backend across
+    /// replicas, so the count it then reads stays true until the claim commits.
+    public func claimJob(id: String, backend: String, slots: Int, at date: Date) async throws -> Job? {
+        let active = Self.names(JobState.active)
+        return try await perform {
+            try await client.withTransaction(logger: queryLogger) { connection -> Job? in
+                try await connection.query(
+                    "SELECT pg_advisory_xact_lock(\(PostgresSchema.claimLockClass), hashtext(\(backend)))",
+                    logger: queryLogger
+                )
+                var running = 0
+                for try await count in try await connection.query(
+                    "SELECT count(*) FROM jobs WHERE backend = \(backend) AND state = ANY(\(active))",
+                    logger: queryLogger
+                ).decode(Int.self) {
+                    running = count
+                }
+                guard running < slots else { return nil }
+                let claimed = try await Self.jobs(
+                    connection.query(
+                        """
+                        UPDATE jobs SET state = \(JobState.running.rawValue), backend = \(backend), dispatched_at = \(date),
+                            attempts = attempts + 1
+                        WHERE id = (
+                            SELECT id FROM jobs WHERE id = \(id) AND state = \(JobState.queued.rawValue)
+                            FOR UPDATE SKIP LOCKED
+                        )
+                        RETURNING \(unescaped: Self.jobColumns)
+                        """,
+                        logger: queryLogger
+                    )
+                )
+                return claimed.first
+            }
+        }
+    }
+
+    public func activeJobCounts() async throws -> [String: Int] {
+        try await perform {
+            var result: [String: Int] = [:]
+            let rows = try await client.query(
+                """
+                SELECT backend, count(*) FROM jobs
+                WHERE state = ANY(\(Self.names(JobState.active))) AND backend IS NOT NULL GROUP BY backend
+                """
+            )
+            for try await (backend, count) in rows.decode((String, Int).self) { result[backend] = count }
+            return result
+        }
+    }
+
     public func queuedJobs() async throws -> [QueuedJob] {
         try await perform {
             var result: [QueuedJob] = []

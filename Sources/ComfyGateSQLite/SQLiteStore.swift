@@ -511,6 +511,41 @@ public struct SQLiteStore: GatewayStore {
         }
     }
 
+    /// Counts and updates in one `IMMEDIATE` transaction: SQLite's write lock serializes claims of every process.
+    public func claimJob(id: String, backend: String, slots: Int, at date: Date) async throws -> Job? {
+        try await write { db in
+            let active = Self.jobFilter(states: JobState.active)
+            let running =
+                try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM jobs \(active.sql) AND backend = ?", arguments: active.arguments + [backend]
+                ) ?? 0
+            guard running < slots else { return nil }
+            try db.execute(
+                sql: """
+                    UPDATE jobs SET state = ?, backend = ?, dispatched_at = ?, attempts = attempts + 1
+                    WHERE id = ? AND state = ?
+                    """,
+                arguments: [
+                    JobState.running.rawValue, backend, date.timeIntervalSince1970, id, JobState.queued.rawValue,
+                ]
+            )
+            guard db.changesCount > 0 else { return nil }
+            return try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [id]).map(Job.init(row:))
+        }
+    }
+
+    public func activeJobCounts() async throws -> [String: Int] {
+        try await read { db in
+            let active = Self.jobFilter(states: JobState.active)
+            let rows = try Row.fetchAll(
+                db,
+                sql: "SELECT backend, COUNT(*) AS jobs FROM jobs \(active.sql) AND backend IS NOT NULL GROUP BY backend",
+                arguments: active.arguments
+            )
+            return Dictionary(uniqueKeysWithValues: rows.map { ($0["backend"], $0["jobs"]) })
+        }
+    }
+
     public func queuedJobs() async throws -> [QueuedJob] {
         try await read { db in
             try Row.fetchAll(

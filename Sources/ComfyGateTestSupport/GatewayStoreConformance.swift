@@ -53,6 +53,8 @@ public enum GatewayStoreConformance {
         case idempotencyKeysAreUniquePerUser
         case updateJobsCompareAndSet
         case racingDispatchesUpdateOnce
+        case claimJobsOnceWithinSlots
+        case concurrentClaimsNeverOverfillABackend
         case jobsAreListedNewestFirstAndPaged
         case queuedAndUnfinishedJobsAreOldestFirst
         case countJobsForQuotas
@@ -97,6 +99,9 @@ public enum GatewayStoreConformance {
                 try await GatewayStoreConformance.idempotencyKeysAreUniquePerUser(store)
             case .updateJobsCompareAndSet: try await GatewayStoreConformance.updateJobsCompareAndSet(store)
             case .racingDispatchesUpdateOnce: try await GatewayStoreConformance.racingDispatchesUpdateOnce(store)
+            case .claimJobsOnceWithinSlots: try await GatewayStoreConformance.claimJobsOnceWithinSlots(store)
+            case .concurrentClaimsNeverOverfillABackend:
+                try await GatewayStoreConformance.concurrentClaimsNeverOverfillABackend(store, store)
             case .jobsAreListedNewestFirstAndPaged:
                 try await GatewayStoreConformance.jobsAreListedNewestFirstAndPaged(store)
             case .queuedAndUnfinishedJobsAreOldestFirst:
@@ -710,6 +715,86 @@ public enum GatewayStoreConformance {
         }
         #expect(winners.count == 1, "exactly one replica dispatches the job")
         #expect(try await store.job(id: "race")?.backend == winners.first)
+    }
+
+    static func claimJobsOnceWithinSlots(_ store: any GatewayStore) async throws {
+        #expect(try await store.activeJobCounts().isEmpty)
+        for (index, id) in ["j1", "j2", "j3"].enumerated() { try await store.insertJob(job(id, at: index)) }
+        try await store.insertJob(job("elsewhere", state: .running, at: 3))
+        try await store.insertJob(completed("done", at: 4))
+
+        var expected = job("j1")
+        expected.state = .running
+        expected.backend = "gpu-1"
+        expected.dispatchedAt = time(5)
+        expected.attempts = 1
+        #expect(try await store.claimJob(id: "j1", backend: "gpu-1", slots: 2, at: time(5)) == expected)
+        #expect(try await store.job(id: "j1") == expected)
+        #expect(try await store.claimJob(id: "j1", backend: "gpu-2", slots: 2, at: time(6)) == nil, "claimed once")
+        #expect(try await store.job(id: "j1") == expected, "a refused claim changes nothing")
+        #expect(try await store.claimJob(id: "missing", backend: "gpu-1", slots: 2, at: time(6)) == nil)
+        #expect(try await store.claimJob(id: "done", backend: "gpu-2", slots: 2, at: time(6)) == nil)
+
+        #expect(try await store.claimJob(id: "j2", backend: "gpu-1", slots: 2, at: time(6))?.attempts == 1)
+        #expect(try await store.claimJob(id: "j3", backend: "gpu-1", slots: 2, at: time(7)) == nil, "gpu-1 is full")
+        #expect(try await store.job(id: "j3") == job("j3", at: 2))
+        #expect(try await store.claimJob(id: "j3", backend: "gpu-2", slots: 0, at: time(7)) == nil, "no slots at all")
+        #expect(try await store.activeJobCounts() == ["gpu-1": 2], "jobs without a backend are not counted")
+
+        var canceling = expected
+        canceling.state = .canceling
+        #expect(try await store.updateJob(canceling, expecting: .running))
+        #expect(try await store.claimJob(id: "j3", backend: "gpu-1", slots: 2, at: time(8)) == nil, "canceling counts")
+        var succeeded = try #require(try await store.job(id: "j2"))
+        succeeded.state = .succeeded
+        #expect(try await store.updateJob(succeeded, expecting: .running))
+        #expect(try await store.claimJob(id: "j3", backend: "gpu-1", slots: 2, at: time(9))?.backend == "gpu-1")
+
+        // The backend running it died: back in the queue, then handed to another backend.
+        var requeued = try #require(try await store.job(id: "j3"))
+        requeued.state = .queued
+        #expect(try await store.updateJob(requeued, expecting: .running))
+        let retried = try #require(try await store.claimJob(id: "j3", backend: "gpu-2", slots: 1, at: time(10)))
+        #expect(retried.attempts == 2 && retried.backend == "gpu-2" && retried.dispatchedAt == time(10))
+        #expect(try await store.activeJobCounts() == ["gpu-1": 1, "gpu-2": 1])
+    }
+
+    /// Claimers working through `first` and `second` (two processes sharing one database, or the same store
+    /// twice) race for every queued job on two backends: the backends fill up exactly, and no job runs twice.
+    public static func concurrentClaimsNeverOverfillABackend(
+        _ first: any GatewayStore, _ second: any GatewayStore
+    ) async throws {
+        let jobIDs = (0..<40).map { "job\($0)" }
+        for (index, id) in jobIDs.enumerated() { try await first.insertJob(job(id, at: index)) }
+        let backends = ["gpu-a", "gpu-b"]
+        let slots = 3
+        let claimed = try await withThrowingTaskGroup(of: [Job].self) { group in
+            for claimer in 0..<8 {
+                let store = claimer.isMultiple(of: 2) ? first : second
+                // Each claimer starts somewhere else in the queue, so claims of different jobs interleave.
+                let order = jobIDs[(claimer * 5)...] + jobIDs[..<(claimer * 5)]
+                group.addTask {
+                    var mine: [Job] = []
+                    for id in order {
+                        for backend in backends {
+                            if let job = try await store.claimJob(id: id, backend: backend, slots: slots, at: time(100)) {
+                                mine.append(job)
+                            }
+                        }
+                    }
+                    return mine
+                }
+            }
+            return try await group.reduce(into: [Job]()) { $0 += $1 }
+        }
+        #expect(claimed.count == backends.count * slots)
+        #expect(Set(claimed.map(\.id)).count == claimed.count, "no job is claimed twice")
+        for backend in backends {
+            #expect(claimed.filter { $0.backend == backend }.count == slots, "\(backend) is filled exactly")
+        }
+        #expect(claimed.allSatisfy { $0.state == .running && $0.attempts == 1 })
+        #expect(try await second.activeJobCounts() == ["gpu-a": slots, "gpu-b": slots])
+        #expect(try await first.queuedJobs().count == jobIDs.count - claimed.count)
     }
 
     static func jobsAreListedNewestFirstAndPaged(_ store: any GatewayStore) async throws {

@@ -45,6 +45,8 @@ final class MemoryStore: GatewayStore {
     func job(userID: String, idempotencyKey: String) async throws -> Job? { unused() }
     func updateJob(_ job: Job, expecting expected: JobState) async throws -> Bool { unused() }
     func jobs(userID: String?, states: Set<JobState>?, limit: Int, createdBefore: Date?) async throws -> [Job] { unused() }
+    func claimJob(id: String, backend: String, slots: Int, at date: Date) async throws -> Job? { unused() }
+    func activeJobCounts() async throws -> [String: Int] { unused() }
     func queuedJobs() async throws -> [QueuedJob] { unused() }
     func jobs(inStates states: Set<JobState>) async throws -> [Job] { unused() }
     func countJobs(userID: String, states: Set<JobState>?, createdAfter: Date?) async throws -> Int { unused() }

@@ -53,6 +53,19 @@ import Testing
     }
 }
 
+/// Two stores on one database, each with its own connection pool: two gateway replicas.
+@Suite struct PostgresStoreReplicaTests {
+    @Test func claimsThroughTwoReplicasNeverOverfillABackend() async throws {
+        try await PostgresTestDatabase.withFreshDatabase { url in
+            try await PostgresTestDatabase.withStore(url: url) { first in
+                try await PostgresTestDatabase.withStore(url: url, migrate: false) { second in
+                    try await GatewayStoreConformance.concurrentClaimsNeverOverfillABackend(first, second)
+                }
+            }
+        }
+    }
+}
+
 @Suite struct PostgresURLTests {
     @Test func parsesEveryPart() throws {
         let url = try PostgresURL("postgres://gate%40way:p%3Ass%2Fword@db.example.net:6543/comfy?sslmode=require")

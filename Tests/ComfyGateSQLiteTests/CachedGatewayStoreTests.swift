@@ -151,6 +151,10 @@ private final class SlowTokenLookups: GatewayStore {
     func jobs(userID: String?, states: Set<JobState>?, limit: Int, createdBefore: Date?) async throws -> [Job] {
         try await base.jobs(userID: userID, states: states, limit: limit, createdBefore: createdBefore)
     }
+    func claimJob(id: String, backend: String, slots: Int, at date: Date) async throws -> Job? {
+        try await base.claimJob(id: id, backend: backend, slots: slots, at: date)
+    }
+    func activeJobCounts() async throws -> [String: Int] { try await base.activeJobCounts() }
     func queuedJobs() async throws -> [QueuedJob] { try await base.queuedJobs() }
     func jobs(inStates states: Set<JobState>) async throws -> [Job] { try await base.jobs(inStates: states) }
     func countJobs(userID: String, states: Set<JobState>?, createdAfter: Date?) async throws -> Int {

@@ -72,6 +72,14 @@ func withTemporaryDirectory<T>(_ body: (String) async throws -> T) async throws 
         }
     }
 
+    @Test func claimsThroughTwoStoresOnOneFileNeverOverfillABackend() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = "\(directory)/comfygate.sqlite"
+            try await GatewayStoreConformance.concurrentClaimsNeverOverfillABackend(
+                SQLiteStore(path: path), SQLiteStore(path: path))
+        }
+    }
+
     @Test func reopeningKeepsDataAndDoesNotMigrateAgain() async throws {
         try await withTemporaryDirectory { directory in
             let path = "\(directory)/comfygate.sqlite"

@@ -127,6 +127,9 @@ public enum JobState: String, Sendable, Codable, CaseIterable {
     /// Finished long enough ago that its outputs were removed.
     case expired
 
+    /// The states in which a job occupies a slot of its backend.
+    public static let active: Set<JobState> = [.running, .canceling]
+
     /// The states a job never leaves except to expire.
     public static let finished: Set<JobState> = [.succeeded, .failed, .canceled, .expired]
 

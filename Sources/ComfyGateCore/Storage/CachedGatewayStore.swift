@@ -305,6 +305,10 @@ public final class CachedGatewayStore: GatewayStore {
     public func jobs(userID: String?, states: Set<JobState>?, limit: Int, createdBefore: Date?) async throws -> [Job] {
         try await base.jobs(userID: userID, states: states, limit: limit, createdBefore: createdBefore)
     }
+    public func claimJob(id: String, backend: String, slots: Int, at date: Date) async throws -> Job? {
+        try await base.claimJob(id: id, backend: backend, slots: slots, at: date)
+    }
+    public func activeJobCounts() async throws -> [String: Int] { try await base.activeJobCounts() }
     public func queuedJobs() async throws -> [QueuedJob] { try await base.queuedJobs() }
     public func jobs(inStates states: Set<JobState>) async throws -> [Job] { try await base.jobs(inStates: states) }
     public func countJobs(userID: String, states: Set<JobState>?, createdAfter: Date?) async throws -> Int {

@@ -89,6 +89,12 @@ public protocol GatewayStore: Sendable {
     /// At most `limit` jobs, newest first, of one user or of everyone when `userID` is nil, in one of `states`
     /// or in any state when `states` is nil, created strictly before `createdBefore` when it is given (paging).
     func jobs(userID: String?, states: Set<JobState>?, limit: Int, createdBefore: Date?) async throws -> [Job]
+    /// Moves a queued job to `running` on `backend` — `backend`, `dispatchedAt = date`, `attempts + 1` — when fewer than
+    /// `slots` jobs are running or being cancelled on that backend, atomically across every process sharing the store;
+    /// returns the job as stored then, nil when it is no longer queued or the backend has no free slot.
+    func claimJob(id: String, backend: String, slots: Int, at date: Date) async throws -> Job?
+    /// How many jobs are running or being cancelled on each backend that has any.
+    func activeJobCounts() async throws -> [String: Int]
     /// Every queued job, oldest first, without its graph: the scheduler's input.
     func queuedJobs() async throws -> [QueuedJob]
     /// Every job in one of `states`, oldest first (what start-up reconciles with ComfyUI).

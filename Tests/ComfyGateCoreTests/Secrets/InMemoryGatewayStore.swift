@@ -118,6 +118,8 @@ final class InMemoryGatewayStore: GatewayStore, GatewayStoreOpener {
     func jobs(userID: String?, states: Set<JobState>?, limit: Int, createdBefore: Date?) async throws -> [Job] {
         unused()
     }
+    func claimJob(id: String, backend: String, slots: Int, at date: Date) async throws -> Job? { unused() }
+    func activeJobCounts() async throws -> [String: Int] { unused() }
     func queuedJobs() async throws -> [QueuedJob] { unused() }
     func jobs(inStates states: Set<JobState>) async throws -> [Job] { unused() }
     func countJobs(userID: String, states: Set<JobState>?, createdAfter: Date?) async throws -> Int { unused() }
