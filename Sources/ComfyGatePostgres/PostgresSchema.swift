@@ -157,6 +157,28 @@ enum PostgresSchema {
                 "ALTER TABLE jobs ADD COLUMN attempts bigint NOT NULL DEFAULT 0",
             ]
         ),
+        (
+            6,
+            [
+                """
+                CREATE TABLE backend_controls (
+                    name text PRIMARY KEY,
+                    drained boolean NOT NULL,
+                    changed_at timestamptz NOT NULL,
+                    changed_by text
+                )
+                """,
+                """
+                CREATE TABLE backend_statuses (
+                    name text NOT NULL,
+                    replica text NOT NULL,
+                    status text NOT NULL,
+                    observed_at timestamptz NOT NULL,
+                    PRIMARY KEY (name, replica)
+                )
+                """,
+            ]
+        ),
     ]
 
     /// The `pg_advisory_xact_lock` key that serialises migrations between replicas (ASCII "comfygat").

@@ -955,6 +955,62 @@ public final class PostgresStore: GatewayStore, Service {
         }
     }
 
+    // MARK: Backends
+
+    public func backendControls() async throws -> [BackendControl] {
+        try await perform {
+            var result: [BackendControl] = []
+            let rows = try await client.query(
+                "SELECT name, drained, changed_at, changed_by FROM backend_controls ORDER BY name COLLATE \"C\""
+            )
+            for try await (name, drained, changedAt, changedBy) in rows.decode((String, Bool, Date, String?).self) {
+                result.append(BackendControl(name: name, drained: drained, changedAt: changedAt, changedBy: changedBy))
+            }
+            return result
+        }
+    }
+
+    public func setBackendControl(_ control: BackendControl) async throws {
+        try await perform {
+            try await client.query(
+                """
+                INSERT INTO backend_controls (name, drained, changed_at, changed_by)
+                VALUES (\(control.name), \(control.drained), \(control.changedAt), \(control.changedBy))
+                ON CONFLICT (name) DO UPDATE SET
+                    drained = excluded.drained, changed_at = excluded.changed_at, changed_by = excluded.changed_by
+                """
+            )
+        }
+    }
+
+    public func recordBackendStatus(_ record: BackendStatusRecord) async throws {
+        try await perform {
+            try await client.query(
+                """
+                INSERT INTO backend_statuses (name, replica, status, observed_at)
+                VALUES (\(record.name), \(record.replica), \(record.status), \(record.observedAt))
+                ON CONFLICT (name, replica) DO UPDATE SET status = excluded.status, observed_at = excluded.observed_at
+                """
+            )
+        }
+    }
+
+    public func backendStatuses() async throws -> [BackendStatusRecord] {
+        try await perform {
+            var result: [BackendStatusRecord] = []
+            let rows = try await client.query(
+                """
+                SELECT name, replica, status, observed_at FROM backend_statuses
+                ORDER BY name COLLATE "C", replica COLLATE "C"
+                """
+            )
+            for try await (name, replica, status, observedAt) in rows.decode((String, String, String, Date).self) {
+                result.append(BackendStatusRecord(name: name, replica: replica, status: status, observedAt: observedAt))
+            }
+            return result
+        }
+    }
+
     // MARK: Errors
 
     /// A write that matches no row: refused by a read-only server or transaction, a lost connection or a role

@@ -139,6 +139,24 @@ enum SQLiteSchema {
             ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
             """
         ),
+        (
+            6,
+            """
+            CREATE TABLE backend_controls (
+                name TEXT NOT NULL PRIMARY KEY,
+                drained INTEGER NOT NULL,
+                changed_at REAL NOT NULL,
+                changed_by TEXT
+            );
+            CREATE TABLE backend_statuses (
+                name TEXT NOT NULL,
+                replica TEXT NOT NULL,
+                status TEXT NOT NULL,
+                observed_at REAL NOT NULL,
+                PRIMARY KEY (name, replica)
+            );
+            """
+        ),
     ]
 
     /// Applies the missing migrations.

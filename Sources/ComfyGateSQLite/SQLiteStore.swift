@@ -797,6 +797,46 @@ public struct SQLiteStore: GatewayStore {
             try Row.fetchAll(db, sql: "SELECT * FROM user_quotas ORDER BY user_id").map(UserQuota.init(row:))
         }
     }
+
+    // MARK: Backends
+
+    public func backendControls() async throws -> [BackendControl] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM backend_controls ORDER BY name").map(BackendControl.init(row:))
+        }
+    }
+
+    public func setBackendControl(_ control: BackendControl) async throws {
+        try await write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO backend_controls (name, drained, changed_at, changed_by) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (name) DO UPDATE SET
+                        drained = excluded.drained, changed_at = excluded.changed_at, changed_by = excluded.changed_by
+                    """,
+                arguments: [control.name, control.drained, control.changedAt.timeIntervalSince1970, control.changedBy]
+            )
+        }
+    }
+
+    public func recordBackendStatus(_ record: BackendStatusRecord) async throws {
+        try await write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO backend_statuses (name, replica, status, observed_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (name, replica) DO UPDATE SET status = excluded.status, observed_at = excluded.observed_at
+                    """,
+                arguments: [record.name, record.replica, record.status, record.observedAt.timeIntervalSince1970]
+            )
+        }
+    }
+
+    public func backendStatuses() async throws -> [BackendStatusRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM backend_statuses ORDER BY name, replica")
+                .map(BackendStatusRecord.init(row:))
+        }
+    }
 }
 
 // MARK: - Row decoding
@@ -966,6 +1006,28 @@ extension Asset {
             createdAt: Date(timeIntervalSince1970: row["created_at"]),
             jobID: row["job_id"],
             expiresAt: Date(column: row["expires_at"])
+        )
+    }
+}
+
+extension BackendControl {
+    fileprivate init(row: Row) {
+        self.init(
+            name: row["name"],
+            drained: row["drained"],
+            changedAt: Date(timeIntervalSince1970: row["changed_at"]),
+            changedBy: row["changed_by"]
+        )
+    }
+}
+
+extension BackendStatusRecord {
+    fileprivate init(row: Row) {
+        self.init(
+            name: row["name"],
+            replica: row["replica"],
+            status: row["status"],
+            observedAt: Date(timeIntervalSince1970: row["observed_at"])
         )
     }
 }

@@ -63,6 +63,8 @@ public enum GatewayStoreConformance {
         case expireAndDeleteJobs
         case assetsAreFoundByHashAndJob
         case userQuotasAreSetReplacedAndDeleted
+        case backendControlsAreSetAndReplaced
+        case backendStatusesKeepTheLatestPerReplica
         case datesKeepMilliseconds
         case concurrentWrites
 
@@ -113,6 +115,10 @@ public enum GatewayStoreConformance {
             case .assetsAreFoundByHashAndJob: try await GatewayStoreConformance.assetsAreFoundByHashAndJob(store)
             case .userQuotasAreSetReplacedAndDeleted:
                 try await GatewayStoreConformance.userQuotasAreSetReplacedAndDeleted(store)
+            case .backendControlsAreSetAndReplaced:
+                try await GatewayStoreConformance.backendControlsAreSetAndReplaced(store)
+            case .backendStatusesKeepTheLatestPerReplica:
+                try await GatewayStoreConformance.backendStatusesKeepTheLatestPerReplica(store)
             case .datesKeepMilliseconds: try await GatewayStoreConformance.datesKeepMilliseconds(store)
             case .concurrentWrites: try await GatewayStoreConformance.concurrentWrites(store)
             }
@@ -1027,6 +1033,40 @@ public enum GatewayStoreConformance {
         try await store.deleteUserQuota(userID: "nobody")
         #expect(try await store.userQuota(userID: "id-alice") == nil)
         #expect(try await store.userQuotas() == [bob])
+    }
+
+    // MARK: Backends
+
+    static func backendControlsAreSetAndReplaced(_ store: any GatewayStore) async throws {
+        #expect(try await store.backendControls().isEmpty)
+        let drainedB = BackendControl(name: "gpu-b", drained: true, changedAt: time(10), changedBy: "alice")
+        let drainedA = BackendControl(name: "gpu-A", drained: true, changedAt: time(20))
+        try await store.setBackendControl(drainedB)
+        try await store.setBackendControl(drainedA)
+        #expect(try await store.backendControls() == [drainedA, drainedB], "ordered by name")
+
+        let enabledB = BackendControl(name: "gpu-b", drained: false, changedAt: time(30), changedBy: "bob")
+        try await store.setBackendControl(enabledB)
+        #expect(try await store.backendControls() == [drainedA, enabledB], "a later decision replaces the earlier one")
+        let anonymous = BackendControl(name: "gpu-b", drained: true, changedAt: time(40))
+        try await store.setBackendControl(anonymous)
+        #expect(try await store.backendControls() == [drainedA, anonymous], "who changed it is cleared too")
+    }
+
+    static func backendStatusesKeepTheLatestPerReplica(_ store: any GatewayStore) async throws {
+        #expect(try await store.backendStatuses().isEmpty)
+        let status = #"{"reachable":true,"queue":{"running":1,"pending":0},"note":"ünï \"quoted\""}"#
+        let records = [
+            BackendStatusRecord(name: "gpu-b", replica: "replica-1", status: status, observedAt: time(1)),
+            BackendStatusRecord(name: "gpu-a", replica: "replica-2", status: #"{"reachable":false}"#, observedAt: time(2)),
+            BackendStatusRecord(name: "gpu-a", replica: "replica-1", status: status, observedAt: time(3)),
+        ]
+        for record in records { try await store.recordBackendStatus(record) }
+        #expect(try await store.backendStatuses() == [records[2], records[1], records[0]], "by name, then replica")
+
+        let newer = BackendStatusRecord(name: "gpu-a", replica: "replica-2", status: #"{"reachable":true}"#, observedAt: time(9))
+        try await store.recordBackendStatus(newer)
+        #expect(try await store.backendStatuses() == [records[2], newer, records[0]], "one record per backend and replica")
     }
 
     // MARK: Dates

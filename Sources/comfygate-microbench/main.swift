@@ -48,6 +48,10 @@ final class MemoryStore: GatewayStore {
     func claimJob(id: String, backend: String, slots: Int, at date: Date) async throws -> Job? { unused() }
     func activeJobCounts() async throws -> [String: Int] { unused() }
     func queuedJobs() async throws -> [QueuedJob] { unused() }
+    func backendControls() async throws -> [BackendControl] { unused() }
+    func setBackendControl(_ control: BackendControl) async throws { unused() }
+    func recordBackendStatus(_ record: BackendStatusRecord) async throws { unused() }
+    func backendStatuses() async throws -> [BackendStatusRecord] { unused() }
     func jobs(inStates states: Set<JobState>) async throws -> [Job] { unused() }
     func countJobs(userID: String, states: Set<JobState>?, createdAfter: Date?) async throws -> Int { unused() }
     func gpuSeconds(userID: String?, completedAfter: Date) async throws -> [String: Double] { unused() }

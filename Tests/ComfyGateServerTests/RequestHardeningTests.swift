@@ -263,6 +263,14 @@ private final class WriteFailingStore: GatewayStore {
     }
     func activeJobCounts() async throws -> [String: Int] { try await base.activeJobCounts() }
     func queuedJobs() async throws -> [QueuedJob] { try await base.queuedJobs() }
+    func backendControls() async throws -> [BackendControl] { try await base.backendControls() }
+    func setBackendControl(_ control: BackendControl) async throws {
+        try await write { try await base.setBackendControl(control) }
+    }
+    func recordBackendStatus(_ record: BackendStatusRecord) async throws {
+        try await write { try await base.recordBackendStatus(record) }
+    }
+    func backendStatuses() async throws -> [BackendStatusRecord] { try await base.backendStatuses() }
     func jobs(inStates states: Set<JobState>) async throws -> [Job] { try await base.jobs(inStates: states) }
     func countJobs(userID: String, states: Set<JobState>?, createdAfter: Date?) async throws -> Int {
         try await base.countJobs(userID: userID, states: states, createdAfter: createdAfter)

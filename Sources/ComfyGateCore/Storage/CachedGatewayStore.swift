@@ -335,4 +335,11 @@ public final class CachedGatewayStore: GatewayStore {
     public func setUserQuota(_ quota: UserQuota) async throws { try await base.setUserQuota(quota) }
     public func deleteUserQuota(userID: String) async throws { try await base.deleteUserQuota(userID: userID) }
     public func userQuotas() async throws -> [UserQuota] { try await base.userQuotas() }
+
+    // MARK: Backends, straight from the store
+
+    public func backendControls() async throws -> [BackendControl] { try await base.backendControls() }
+    public func setBackendControl(_ control: BackendControl) async throws { try await base.setBackendControl(control) }
+    public func recordBackendStatus(_ record: BackendStatusRecord) async throws { try await base.recordBackendStatus(record) }
+    public func backendStatuses() async throws -> [BackendStatusRecord] { try await base.backendStatuses() }
 }

@@ -1,6 +1,7 @@
 public import Foundation
 
-/// Where the gateway keeps users, tokens, sessions, the audit trail, jobs, assets and quota settings.
+/// Where the gateway keeps users, tokens, sessions, the audit trail, jobs, assets, quota settings and what the
+/// replicas share about backends.
 ///
 /// Implementations (SQLite, PostgreSQL) must pass the conformance suite in `ComfyGateTestSupport`. They are
 /// safe to share between tasks and between processes using the same database (the CLI edits users while
@@ -140,6 +141,17 @@ public protocol GatewayStore: Sendable {
     func deleteUserQuota(userID: String) async throws
     /// Every user's quota settings, ordered by user id.
     func userQuotas() async throws -> [UserQuota]
+
+    // MARK: Backends
+
+    /// Every backend an operator drained or re-enabled, by name.
+    func backendControls() async throws -> [BackendControl]
+    /// Drains a backend (it finishes what runs, takes nothing new) or re-enables it, for every replica.
+    func setBackendControl(_ control: BackendControl) async throws
+    /// Records what one replica last saw of a backend, replacing its earlier record of it.
+    func recordBackendStatus(_ record: BackendStatusRecord) async throws
+    /// The latest records of every backend by every replica, ordered by name then replica.
+    func backendStatuses() async throws -> [BackendStatusRecord]
 
     // MARK: Health
 
