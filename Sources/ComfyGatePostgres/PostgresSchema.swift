@@ -179,6 +179,20 @@ enum PostgresSchema {
                 """,
             ]
         ),
+        (
+            7,
+            [
+                """
+                CREATE TABLE login_failures (
+                    key text PRIMARY KEY,
+                    failures bigint NOT NULL,
+                    last_failure_at timestamptz NOT NULL,
+                    locked_until timestamptz NOT NULL
+                )
+                """,
+                "CREATE INDEX login_failures_locked_until ON login_failures (locked_until)",
+            ]
+        ),
     ]
 
     /// The `pg_advisory_xact_lock` key that serialises migrations between replicas (ASCII "comfygat").

@@ -955,6 +955,90 @@ public final class PostgresStore: GatewayStore, Service {
         }
     }
 
+    // MARK: Login failures
+
+    public func loginFailures(keys: [String]) async throws -> [LoginFailureRecord] {
+        try await perform {
+            try await Self.loginFailures(
+                client.query(
+                    """
+                    SELECT key, failures, last_failure_at, locked_until FROM login_failures WHERE key = ANY(\(keys))
+                    ORDER BY key COLLATE "C"
+                    """
+                )
+            )
+        }
+    }
+
+    /// One transaction: rows for new keys are inserted first, so that every key's row can be locked, in key order;
+    /// other transactions wait for the lock and never see a row before it is counted.
+    public func recordLoginFailure(policies: [String: BackoffPolicy], at date: Date) async throws -> [LoginFailureRecord] {
+        let keys = policies.keys.sorted()
+        let forgotten = LoginFailureRecord.latestForgottenLockoutEnd(at: date, policies: policies.values)
+        return try await perform {
+            try await client.withTransaction(logger: queryLogger) { connection -> [LoginFailureRecord] in
+                try await connection.query(
+                    """
+                    INSERT INTO login_failures (key, failures, last_failure_at, locked_until)
+                    SELECT key, 0, \(date), \(date) FROM unnest(\(keys)::text[]) AS key
+                    ON CONFLICT (key) DO NOTHING
+                    """,
+                    logger: queryLogger
+                )
+                let previous = try await Self.loginFailures(
+                    connection.query(
+                        """
+                        SELECT key, failures, last_failure_at, locked_until FROM login_failures WHERE key = ANY(\(keys))
+                        ORDER BY key COLLATE "C" FOR UPDATE
+                        """,
+                        logger: queryLogger
+                    )
+                )
+                var counted: [LoginFailureRecord] = []
+                for (key, policy) in policies.sorted(by: { $0.key < $1.key }) {
+                    let record = LoginFailureRecord.counting(
+                        failureAt: date, of: key, after: previous.first { $0.key == key }, policy: policy)
+                    try await connection.query(
+                        """
+                        UPDATE login_failures SET failures = \(record.failures), last_failure_at = \(record.lastFailureAt),
+                            locked_until = \(record.lockedUntil)
+                        WHERE key = \(key)
+                        """,
+                        logger: queryLogger
+                    )
+                    counted.append(record)
+                }
+                if let forgotten {
+                    // Rows another transaction holds are left for a later sweep: this one waits for nothing more.
+                    try await connection.query(
+                        """
+                        DELETE FROM login_failures WHERE key IN (
+                            SELECT key FROM login_failures WHERE locked_until <= \(forgotten) FOR UPDATE SKIP LOCKED
+                        )
+                        """,
+                        logger: queryLogger
+                    )
+                }
+                return counted
+            }
+        }
+    }
+
+    public func deleteLoginFailures(key: String) async throws {
+        try await perform {
+            try await client.query("DELETE FROM login_failures WHERE key = \(key)")
+        }
+    }
+
+    private static func loginFailures(_ rows: PostgresRowSequence) async throws -> [LoginFailureRecord] {
+        var result: [LoginFailureRecord] = []
+        for try await (key, failures, lastFailureAt, lockedUntil) in rows.decode((String, Int, Date, Date).self) {
+            result.append(
+                LoginFailureRecord(key: key, failures: failures, lastFailureAt: lastFailureAt, lockedUntil: lockedUntil))
+        }
+        return result
+    }
+
     // MARK: Backends
 
     public func backendControls() async throws -> [BackendControl] {

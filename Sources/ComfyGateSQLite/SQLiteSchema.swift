@@ -157,6 +157,18 @@ enum SQLiteSchema {
             );
             """
         ),
+        (
+            7,
+            """
+            CREATE TABLE login_failures (
+                key TEXT NOT NULL PRIMARY KEY,
+                failures INTEGER NOT NULL,
+                last_failure_at REAL NOT NULL,
+                locked_until REAL NOT NULL
+            );
+            CREATE INDEX login_failures_locked_until ON login_failures (locked_until);
+            """
+        ),
     ]
 
     /// Applies the missing migrations.

@@ -798,6 +798,55 @@ public struct SQLiteStore: GatewayStore {
         }
     }
 
+    // MARK: Login failures
+
+    public func loginFailures(keys: [String]) async throws -> [LoginFailureRecord] {
+        try await read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM login_failures WHERE key IN (\(Self.placeholders(keys.count))) ORDER BY key",
+                arguments: StatementArguments(keys)
+            ).map(LoginFailureRecord.init(row:))
+        }
+    }
+
+    /// Reads, counts and writes in one `IMMEDIATE` transaction: SQLite's write lock serializes the processes.
+    public func recordLoginFailure(policies: [String: BackoffPolicy], at date: Date) async throws -> [LoginFailureRecord] {
+        try await write { db in
+            var counted: [LoginFailureRecord] = []
+            for (key, policy) in policies.sorted(by: { $0.key < $1.key }) {
+                let previous = try Row.fetchOne(db, sql: "SELECT * FROM login_failures WHERE key = ?", arguments: [key])
+                    .map(LoginFailureRecord.init(row:))
+                let record = LoginFailureRecord.counting(failureAt: date, of: key, after: previous, policy: policy)
+                try db.execute(
+                    sql: """
+                        INSERT INTO login_failures (key, failures, last_failure_at, locked_until) VALUES (?, ?, ?, ?)
+                        ON CONFLICT (key) DO UPDATE SET failures = excluded.failures,
+                            last_failure_at = excluded.last_failure_at, locked_until = excluded.locked_until
+                        """,
+                    arguments: [
+                        key, record.failures, record.lastFailureAt.timeIntervalSince1970,
+                        record.lockedUntil.timeIntervalSince1970,
+                    ]
+                )
+                counted.append(record)
+            }
+            if let forgotten = LoginFailureRecord.latestForgottenLockoutEnd(at: date, policies: policies.values) {
+                try db.execute(
+                    sql: "DELETE FROM login_failures WHERE locked_until <= ?",
+                    arguments: [forgotten.timeIntervalSince1970]
+                )
+            }
+            return counted
+        }
+    }
+
+    public func deleteLoginFailures(key: String) async throws {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM login_failures WHERE key = ?", arguments: [key])
+        }
+    }
+
     // MARK: Backends
 
     public func backendControls() async throws -> [BackendControl] {
@@ -1006,6 +1055,17 @@ extension Asset {
             createdAt: Date(timeIntervalSince1970: row["created_at"]),
             jobID: row["job_id"],
             expiresAt: Date(column: row["expires_at"])
+        )
+    }
+}
+
+extension LoginFailureRecord {
+    fileprivate init(row: Row) {
+        self.init(
+            key: row["key"],
+            failures: row["failures"],
+            lastFailureAt: Date(timeIntervalSince1970: row["last_failure_at"]),
+            lockedUntil: Date(timeIntervalSince1970: row["locked_until"])
         )
     }
 }

@@ -63,6 +63,8 @@ public enum GatewayStoreConformance {
         case expireAndDeleteJobs
         case assetsAreFoundByHashAndJob
         case userQuotasAreSetReplacedAndDeleted
+        case loginFailuresAreCountedLockedAndForgotten
+        case concurrentLoginFailuresAreAllCounted
         case backendControlsAreSetAndReplaced
         case backendStatusesKeepTheLatestPerReplica
         case datesKeepMilliseconds
@@ -115,6 +117,10 @@ public enum GatewayStoreConformance {
             case .assetsAreFoundByHashAndJob: try await GatewayStoreConformance.assetsAreFoundByHashAndJob(store)
             case .userQuotasAreSetReplacedAndDeleted:
                 try await GatewayStoreConformance.userQuotasAreSetReplacedAndDeleted(store)
+            case .loginFailuresAreCountedLockedAndForgotten:
+                try await GatewayStoreConformance.loginFailuresAreCountedLockedAndForgotten(store)
+            case .concurrentLoginFailuresAreAllCounted:
+                try await GatewayStoreConformance.concurrentLoginFailuresAreAllCounted(store, store)
             case .backendControlsAreSetAndReplaced:
                 try await GatewayStoreConformance.backendControlsAreSetAndReplaced(store)
             case .backendStatusesKeepTheLatestPerReplica:
@@ -1033,6 +1039,65 @@ public enum GatewayStoreConformance {
         try await store.deleteUserQuota(userID: "nobody")
         #expect(try await store.userQuota(userID: "id-alice") == nil)
         #expect(try await store.userQuotas() == [bob])
+    }
+
+    // MARK: Login failures
+
+    static func loginFailuresAreCountedLockedAndForgotten(_ store: any GatewayStore) async throws {
+        let account = BackoffPolicy(freeFailures: 2, firstLockout: 30, maxLockout: 600)
+        let address = BackoffPolicy(freeFailures: 50, firstLockout: 30, maxLockout: 900)
+        let policies = ["account:alice": account, "address:192.0.2.7": address]
+        #expect(try await store.loginFailures(keys: ["account:alice", "address:192.0.2.7"]).isEmpty)
+
+        let first = try await store.recordLoginFailure(policies: policies, at: time(0))
+        #expect(
+            first == [
+                LoginFailureRecord(key: "account:alice", failures: 1, lastFailureAt: time(0), lockedUntil: time(0)),
+                LoginFailureRecord(key: "address:192.0.2.7", failures: 1, lastFailureAt: time(0), lockedUntil: time(0)),
+            ])
+        let second = try await store.recordLoginFailure(policies: policies, at: time(10))
+        #expect(
+            second == [
+                LoginFailureRecord(key: "account:alice", failures: 2, lastFailureAt: time(10), lockedUntil: time(40)),
+                LoginFailureRecord(key: "address:192.0.2.7", failures: 2, lastFailureAt: time(10), lockedUntil: time(10)),
+            ])
+        #expect(
+            try await store.loginFailures(keys: ["address:192.0.2.7", "account:bob", "account:alice"]) == second,
+            "ordered by key; keys without failures are left out")
+        #expect(try await store.loginFailures(keys: []).isEmpty)
+
+        // Quiet for less than the account's maxLockout after its lockout: counted on; then for all of it: over.
+        let third = try await store.recordLoginFailure(policies: ["account:alice": account], at: time(639))
+        #expect(third.map(\.failures) == [3] && third.first?.lockedUntil == time(639 + 60))
+        let fresh = try await store.recordLoginFailure(policies: ["account:alice": account], at: time(699 + 600))
+        #expect(fresh == [LoginFailureRecord(key: "account:alice", failures: 1, lastFailureAt: time(1299), lockedUntil: time(1299))])
+        #expect(try await store.loginFailures(keys: ["address:192.0.2.7"]).isEmpty, "forgotten records are removed")
+
+        try await store.deleteLoginFailures(key: "account:alice")
+        try await store.deleteLoginFailures(key: "account:nobody")
+        #expect(try await store.loginFailures(keys: ["account:alice"]).isEmpty)
+    }
+
+    /// Failed logins counted at once through `first` and `second` (two processes sharing one database, or the
+    /// same store twice): every one is counted, each exactly once.
+    public static func concurrentLoginFailuresAreAllCounted(_ first: any GatewayStore, _ second: any GatewayStore)
+        async throws
+    {
+        let policy = BackoffPolicy(freeFailures: 5, firstLockout: 30, maxLockout: 900)
+        let policies = ["account:alice": policy, "address:192.0.2.7": policy]
+        let attempts = 20
+        let counts = try await withThrowingTaskGroup(of: [Int].self) { group in
+            for attempt in 0..<attempts {
+                let store = attempt.isMultiple(of: 2) ? first : second
+                group.addTask { try await store.recordLoginFailure(policies: policies, at: time(0)).map(\.failures) }
+            }
+            return try await group.reduce(into: [[Int]]()) { $0.append($1) }
+        }
+        #expect(Set(counts.map { $0[0] }) == Set(1...attempts), "each failure of the account is counted once")
+        #expect(Set(counts.map { $0[1] }) == Set(1...attempts), "each failure of the address is counted once")
+        let stored = try await second.loginFailures(keys: ["account:alice", "address:192.0.2.7"])
+        #expect(stored.map(\.failures) == [attempts, attempts])
+        #expect(stored.first?.lockedUntil == time(0).addingTimeInterval(policy.lockout(afterFailures: attempts)))
     }
 
     // MARK: Backends

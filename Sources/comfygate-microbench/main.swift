@@ -48,6 +48,9 @@ final class MemoryStore: GatewayStore {
     func claimJob(id: String, backend: String, slots: Int, at date: Date) async throws -> Job? { unused() }
     func activeJobCounts() async throws -> [String: Int] { unused() }
     func queuedJobs() async throws -> [QueuedJob] { unused() }
+    func loginFailures(keys: [String]) async throws -> [LoginFailureRecord] { unused() }
+    func recordLoginFailure(policies: [String: BackoffPolicy], at date: Date) async throws -> [LoginFailureRecord] { unused() }
+    func deleteLoginFailures(key: String) async throws { unused() }
     func backendControls() async throws -> [BackendControl] { unused() }
     func setBackendControl(_ control: BackendControl) async throws { unused() }
     func recordBackendStatus(_ record: BackendStatusRecord) async throws { unused() }

@@ -55,14 +55,27 @@ import Testing
 
 /// Two stores on one database, each with its own connection pool: two gateway replicas.
 @Suite struct PostgresStoreReplicaTests {
-    @Test func claimsThroughTwoReplicasNeverOverfillABackend() async throws {
+    /// Runs `body` with two migrated stores on one fresh database.
+    private func withTwoReplicas(_ body: (PostgresStore, PostgresStore) async throws -> Void) async throws {
         try await PostgresTestDatabase.withFreshDatabase { url in
             try await PostgresTestDatabase.withStore(url: url) { first in
                 try await PostgresTestDatabase.withStore(url: url, migrate: false) { second in
-                    try await GatewayStoreConformance.concurrentClaimsNeverOverfillABackend(first, second)
+                    try await body(first, second)
                 }
             }
         }
+    }
+
+    @Test func claimsThroughTwoReplicasNeverOverfillABackend() async throws {
+        try await withTwoReplicas { try await GatewayStoreConformance.concurrentClaimsNeverOverfillABackend($0, $1) }
+    }
+
+    @Test func loginFailuresThroughTwoReplicasAreAllCounted() async throws {
+        try await withTwoReplicas { try await GatewayStoreConformance.concurrentLoginFailuresAreAllCounted($0, $1) }
+    }
+
+    @Test func loginThrottlesOfTwoReplicasShareLockouts() async throws {
+        try await withTwoReplicas { try await ReplicaScenarios.loginThrottlesShareLockouts($0, $1) }
     }
 }
 

@@ -156,6 +156,11 @@ private final class SlowTokenLookups: GatewayStore {
     }
     func activeJobCounts() async throws -> [String: Int] { try await base.activeJobCounts() }
     func queuedJobs() async throws -> [QueuedJob] { try await base.queuedJobs() }
+    func loginFailures(keys: [String]) async throws -> [LoginFailureRecord] { try await base.loginFailures(keys: keys) }
+    func recordLoginFailure(policies: [String: BackoffPolicy], at date: Date) async throws -> [LoginFailureRecord] {
+        try await base.recordLoginFailure(policies: policies, at: date)
+    }
+    func deleteLoginFailures(key: String) async throws { try await base.deleteLoginFailures(key: key) }
     func backendControls() async throws -> [BackendControl] { try await base.backendControls() }
     func setBackendControl(_ control: BackendControl) async throws { try await base.setBackendControl(control) }
     func recordBackendStatus(_ record: BackendStatusRecord) async throws { try await base.recordBackendStatus(record) }

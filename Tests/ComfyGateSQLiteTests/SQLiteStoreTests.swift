@@ -72,12 +72,24 @@ func withTemporaryDirectory<T>(_ body: (String) async throws -> T) async throws 
         }
     }
 
-    @Test func claimsThroughTwoStoresOnOneFileNeverOverfillABackend() async throws {
+    /// Runs `body` with two stores on one new file: two processes sharing it.
+    private func withTwoStoresOnOneFile(_ body: (SQLiteStore, SQLiteStore) async throws -> Void) async throws {
         try await withTemporaryDirectory { directory in
             let path = "\(directory)/comfygate.sqlite"
-            try await GatewayStoreConformance.concurrentClaimsNeverOverfillABackend(
-                SQLiteStore(path: path), SQLiteStore(path: path))
+            try await body(SQLiteStore(path: path), SQLiteStore(path: path))
         }
+    }
+
+    @Test func claimsThroughTwoStoresOnOneFileNeverOverfillABackend() async throws {
+        try await withTwoStoresOnOneFile { try await GatewayStoreConformance.concurrentClaimsNeverOverfillABackend($0, $1) }
+    }
+
+    @Test func loginFailuresThroughTwoStoresOnOneFileAreAllCounted() async throws {
+        try await withTwoStoresOnOneFile { try await GatewayStoreConformance.concurrentLoginFailuresAreAllCounted($0, $1) }
+    }
+
+    @Test func loginThrottlesOverTwoStoresOnOneFileShareLockouts() async throws {
+        try await withTwoStoresOnOneFile { try await ReplicaScenarios.loginThrottlesShareLockouts($0, $1) }
     }
 
     @Test func reopeningKeepsDataAndDoesNotMigrateAgain() async throws {

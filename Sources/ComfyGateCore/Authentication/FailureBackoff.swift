@@ -23,9 +23,15 @@ public struct BackoffPolicy: Sendable, Equatable {
         let doublings = min(failures - freeFailures, 40)
         return min(maxLockout, firstLockout * pow(2, Double(doublings)))
     }
+
+    /// When a key whose last lockout ends at `lockedUntil` is forgotten if nothing else happens: `maxLockout` later.
+    public func forgottenAt(lockoutEnd lockedUntil: Date) -> Date {
+        lockedUntil.addingTimeInterval(maxLockout)
+    }
 }
 
-/// Failure counts by key with exponential backoff, shared by ``LoginThrottle`` and ``TokenGuessThrottle``.
+/// Failure counts by key with exponential backoff, shared by ``LoginThrottle`` and ``TokenGuessThrottle``, counted
+/// as the store counts them (``LoginFailureRecord/counting(failureAt:of:after:policy:)``).
 ///
 /// Attempts that are started and not yet finished count as failures-to-be: with `n` free failures left,
 /// at most `n` attempts (one once none is left) are checked at once, so parallel guesses cannot all slip
@@ -38,9 +44,8 @@ final class FailureLedger: Sendable {
     }
 
     private struct Record {
-        var failures = 0
-        /// The end of the lockout the last failure started (distant past when it started none).
-        var lockedUntil = Date.distantPast
+        /// The failures so far; nil before the first.
+        var counted: LoginFailureRecord?
         /// When the record is dropped if nothing happens: `maxLockout` after the end of its lockout.
         var forgottenAfter = Date.distantPast
         /// Attempts started and not yet finished.
@@ -48,9 +53,20 @@ final class FailureLedger: Sendable {
         /// Whether a refusal during the current lockout was already reported.
         var refusalReported = false
 
-        func lockoutRemaining(at date: Date) -> TimeInterval { max(0, lockedUntil.timeIntervalSince(date)) }
+        var failures: Int { counted?.failures ?? 0 }
+
+        func lockoutRemaining(at date: Date) -> TimeInterval {
+            max(0, (counted?.lockedUntil ?? .distantPast).timeIntervalSince(date))
+        }
 
         func isForgotten(at date: Date) -> Bool { pending == 0 && date >= forgottenAfter }
+
+        /// Takes on failures counted here or elsewhere; a new lockout is reported again.
+        mutating func take(_ counted: LoginFailureRecord?, policy: BackoffPolicy) {
+            if counted?.lockedUntil != self.counted?.lockedUntil { refusalReported = false }
+            self.counted = counted
+            forgottenAfter = counted.map { policy.forgottenAt(lockoutEnd: $0.lockedUntil) } ?? .distantPast
+        }
     }
 
     /// How many keys are remembered before forgotten ones are swept out (and, failing that, all of them).
@@ -113,6 +129,36 @@ final class FailureLedger: Sendable {
         records.withLock { records in Self.countFailure(keys, at: date, in: &records, capacity: capacity) }
     }
 
+    /// Takes on the failures other processes counted for `keys` (what the store holds): keys without a record
+    /// there have none.
+    func adopt(_ shared: [LoginFailureRecord], for keys: [Key]) {
+        records.withLock { records in Self.adopt(shared, for: keys, in: &records) }
+    }
+
+    /// Ends an attempt started with ``start(_:at:)`` whose failure was counted elsewhere (the store), taking on the
+    /// records counted there.
+    func finish(_ keys: [Key], adopting shared: [LoginFailureRecord]) {
+        records.withLock { records in
+            for key in keys where records[key.name] != nil {
+                records[key.name]!.pending = max(0, records[key.name]!.pending - 1)
+            }
+            Self.adopt(shared, for: keys, in: &records)
+        }
+    }
+
+    /// Whether any failure of `key` is remembered.
+    func hasFailures(_ key: Key) -> Bool {
+        records.withLock { $0[key.name].map { $0.failures > 0 } ?? false }
+    }
+
+    private static func adopt(_ shared: [LoginFailureRecord], for keys: [Key], in records: inout [String: Record]) {
+        for key in keys {
+            let counted = shared.first { $0.key == key.name }
+            guard counted != nil || records[key.name] != nil else { continue }
+            records[key.name, default: Record()].take(counted, policy: key.policy)
+        }
+    }
+
     /// Forgets a key, as after a successful login.
     func forget(_ key: Key) {
         _ = records.withLock { $0.removeValue(forKey: key.name) }
@@ -142,13 +188,12 @@ final class FailureLedger: Sendable {
         var longest: TimeInterval = 0
         for key in keys {
             var record = records[key.name] ?? Record()
-            record.failures += 1
-            let lockout = key.policy.lockout(afterFailures: record.failures)
-            record.lockedUntil = date.addingTimeInterval(lockout)
-            record.forgottenAfter = record.lockedUntil.addingTimeInterval(key.policy.maxLockout)
+            record.take(
+                LoginFailureRecord.counting(failureAt: date, of: key.name, after: record.counted, policy: key.policy),
+                policy: key.policy)
             record.refusalReported = false
             records[key.name] = record
-            longest = max(longest, lockout)
+            longest = max(longest, key.policy.lockout(afterFailures: record.failures))
         }
         return longest > 0 ? longest : nil
     }

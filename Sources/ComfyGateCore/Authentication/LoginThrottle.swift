@@ -8,18 +8,57 @@ public import Foundation
 /// only the accounts it guesses, not everyone's, until it has failed far more often than a person would.
 /// Attempts still being checked count too, so parallel guesses cannot all slip in before the first failure is
 /// recorded.
+///
+/// With a store, failures and lockouts are shared by every process using it (gateway replicas): the shared
+/// methods read the account's and the address's records on each attempt and count each failure there, while the
+/// attempts still being checked are counted by each process.
 public final class LoginThrottle: Sendable {
     public let accountPolicy: BackoffPolicy
     public let addressPolicy: BackoffPolicy
+    /// Where failures are shared; nil keeps them in this process.
+    public let store: (any GatewayStore)?
     private let ledger = FailureLedger()
 
     /// By default: 5 free failures per account and 50 per address, then 30 s doubling up to 15 minutes.
     public init(
         accountPolicy: BackoffPolicy = BackoffPolicy(freeFailures: 5, firstLockout: 30, maxLockout: 900),
-        addressPolicy: BackoffPolicy = BackoffPolicy(freeFailures: 50, firstLockout: 30, maxLockout: 900)
+        addressPolicy: BackoffPolicy = BackoffPolicy(freeFailures: 50, firstLockout: 30, maxLockout: 900),
+        store: (any GatewayStore)? = nil
     ) {
         self.accountPolicy = accountPolicy
         self.addressPolicy = addressPolicy
+        self.store = store
+    }
+
+    /// ``startAttempt(account:address:at:)`` after taking on the failures every process sharing the store
+    /// counted against the account and the address (one read).
+    public func startSharedAttempt(account: String, address: String, at date: Date) async throws -> TimeInterval? {
+        let keys = keys(account: account, address: address)
+        if let store { ledger.adopt(try await store.loginFailures(keys: keys.map(\.name)), for: keys) }
+        return ledger.start(keys, at: date)
+    }
+
+    /// Ends an attempt started with ``startSharedAttempt(account:address:at:)``: a failure is counted in the store
+    /// for every process sharing it (one write), a success forgets the account's failures there too. When the
+    /// store fails, the failure is still counted in this process.
+    public func finishSharedAttempt(account: String, address: String, succeeded: Bool?, at date: Date) async throws {
+        guard let store, let succeeded else {
+            return finishAttempt(account: account, address: address, succeeded: succeeded, at: date)
+        }
+        let keys = keys(account: account, address: address)
+        if succeeded {
+            defer { finishAttempt(account: account, address: address, succeeded: true, at: date) }
+            if ledger.hasFailures(keys[0]) { try await store.deleteLoginFailures(key: keys[0].name) }
+            return
+        }
+        do {
+            let counted = try await store.recordLoginFailure(
+                policies: Dictionary(uniqueKeysWithValues: keys.map { ($0.name, $0.policy) }), at: date)
+            ledger.finish(keys, adopting: counted)
+        } catch {
+            finishAttempt(account: account, address: address, succeeded: false, at: date)
+            throw error
+        }
     }
 
     /// Starts an attempt, or says how long to wait: during a lockout of the account or the address, or (1 s)
@@ -48,6 +87,7 @@ public final class LoginThrottle: Sendable {
         ledger.recordFailure(keys(account: account, address: address), at: date)
     }
 
+    /// The account's key, then the address's.
     private func keys(account: String, address: String) -> [FailureLedger.Key] {
         [accountKey(account), FailureLedger.Key(name: "address:" + address, policy: addressPolicy)]
     }

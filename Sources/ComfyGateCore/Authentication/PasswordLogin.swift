@@ -36,11 +36,28 @@ public struct PasswordLogin: Sendable {
 
     public func attempt(userName: String, password: String, clientAddress: String) async throws -> Outcome {
         let date = now()
-        if let wait = throttle.startAttempt(account: userName, address: clientAddress, at: date) {
+        if let wait = try await throttle.startSharedAttempt(account: userName, address: clientAddress, at: date) {
             return .throttled(retryAfter: wait)
         }
-        var succeeded: Bool?
-        defer { throttle.finishAttempt(account: userName, address: clientAddress, succeeded: succeeded, at: date) }
+        let outcome: Outcome
+        do {
+            outcome = try await check(userName: userName, password: password)
+        } catch {
+            try await throttle.finishSharedAttempt(account: userName, address: clientAddress, succeeded: nil, at: date)
+            throw error
+        }
+        let succeeded: Bool? =
+            switch outcome {
+            case .success: true
+            case .refused: false
+            case .throttled, .busy: nil
+            }
+        try await throttle.finishSharedAttempt(account: userName, address: clientAddress, succeeded: succeeded, at: date)
+        return outcome
+    }
+
+    /// Checks the password, at the same cost whether or not the user exists: success, refused or busy.
+    private func check(userName: String, password: String) async throws -> Outcome {
         let user = try await store.user(named: userName)
         let hash = user?.passwordHash.flatMap { try? BcryptHash(parsing: $0) }
         let matches: Bool
@@ -51,11 +68,7 @@ public struct PasswordLogin: Sendable {
         } catch {
             matches = false
         }
-        if matches, let user, hash != nil, !user.isDisabled {
-            succeeded = true
-            return .success(user)
-        }
-        succeeded = false
+        if matches, let user, hash != nil, !user.isDisabled { return .success(user) }
         return .refused
     }
 }

@@ -336,6 +336,16 @@ public final class CachedGatewayStore: GatewayStore {
     public func deleteUserQuota(userID: String) async throws { try await base.deleteUserQuota(userID: userID) }
     public func userQuotas() async throws -> [UserQuota] { try await base.userQuotas() }
 
+    // MARK: Login failures, straight from the store
+
+    public func loginFailures(keys: [String]) async throws -> [LoginFailureRecord] {
+        try await base.loginFailures(keys: keys)
+    }
+    public func recordLoginFailure(policies: [String: BackoffPolicy], at date: Date) async throws -> [LoginFailureRecord] {
+        try await base.recordLoginFailure(policies: policies, at: date)
+    }
+    public func deleteLoginFailures(key: String) async throws { try await base.deleteLoginFailures(key: key) }
+
     // MARK: Backends, straight from the store
 
     public func backendControls() async throws -> [BackendControl] { try await base.backendControls() }

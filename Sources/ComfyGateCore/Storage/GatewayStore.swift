@@ -1,7 +1,7 @@
 public import Foundation
 
-/// Where the gateway keeps users, tokens, sessions, the audit trail, jobs, assets, quota settings and what the
-/// replicas share about backends.
+/// Where the gateway keeps users, tokens, sessions, the audit trail, jobs, assets, quota settings, and what the
+/// replicas share about failed logins and backends.
 ///
 /// Implementations (SQLite, PostgreSQL) must pass the conformance suite in `ComfyGateTestSupport`. They are
 /// safe to share between tasks and between processes using the same database (the CLI edits users while
@@ -141,6 +141,18 @@ public protocol GatewayStore: Sendable {
     func deleteUserQuota(userID: String) async throws
     /// Every user's quota settings, ordered by user id.
     func userQuotas() async throws -> [UserQuota]
+
+    // MARK: Login failures
+
+    /// The failures counted against the given ``LoginThrottle`` keys, of those that have any, ordered by key.
+    func loginFailures(keys: [String]) async throws -> [LoginFailureRecord]
+    /// Counts one failed login at `date` against each key, judged by its policy
+    /// (``LoginFailureRecord/counting(failureAt:of:after:policy:)``), atomically across every process sharing the
+    /// store; returns the keys' records, ordered by key. Records of other keys forgotten by then (quiet for the
+    /// longest `maxLockout` of the policies after their lockout ended) are removed.
+    func recordLoginFailure(policies: [String: BackoffPolicy], at date: Date) async throws -> [LoginFailureRecord]
+    /// Forgets the failures counted against a key (a successful login).
+    func deleteLoginFailures(key: String) async throws
 
     // MARK: Backends
 

@@ -130,7 +130,7 @@ public enum Gateway {
         ).addRoutes(to: router)
         LoginController(
             renderer: renderer,
-            login: PasswordLogin(store: components.store, hasher: components.loginHasher, throttle: LoginThrottle(), decoyHash: decoyHash),
+            login: PasswordLogin(store: components.store, hasher: components.loginHasher, throttle: LoginThrottle(store: components.store), decoyHash: decoyHash),
             sessions: components.sessions, cookie: cookie, originPolicy: originPolicy, store: components.store,
             clientAddress: clientAddress, logger: logger
         ).addRoutes(to: router)
