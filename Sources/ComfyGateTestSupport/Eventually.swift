@@ -4,11 +4,11 @@
 /// condition comes true): while the whole suite starts at once on a small machine, the other side of a
 /// connection may need many seconds to be scheduled, and a poll that gives up early reports a failure that
 /// is not there.
-public func eventually(within timeout: Duration = .seconds(30), _ condition: () -> Bool) async throws -> Bool {
+public func eventually(within timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
-        if condition() { return true }
+        if try await condition() { return true }
         try await Task.sleep(for: .milliseconds(10))
     }
-    return condition()
+    return try await condition()
 }

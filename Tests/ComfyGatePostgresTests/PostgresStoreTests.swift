@@ -77,6 +77,10 @@ import Testing
     @Test func loginThrottlesOfTwoReplicasShareLockouts() async throws {
         try await withTwoReplicas { try await ReplicaScenarios.loginThrottlesShareLockouts($0, $1) }
     }
+
+    @Test func revocationsThroughOneReplicaReachTheOther() async throws {
+        try await withTwoReplicas { try await ReplicaScenarios.revocationsReachTheOtherReplica($0, $1) }
+    }
 }
 
 @Suite struct PostgresURLTests {

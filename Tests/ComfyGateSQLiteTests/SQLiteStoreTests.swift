@@ -92,6 +92,10 @@ func withTemporaryDirectory<T>(_ body: (String) async throws -> T) async throws 
         try await withTwoStoresOnOneFile { try await ReplicaScenarios.loginThrottlesShareLockouts($0, $1) }
     }
 
+    @Test func revocationsThroughOneStoreOnAFileReachAnother() async throws {
+        try await withTwoStoresOnOneFile { try await ReplicaScenarios.revocationsReachTheOtherReplica($0, $1) }
+    }
+
     @Test func reopeningKeepsDataAndDoesNotMigrateAgain() async throws {
         try await withTemporaryDirectory { directory in
             let path = "\(directory)/comfygate.sqlite"
