@@ -1,3 +1,4 @@
+import ComfyGateCore
 import ComfyUIClient
 import Foundation
 import Synchronization
@@ -146,22 +147,12 @@ extension DoctorRun {
         String(format: "%.1f GiB", Double(bytes) / 1_073_741_824)
     }
 
-    /// Runs `body`, throwing ``DoctorTimeout`` when it takes longer than `limit`.
-    ///
-    /// Returns at the limit even when `body` ignores cancellation (a websocket handshake that never completes
-    /// does): `body` is then cancelled and left to end on its own, so a hung server cannot hang the doctor.
+    /// Runs `body`, throwing ``DoctorTimeout`` when it takes longer than `limit` (see ``withDeadline(_:_:)``).
     static func withTimeout<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        let race = Race<T>()
-        return try await withCheckedThrowingContinuation { continuation in
-            race.start(continuation)
-            let work = Task {
-                do { race.finish(.success(try await body())) } catch { race.finish(.failure(error)) }
-            }
-            Task {
-                try? await Task.sleep(for: limit)
-                work.cancel()
-                race.finish(.failure(DoctorTimeout()))
-            }
+        do {
+            return try await withDeadline(limit, body)
+        } catch is DeadlineExceeded {
+            throw DoctorTimeout()
         }
     }
 }
@@ -171,17 +162,6 @@ private final class Flag: Sendable {
     private let value = Mutex(false)
     func set() { value.withLock { $0 = true } }
     var isSet: Bool { value.withLock { $0 } }
-}
-
-/// The first of a step's result and its deadline wins; the other is ignored.
-private final class Race<T: Sendable>: Sendable {
-    private let continuation = Mutex<CheckedContinuation<T, any Error>?>(nil)
-
-    func start(_ newValue: CheckedContinuation<T, any Error>) { continuation.withLock { $0 = newValue } }
-
-    func finish(_ result: Result<T, any Error>) {
-        continuation.withLock { $0.take() }?.resume(with: result)
-    }
 }
 
 /// A doctor step took longer than its limit.

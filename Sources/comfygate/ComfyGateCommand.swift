@@ -19,7 +19,7 @@ struct ComfyGateCommand: AsyncParsableCommand {
             """,
         version: version,
         subcommands: [ServeCommand.self, UsersCommand.self, TokensCommand.self, UsageCommand.self, AuditCommand.self, SecretsCommand.self, DoctorCommand.self,
-            ModelsCommand.self, GenerateCommand.self, SetupCommand.self]
+            ModelsCommand.self, GenerateCommand.self, SetupCommand.self, BackendsCommand.self]
     )
 
     /// Parses and runs the command, giving usage errors exit code 2 like every other usage problem.

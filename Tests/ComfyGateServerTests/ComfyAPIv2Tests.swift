@@ -50,6 +50,8 @@ import Testing
             let borrowed = try await bob.v2(.POST, "/jobs", json: Self.graph(asset: assetID))
             #expect(borrowed.status == 422 && borrowed.errorCode == "missing_asset")
 
+            // Held until the event stream is open, so the stream sees the job's whole life.
+            gate.standIn.holdExecution()
             let submitted = try await alice.v2(.POST, "/jobs", json: Self.graph(asset: assetID), headers: [("Idempotency-Key", "flow-1")])
             #expect(submitted.status == 201, "\(submitted.text)")
             let job = try submitted.json()
@@ -60,7 +62,10 @@ import Testing
             let urls = try #require(job["urls"] as? [String: String])
             #expect(urls["self"] == "/api/v2/jobs/\(jobID)" && urls["events"] == "/api/v2/jobs/\(jobID)/events")
 
-            let frames = try await alice.events(jobID)
+            async let streamed = alice.events(jobID)
+            try await Task.sleep(for: .milliseconds(300))
+            gate.standIn.releaseExecution()
+            let frames = try await streamed
             #expect(frames.first?.event == "status")
             #expect(frames.last?.event == "status" && frames.last?.data["status"] as? String == "succeeded")
             let outputFrames = frames.filter { $0.event == "output" }

@@ -77,7 +77,7 @@ import WSClient
             #expect(bobQueue.pending == [bobPending])
             #expect(!bobs.text.contains(alice.id) && !bobs.text.contains("secret-workflow"), "nothing of alice's work")
             let aliceQueue = try Self.queueIDs(try await alice.get("/api/queue"))
-            #expect(aliceQueue.running == [running] && aliceQueue.pending == [alicePending])
+            #expect(aliceQueue.running == [running] && aliceQueue.pending == [alicePending], "\(aliceQueue) \(alicePending)")
             let adminQueue = try Self.queueIDs(try await admin.get("/queue"))
             #expect(adminQueue.running == [running] && adminQueue.pending == [alicePending, bobPending], "admins see everyone's")
 

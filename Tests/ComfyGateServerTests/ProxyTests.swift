@@ -132,7 +132,9 @@ import Testing
             let ready = try await TestHTTP.send(.GET, "\(gate.baseURL)/readyz")
             #expect(ready.status == 200)
             #expect(try ready.json()["status"] as? String == "ready")
-            #expect(gate.comfyUIRequests.map(\.path) == ["/system_stats"])
+            let backends = try #require(try ready.json()["backends"] as? [[String: Any]])
+            #expect(backends.map { $0["name"] as? String } == ["comfyui"])
+            #expect(backends.first?["state"] as? String == "up")
         }
     }
 

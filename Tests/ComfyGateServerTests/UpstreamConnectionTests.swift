@@ -17,7 +17,7 @@ import Testing
                     #expect(response.text == #"{"path":"/embeddings/\#(index)"}"#)
                 }
                 #expect(upstream.requestCount == 20)
-                #expect(upstream.connectionCount <= NIOSingletons.groupLoopCountSuggestion, "at most one connection per event loop")
+                #expect(upstream.requestConnectionCount <= NIOSingletons.groupLoopCountSuggestion, "at most one connection per event loop")
             }
         }
     }

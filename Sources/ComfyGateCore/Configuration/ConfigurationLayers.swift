@@ -15,6 +15,9 @@ public struct ConfigurationLayers: Sendable {
     private var values: [String: Value] = [:]
     /// Keys present in the file that no setting knows about.
     public private(set) var unknownFileKeys: [String] = []
+    /// The file's `[[backends]]` tables, in order, and the file they came from; empty when it has none.
+    private(set) var backendTables: [TOMLTable] = []
+    private(set) var backendSource = "configuration file"
 
     public init() {}
 
@@ -29,7 +32,14 @@ public struct ConfigurationLayers: Sendable {
             } catch {
                 throw ConfigurationError(problems: [error.message(file: path)])
             }
-            for (key, node) in Self.flattenSections(table) {
+            if let backends = table["backends"] {
+                backendSource = path
+                guard let tables = backends.array?.compactMap(\.table), tables.count == backends.array?.count, !tables.isEmpty else {
+                    throw ConfigurationError(problems: ["\(path): backends must be [[backends]] tables, each with a name and a url"])
+                }
+                backendTables = tables
+            }
+            for (key, node) in Self.flattenSections(table) where key != "backends" {
                 guard GatewayConfiguration.knownKeys.contains(key) else {
                     unknownFileKeys.append(key)
                     continue

@@ -1,4 +1,5 @@
 public import ComfyGatePolicy
+import ComfyGateTOML
 public import Foundation
 
 /// Everything `comfygate serve` needs to know, validated.
@@ -6,7 +7,9 @@ public import Foundation
 /// Settings (file key / flag / environment variable):
 /// - `listen` / `--listen` / `COMFYGATE_LISTEN`: `host:port` to accept clients on (default `127.0.0.1:8189`; port 0
 ///   picks a free port, logged at start).
-/// - `upstream`: ComfyUI's base URL (default `http://127.0.0.1:8188`).
+/// - `upstream`: ComfyUI's base URL (default `http://127.0.0.1:8188`): the one-backend shorthand, named `comfyui`.
+/// - `[[backends]]` (file only): several ComfyUI backends, each `name`, `url`, `weight`, `in_flight`, `labels` (see
+///   ``BackendConfiguration``); the file may have these or `upstream`, and `--upstream`/`COMFYGATE_UPSTREAM` replace them.
 /// - `data`: directory for the embedded store (default `./comfygate-data`).
 /// - `database_url`: a `postgres://` URL to share state between replicas instead of the embedded SQLite file.
 /// - `public_url`: the URL browsers use; `https` makes session cookies `Secure`.
@@ -29,13 +32,17 @@ public import Foundation
 ///   may use, or nobody; `denied_nodes`: node class types non-admins may not run.
 /// - `[jobs]` `in_flight`: jobs handed to ComfyUI at once, running or waiting there (default 2); `fair_share_window`:
 ///   how far back GPU time counts when choosing whose job goes next (default `1h`); `retention`: how long finished
-///   jobs and their outputs are kept (default `30d`).
+///   jobs and their outputs are kept (default `30d`); `dispatch_lease`: with replicas, how long a job claimed by one is
+///   left to it before another takes it back (default `30s`).
 /// - `[quotas.admin]`, `[quotas.user]`, `[quotas.viewer]`: each role's limits, `max_waiting_jobs`, `jobs_per_day`,
 ///   `gpu_seconds_per_day`, `max_image_area` (pixels); none by default. Per-user settings override them.
 public struct GatewayConfiguration: Sendable, Equatable {
     public var listenHost: String
     public var listenPort: Int
+    /// ComfyUI's base URL: the one backend when ``configuredBackends`` is empty, else the first backend's.
     public var upstream: URL
+    /// The `[[backends]]` tables; empty means the one backend at ``upstream``.
+    public var configuredBackends: [BackendConfiguration]
     public var dataDirectory: String
     public var databaseURL: String?
     public var publicURL: URL?
@@ -68,7 +75,7 @@ public struct GatewayConfiguration: Sendable, Equatable {
         "session_absolute_timeout", "upstream_connect_timeout", "upstream_timeout", "max_websocket_frame",
         "token_cache_lifetime", "bcrypt_concurrency", "log_level", "max_connections", "request_head_timeout",
         "keep_alive_timeout", "request_body_timeout", "policy.admin_only_paths", "policy.denied_paths", "policy.denied_nodes",
-        "jobs.in_flight", "jobs.fair_share_window", "jobs.retention",
+        "jobs.in_flight", "jobs.fair_share_window", "jobs.retention", "jobs.dispatch_lease",
     ]).union(Role.allCases.flatMap { role in QuotaLimits.Setting.allCases.map { "quotas.\(role.rawValue).\($0.rawValue)" } })
 
     /// The defaults, as used when nothing is configured.
@@ -76,6 +83,7 @@ public struct GatewayConfiguration: Sendable, Equatable {
         listenHost: String = "127.0.0.1",
         listenPort: Int = 8189,
         upstream: URL = URL(string: "http://127.0.0.1:8188")!,
+        configuredBackends: [BackendConfiguration] = [],
         dataDirectory: String = "./comfygate-data",
         databaseURL: String? = nil,
         publicURL: URL? = nil,
@@ -99,7 +107,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     ) {
         self.listenHost = listenHost
         self.listenPort = listenPort
-        self.upstream = upstream
+        self.upstream = configuredBackends.first?.url ?? upstream
+        self.configuredBackends = configuredBackends
         self.dataDirectory = dataDirectory
         self.databaseURL = databaseURL
         self.publicURL = publicURL
@@ -137,6 +146,14 @@ public struct GatewayConfiguration: Sendable, Equatable {
             listenPort = port
         }
         if let url = read("upstream", Self.parseHTTPURL, expected: "an http:// or https:// URL") { upstream = url }
+        if !layers.backendTables.isEmpty {
+            if let chosen = layers["upstream"], chosen.source == layers.backendSource {
+                problems.append("\(chosen.source): has both upstream and [[backends]]: keep one (upstream is the one-backend shorthand)")
+            } else if layers["upstream"] == nil {
+                configuredBackends = Self.parseBackends(layers.backendTables, source: layers.backendSource, problems: &problems)
+                if let first = configuredBackends.first { upstream = first.url }
+            }
+        }
         if let directory = read("data", { $0.isEmpty ? nil : $0 }, expected: "a directory path") { dataDirectory = directory }
         databaseURL = read("database_url", { $0.hasPrefix("postgres://") || $0.hasPrefix("postgresql://") ? $0 : nil },
             expected: "a postgres:// URL")
@@ -182,6 +199,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
             expected: "a whole number from 1 to 64") { jobs.inFlight = value }
         if let value = read("jobs.fair_share_window", duration, expected: durationText) { jobs.fairShareWindow = value }
         if let value = read("jobs.retention", duration, expected: durationText) { jobs.retention = value }
+        if let value = read("jobs.dispatch_lease", { DurationParser.seconds($0).flatMap { (3...3600).contains($0) ? $0 : nil } },
+            expected: "a duration from 3s to 1h") { jobs.dispatchLease = value }
         for role in Role.allCases {
             var limits = QuotaLimits()
             for setting in QuotaLimits.Setting.allCases {
@@ -194,6 +213,65 @@ public struct GatewayConfiguration: Sendable, Equatable {
             problems.append("session_idle_timeout is longer than session_absolute_timeout")
         }
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
+    }
+
+    /// The backends jobs go to: the `[[backends]]` tables, or the one at ``upstream`` named `comfyui`; a backend's
+    /// slots default to `[jobs] in_flight`.
+    public var backends: [BackendConfiguration] {
+        let listed = configuredBackends.isEmpty
+            ? [BackendConfiguration(name: BackendConfiguration.shorthandName, url: upstream)] : configuredBackends
+        return listed.map { backend in
+            var resolved = backend
+            resolved.slots = backend.slots ?? jobs.inFlight
+            return resolved
+        }
+    }
+
+    /// Reads `[[backends]]` tables, naming the table and key of every problem.
+    static func parseBackends(_ tables: [TOMLTable], source: String, problems: inout [String]) -> [BackendConfiguration] {
+        var backends: [BackendConfiguration] = []
+        for (index, table) in tables.enumerated() {
+            let place = "\(source): [[backends]] #\(index + 1)"
+            for key in table.keys where !BackendConfiguration.knownKeys.contains(key) {
+                problems.append("\(place): unknown setting '\(key)'")
+            }
+            guard let name = table["name"]?.string, BackendConfiguration.isValidName(name) else {
+                problems.append("\(place): name must be 1 to 40 of a-z, 0-9, - and _")
+                continue
+            }
+            guard let url = table["url"]?.string.flatMap(parseHTTPURL) else {
+                problems.append("\(place) (\(name)): url must be an http:// or https:// URL")
+                continue
+            }
+            var backend = BackendConfiguration(name: name, url: url)
+            if let weight = table["weight"] {
+                let value = weight.float ?? weight.integer.map(Double.init)
+                if let value, value > 0, value <= 1000 { backend.weight = value } else {
+                    problems.append("\(place) (\(name)): weight must be a number above 0 and at most 1000")
+                }
+            }
+            if let slots = table["in_flight"] {
+                if let value = slots.integer, (1...64).contains(value) { backend.slots = Int(value) } else {
+                    problems.append("\(place) (\(name)): in_flight must be a whole number from 1 to 64")
+                }
+            }
+            if let labels = table["labels"] {
+                let strings = labels.table.map { table in table.compactMap { entry in entry.value.string.map { (entry.key, $0) } } }
+                if let strings, strings.count == labels.table?.count {
+                    backend.labels = Dictionary(strings, uniquingKeysWith: { $1 })
+                } else {
+                    problems.append("\(place) (\(name)): labels must be a table of strings, e.g. { gpu = \"RTX 4090\" }")
+                }
+            }
+            if backends.contains(where: { $0.name == name }) {
+                problems.append("\(place): the name '\(name)' is used by another backend")
+            } else if backends.contains(where: { $0.url == url }) {
+                problems.append("\(place) (\(name)): \(url.absoluteString) is already another backend's url")
+            } else {
+                backends.append(backend)
+            }
+        }
+        return backends
     }
 
     /// Session cookies get `Secure` when browsers reach the gateway over https.

@@ -89,11 +89,15 @@ public struct JobSettings: Sendable, Equatable {
     public var fairShareWindow: TimeInterval
     /// How long finished jobs and their outputs are kept.
     public var retention: TimeInterval
+    /// With replicas sharing a PostgreSQL store: how long a claimed job is left to the replica that claimed it before
+    /// another takes it back (that replica died before handing it over). Hand-overs give up after two thirds of it.
+    public var dispatchLease: TimeInterval
 
-    public init(inFlight: Int = 2, fairShareWindow: TimeInterval = 3600, retention: TimeInterval = 30 * 86_400) {
+    public init(inFlight: Int = 2, fairShareWindow: TimeInterval = 3600, retention: TimeInterval = 30 * 86_400, dispatchLease: TimeInterval = 30) {
         self.inFlight = inFlight
         self.fairShareWindow = fairShareWindow
         self.retention = retention
+        self.dispatchLease = dispatchLease
     }
 }
 

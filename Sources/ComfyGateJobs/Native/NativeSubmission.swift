@@ -30,12 +30,19 @@ public struct NativeSubmission: Sendable, Equatable {
         others.last { $0.key == "partial_execution_targets" }?.value.arrayValue?.compactMap(\.stringValue)
     }
 
-    /// A queued job holding this submission.
+    /// A queued job holding this submission. `extra_data.comfygate_retryable: true` lets it run again once on another
+    /// backend when the backend running it dies.
     public func job(id: String, userID: String, createdAt: Date) -> Job {
-        Job(
+        var job = Job(
             id: id, userID: userID, source: .native, workflow: Self.text(prompt), extraData: Self.text(extraData),
             clientID: clientID, metadata: others.isEmpty ? nil : Self.text(.object(others)), createdAt: createdAt)
+        job.retryable = extraData[Self.retryableKey] == .bool(true)
+        return job
     }
+
+    /// The `extra_data` member that marks a job retryable: it may run again once on another backend when the backend
+    /// running it dies.
+    public static let retryableKey = "comfygate_retryable"
 
     /// The `POST /prompt` body that hands `job` to ComfyUI under the job's id; nil when the job's stored JSON does
     /// not parse (it was written by the gateway, so only a damaged store does that).

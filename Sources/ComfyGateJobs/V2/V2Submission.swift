@@ -118,8 +118,13 @@ public struct V2Submission: Sendable, Equatable {
 
     private static func extraData(_ value: PolicyJSON?) throws(V2Failure) -> PolicyJSON {
         guard let value, value != .null else { return .object([]) }
-        guard let members = value.members, members.allSatisfy({ $0.key == "api_key_comfy_org" && $0.value.stringValue != nil })
-        else { throw .invalidRequest("'extra_data' may hold only 'api_key_comfy_org', a string") }
+        guard let members = value.members, members.allSatisfy({ member in
+            member.key == "api_key_comfy_org" && member.value.stringValue != nil
+                || member.key == NativeSubmission.retryableKey && [.bool(true), .bool(false)].contains(member.value)
+        })
+        else {
+            throw .invalidRequest("'extra_data' may hold only 'api_key_comfy_org', a string, and '\(NativeSubmission.retryableKey)', a boolean")
+        }
         return value
     }
 

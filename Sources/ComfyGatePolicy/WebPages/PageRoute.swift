@@ -31,6 +31,8 @@ public enum PageRoute: Sendable, Equatable {
     case importToken
     /// `POST /admin/jobs/{id}/cancel`
     case cancelJob(id: String)
+    /// `POST /admin/backends/{name}/drain` or `/enable`: take a backend out of dispatch, or back.
+    case setBackendDrained(name: String, drained: Bool)
 
     /// The first segments of the paths the pages live under.
     static let roots: Set<Substring> = ["account", "gallery", "admin", "comfygate"]
@@ -57,6 +59,8 @@ public enum PageRoute: Sendable, Equatable {
             case ("POST", "admin", 3) where rest[0] == "tokens" && rest[2] == "revoke": .revokeToken(id: String(rest[1]))
             case ("POST", "admin", 2) where rest == ["tokens", "import"]: .importToken
             case ("POST", "admin", 3) where rest[0] == "jobs" && rest[2] == "cancel": .cancelJob(id: String(rest[1]))
+            case ("POST", "admin", 3) where rest[0] == "backends" && ["drain", "enable"].contains(rest[2]):
+                .setBackendDrained(name: String(rest[1]), drained: rest[2] == "drain")
             default: nil
             }
         return route.map(Match.route) ?? .unknown
@@ -72,7 +76,7 @@ public enum PageRoute: Sendable, Equatable {
     /// Only admins may use it.
     public var isAdminOnly: Bool {
         switch self {
-        case .admin, .addUser, .changeUser, .revokeToken, .importToken, .cancelJob: true
+        case .admin, .addUser, .changeUser, .revokeToken, .importToken, .cancelJob, .setBackendDrained: true
         default: false
         }
     }

@@ -9,7 +9,8 @@ public import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
-/// Builds the gateway application: routes, authentication, proxy and websocket relay over one store.
+/// Builds the gateway application: routes, authentication, proxy and websocket relay over one store, in front of
+/// one or more ComfyUI backends.
 public enum Gateway {
     /// The parts the gateway is made of, shared by the HTTP routes and the websocket upgrade.
     public struct Components: Sendable {
@@ -23,24 +24,20 @@ public enum Gateway {
         public let loginHasher: PasswordHasher
         public let verifier: CredentialVerifier
         public let sessions: SessionManager
-        public let transport: any UpstreamTransport
         /// Who may do what, with the prompt and file owners it decides from.
         public let policy: AccessPolicy
         let now: @Sendable () -> Date
 
         /// - Parameters:
-        ///   - transport: how ComfyUI is reached; by default ``Gateway/makeTransport(for:)``.
         ///   - now: the clock, replaceable in tests.
         public init(
             configuration: GatewayConfiguration,
             store: any GatewayStore,
-            transport: (any UpstreamTransport)? = nil,
             now: @escaping @Sendable () -> Date = { Date() }
         ) {
             self.configuration = configuration
             let store = CachedGatewayStore(store)
             self.store = store
-            self.transport = transport ?? Gateway.makeTransport(for: configuration)
             self.policy = AccessPolicy(rules: configuration.policy)
             self.now = now
             self.hasher = PasswordHasher(maxConcurrent: configuration.bcryptConcurrency, background: true)
@@ -55,21 +52,7 @@ public enum Gateway {
         }
     }
 
-    /// The transport for the configured upstream: pooled SwiftNIO connections for http, AsyncHTTPClient for https.
-    public static func makeTransport(for configuration: GatewayConfiguration) -> any UpstreamTransport {
-        if configuration.upstream.scheme?.lowercased() == "https" {
-            return HTTPClientTransport(
-                upstream: configuration.upstream, connectTimeout: configuration.upstreamConnectTimeout,
-                readTimeout: configuration.upstreamTimeout
-            )
-        }
-        return PooledUpstreamTransport(
-            upstream: configuration.upstream, connectTimeout: configuration.upstreamConnectTimeout,
-            readTimeout: configuration.upstreamTimeout
-        )
-    }
-
-    /// Builds the application. The transport is shut down with it.
+    /// Builds the application. The backends' transports are shut down with it.
     /// - Parameters:
     ///   - components: the store, transport and services the gateway uses.
     ///   - onServerRunning: called with the bound channel once the gateway listens (tests read the port here).
@@ -82,14 +65,13 @@ public enum Gateway {
         let cookie = SessionCookie(secure: configuration.usesSecureCookies, maxAge: Int(configuration.sessionAbsoluteTimeout))
         let clientAddress = ClientAddressResolver(trustedProxies: Set(configuration.trustedProxies))
         let originPolicy = OriginPolicy(publicOrigin: configuration.publicURL.map(Self.origin(of:)))
-        let upstreamAuthority = Self.authority(of: configuration.upstream)
-        let upstreamHeaders = UpstreamRequestHeaders(
-            upstreamAuthority: upstreamAuthority,
-            upstreamOrigin: Self.origin(of: configuration.upstream),
-            sessionCookieName: cookie.name,
-            clientAddress: clientAddress,
-            publicScheme: configuration.publicURL?.scheme
-        )
+        let pool = BackendPool(configuration: configuration) { url in
+            UpstreamRequestHeaders(
+                upstreamAuthority: Self.authority(of: url), upstreamOrigin: Self.origin(of: url), sessionCookieName: cookie.name,
+                clientAddress: clientAddress, publicScheme: configuration.publicURL?.scheme)
+        }
+        let fileLocations = FileLocations(isShared: pool.isShared)
+        let backendRouter = BackendRouter(pool: pool, fileLocations: fileLocations)
         let authenticator = RequestAuthenticator(
             verifier: components.verifier, sessions: components.sessions, cookie: cookie, clientAddress: clientAddress, logger: logger
         )
@@ -98,36 +80,30 @@ public enum Gateway {
                 ? Self.decoyHashCost12 : try await components.loginHasher.hash(TokenFormat.randomID(), cost: PasswordHasher.defaultCost)
         )
 
-        let comfyUIUsers = ComfyUIUsers(transport: components.transport, store: components.store, logger: logger)
+        // ComfyUI's own users (saved workflows, settings) live on the first backend.
+        let comfyUIUsers = ComfyUIUsers(transport: pool.members[0].transport, store: components.store, logger: logger)
         let openWebSockets = OpenWebSockets(authenticator: authenticator, logger: logger)
         let isolation = Isolation(policy: components.policy, store: components.store, logger: logger, now: components.now)
         try await isolation.loadOwners()
-        let backend = ComfyUIBackend(transport: components.transport, name: configuration.upstream.absoluteString)
+        let dataDirectory = URL(fileURLWithPath: configuration.dataDirectory)
+        try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let placement = InputPlacement(blobs: try BlobStore(root: dataDirectory.appendingPathComponent("assets")))
         let listenerClientID = "comfygate-jobs-" + UUID().uuidString.lowercased()
         let jobs = JobQueue(
-            store: components.store, backend: backend,
+            store: components.store, pool: pool, placement: placement, fileLocations: fileLocations,
+            dispatchLease: configuration.databaseURL == nil ? 0 : configuration.jobs.dispatchLease,
             settings: configuration.jobs, roleQuotas: configuration.quotas, ownership: components.policy.ownership,
             counts: isolation.waitingJobs, notices: JobNotices(sockets: openWebSockets), events: JobEvents(),
             listenerClientID: listenerClientID, logger: logger, now: components.now
         )
         try await jobs.load()
-        let dataDirectory = URL(fileURLWithPath: configuration.dataDirectory)
-        try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let assets = AssetLibrary(
-            blobs: try BlobStore(root: dataDirectory.appendingPathComponent("assets")),
-            store: components.store, backend: backend, maxUploadBytes: AssetLibrary.defaultMaxUploadBytes
-        )
+        let assets = AssetLibrary(placement: placement, store: components.store, maxUploadBytes: AssetLibrary.defaultMaxUploadBytes)
 
         let renderer = try PageRenderer(siteName: configuration.siteName)
         let router = Router(context: GatewayRequestContext.self)
         let storeHealth = StoreHealth(logger: logger)
         router.add(middleware: FailureAnswerMiddleware(storeHealth: storeHealth))
-        HealthController(
-            transport: components.transport,
-            upstreamDescription: configuration.upstream.absoluteString,
-            store: components.store,
-            storeHealth: storeHealth
-        ).addRoutes(to: router)
+        HealthController(pool: pool, store: components.store, storeHealth: storeHealth).addRoutes(to: router)
         LoginController(
             renderer: renderer,
             login: PasswordLogin(store: components.store, hasher: components.loginHasher, throttle: LoginThrottle(store: components.store), decoyHash: decoyHash),
@@ -137,14 +113,15 @@ public enum Gateway {
         router.add(middleware: AuthenticationMiddleware(authenticator: authenticator, originPolicy: originPolicy, policy: components.policy))
         router.add(middleware: WebPages(
             renderer: renderer, store: components.store, accounts: AccountService(store: components.store, hasher: components.loginHasher),
-            sessions: components.sessions, cookie: cookie, loginHasher: components.loginHasher, jobs: jobs, backend: backend,
+            sessions: components.sessions, cookie: cookie, loginHasher: components.loginHasher, jobs: jobs, pool: pool,
             configuration: configuration, clientAddress: clientAddress
         ))
         router.add(middleware: V2Door(
-            store: components.store, jobs: jobs, library: assets, isolation: isolation, backend: backend,
+            store: components.store, jobs: jobs, library: assets, isolation: isolation, pool: pool,
             publicScheme: configuration.publicURL?.scheme, now: components.now
         ))
-        router.add(middleware: UpstreamProxy(transport: components.transport, headers: upstreamHeaders, isolation: isolation, comfyUIUsers: comfyUIUsers, jobs: jobs))
+        router.add(middleware: UpstreamProxy(
+            router: backendRouter, placement: placement, isolation: isolation, comfyUIUsers: comfyUIUsers, jobs: jobs))
 
         let webSocket = WebSocketUpgrader.Dependencies(
             authenticator: authenticator,
@@ -152,10 +129,10 @@ public enum Gateway {
             policy: components.policy,
             isolation: isolation,
             openWebSockets: openWebSockets,
-            upstreamHeaders: upstreamHeaders,
+            upstreamHeaders: pool.members[0].headers,
             connector: UpstreamWebSocketConnector(
                 host: configuration.upstream.host ?? "127.0.0.1",
-                authority: upstreamAuthority,
+                authority: Self.authority(of: configuration.upstream),
                 port: configuration.upstream.port ?? (configuration.upstream.scheme == "https" ? 443 : 80),
                 connectTimeout: configuration.upstreamConnectTimeout,
                 maxFrameSize: configuration.maxWebSocketFrame,
@@ -163,12 +140,9 @@ public enum Gateway {
             ),
             logger: logger
         )
-        let fastPath = (components.transport as? PooledUpstreamTransport).map { transport in
-            FastProxyHandler.Dependencies(
-                authenticator: authenticator, originPolicy: originPolicy, upstreamHeaders: upstreamHeaders, transport: transport,
-                policy: components.policy, comfyUIUsers: comfyUIUsers, logger: logger
-            )
-        }
+        let fastPath = FastProxyHandler.Dependencies(
+            authenticator: authenticator, originPolicy: originPolicy, router: backendRouter, policy: components.policy,
+            comfyUIUsers: comfyUIUsers, logger: logger)
         let limits = ConnectionLimits(configuration: configuration)
         let openConnections = OpenConnections(limit: limits.maxConnections, logger: logger)
         logger.info("client connections", metadata: [
@@ -190,10 +164,15 @@ public enum Gateway {
                 reuseAddress: true
             ),
             services: [
-                UpstreamTransportService(transport: components.transport), openWebSockets, comfyUIUsers,
-                UpstreamWatch(transport: components.transport, upstreamDescription: configuration.upstream.absoluteString, logger: logger),
-                JobQueueService(
-                    queue: jobs, eventsURL: Self.eventsURL(of: configuration.upstream), clientID: listenerClientID, logger: logger),
+                UpstreamTransportService(transports: pool.transports), openWebSockets, comfyUIUsers,
+                BackendWatch(pool: pool, store: components.store, replica: Self.replicaName, logger: logger) { backend, state in
+                    switch state {
+                    case .down: await jobs.backendWentDown(backend)
+                    case .up: await jobs.backendCameUp(backend)
+                    case .unknown: break
+                    }
+                },
+                JobQueueService(queue: jobs, pool: pool, clientID: listenerClientID, logger: logger),
             ],
             onServerRunning: onServerRunning ?? { _ in },
             logger: logger
@@ -205,15 +184,22 @@ public enum Gateway {
     /// start cost about 0.3 s of cold start.
     static let decoyHashCost12 = "$2b$12$2bpKfMF9UjdLRwBrR81Ne.ku87SuZLaY3p7iF9S64aq16Xd8NqEki"
 
+    /// How this gateway names itself in the store's records of what each replica sees: host, process and a random
+    /// part (a restarted process is a new replica).
+    static let replicaName = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-"
+        + UUID().uuidString.prefix(8).lowercased()
+
     static func authority(of url: URL) -> String {
         let host = url.host ?? "127.0.0.1"
         let bracketed = host.contains(":") ? "[\(host)]" : host
         return url.port.map { "\(bracketed):\($0)" } ?? bracketed
     }
 
-    /// ComfyUI's websocket, `ws://host:port/ws` (`wss` behind https).
+    /// ComfyUI's websocket, `ws://host:port/ws` (`wss` behind https), under the URL's path prefix if it has one.
     static func eventsURL(of url: URL) -> String {
-        (url.scheme?.lowercased() == "https" ? "wss" : "ws") + "://\(authority(of: url))/ws"
+        var prefix = url.path
+        while prefix.hasSuffix("/") { prefix.removeLast() }
+        return (url.scheme?.lowercased() == "https" ? "wss" : "ws") + "://\(authority(of: url))\(prefix)/ws"
     }
 
     static func origin(of url: URL) -> String {
@@ -221,12 +207,12 @@ public enum Gateway {
     }
 }
 
-/// Closes the upstream connections when the application stops.
+/// Closes the backends' connections when the application stops.
 struct UpstreamTransportService: Service {
-    let transport: any UpstreamTransport
+    let transports: [any UpstreamTransport]
 
     func run() async throws {
         try? await gracefulShutdown()
-        await transport.shutdown()
+        for transport in transports { await transport.shutdown() }
     }
 }

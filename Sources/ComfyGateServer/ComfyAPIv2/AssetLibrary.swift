@@ -8,26 +8,23 @@ import Hummingbird
 import MultipartKit
 import NIOCore
 import NIOPosix
-import Synchronization
 
 /// Users' assets: uploads kept as content-addressed blobs (BLAKE3) with one record per user and name, placed in
-/// ComfyUI's input folder (under the owner's folder) when a job uses them.
+/// the input folder (under the owner's folder) of the backend that runs a job using them.
 final class AssetLibrary: Sendable {
     let blobs: BlobStore
     private let store: any GatewayStore
-    private let backend: ComfyUIBackend
+    private let placement: InputPlacement
     /// The largest upload taken.
     let maxUploadBytes: Int
     private let threadPool: NIOThreadPool
     /// The largest upload taken by default.
     static let defaultMaxUploadBytes = 256 << 20
-    /// Input files known to be in ComfyUI's input folder already, `subfolder/name`.
-    private let placed = Mutex<Set<String>>([])
 
-    init(blobs: BlobStore, store: any GatewayStore, backend: ComfyUIBackend, maxUploadBytes: Int, threadPool: NIOThreadPool = .singleton) {
-        self.blobs = blobs
+    init(placement: InputPlacement, store: any GatewayStore, maxUploadBytes: Int, threadPool: NIOThreadPool = .singleton) {
+        self.blobs = placement.blobs
         self.store = store
-        self.backend = backend
+        self.placement = placement
         self.maxUploadBytes = maxUploadBytes
         self.threadPool = threadPool
     }
@@ -118,29 +115,17 @@ final class AssetLibrary: Sendable {
 
     // MARK: ComfyUI's input folder
 
-    /// The name a job's graph gives an asset: a file in the owner's input folder, uploaded to ComfyUI when it is not
-    /// there yet. Named by the content's hash, so two uploads of one name never overwrite each other.
-    func inputFile(for asset: Asset, space: UserSpace) async throws(V2Failure) -> String {
-        guard let hash = asset.hash.flatMap(BlobHash.init), let url = blobs.url(of: hash) else {
+    /// The name a job's graph gives an asset: a file in the owner's input folder, put in the input folder of the
+    /// backend that runs the job before it is handed over. Named by the content's hash, so two uploads of one name
+    /// never overwrite each other.
+    func inputFile(for asset: Asset, space: UserSpace) throws(V2Failure) -> String {
+        guard let hash = asset.hash.flatMap(BlobHash.init), blobs.contains(hash) else {
             throw V2Failure(status: 422, code: "missing_asset", message: "asset \(asset.id) has no content",
                 details: .object([.init(key: "missing_ids", value: .array([.string(asset.id)]))]))
         }
         let base = asset.name.split(separator: "/").last.map(String.init) ?? "asset"
-        let name = String(hash.hex.prefix(16)) + "_" + Self.safeFileName(base)
-        let path = space.folder + "/" + name
-        if placed.withLock({ $0.contains(path) }) { return path }
-        do {
-            let bytes = try await threadPool.runIfActive { try Data(contentsOf: url) }
-            let status = try await backend.uploadInput(Array(bytes), name: name, subfolder: space.folder, contentType: asset.contentType)
-            guard status == 200 else {
-                throw V2Failure(status: 502, code: "upstream_error", message: "ComfyUI refused the input file (\(status))")
-            }
-        } catch let failure as V2Failure {
-            throw failure
-        } catch {
-            throw V2Failure(status: 503, code: "upstream_unreachable", message: "ComfyUI could not be reached to place the input file")
-        }
-        placed.withLock { _ = $0.insert(path) }
+        let path = space.folder + "/" + String(hash.hex.prefix(16)) + "_" + Self.safeFileName(base)
+        placement.keep(path: path, blob: hash, contentType: asset.contentType)
         return path
     }
 

@@ -21,7 +21,7 @@ struct V2Door: RouterMiddleware {
     let jobs: JobQueue
     let library: AssetLibrary
     let isolation: Isolation
-    let backend: ComfyUIBackend
+    let pool: BackendPool
     /// The scheme of the configured public URL; the host is the one the client dialled, so the SDK keeps its token.
     let publicScheme: String?
     let now: @Sendable () -> Date
@@ -128,7 +128,7 @@ struct V2Door: RouterMiddleware {
                 missing.append(reference.assetID)
                 continue
             }
-            fileNames[asset.id] = try await library.inputFile(for: asset, space: caller.space)
+            fileNames[asset.id] = try library.inputFile(for: asset, space: caller.space)
         }
         if !missing.isEmpty {
             throw V2Failure(
@@ -150,10 +150,11 @@ struct V2Door: RouterMiddleware {
         guard let prompt = (try? PolicyJSON(parsing: rewritten.body)).flatMap(NativeSubmission.init(request:)) else {
             throw V2Failure.invalidWorkflow("the workflow could not be read")
         }
-        let job = Job(
+        var job = Job(
             userID: caller.userID, source: .v2, workflow: Self.text(prompt.prompt), extraData: Self.text(prompt.extraData),
             idempotencyKey: key, requestDigest: SHA256.hash(data: body).map { String(format: "%02x", $0) }.joined(),
             metadata: submission.metadata.map(Self.text), createdAt: now())
+        job.retryable = prompt.extraData[NativeSubmission.retryableKey] == .bool(true)
         let admission: JobQueue.Admission
         do {
             admission = try await jobs.submit(job, prompt: prompt.prompt, caller: caller)
@@ -251,7 +252,7 @@ struct V2Door: RouterMiddleware {
             let leftForComfyUI = try await jobs.cancel([job.id], by: caller.userID == job.userID ? caller : owner)
             if leftForComfyUI.contains(job.id), job.state == .running || job.state == .canceling {
                 do {
-                    try await backend.cancel(promptID: job.id)
+                    try await jobs.stopAtBackend(job)
                 } catch {
                     // The job stays `canceling`; the watch ends it once ComfyUI drops or finishes it.
                 }
@@ -381,8 +382,11 @@ struct V2Door: RouterMiddleware {
                 try await Self.stream(path: path, range: byteRange, to: &writer)
                 try await writer.finish(nil)
             })
-        case .output(_, let output):
-            let answer = try await backend.view(output, range: request.headers[.range])
+        case .output(let job, let output):
+            guard let backend = pool.backend(of: job) else {
+                throw V2Failure(status: 404, code: "output_unavailable", message: "the backend that ran this job is no longer configured")
+            }
+            let answer = try await backend.calls.view(output, range: request.headers[.range])
             switch answer.status.code {
             case 200, 206, 416:
                 var headers: HTTPFields = [.cacheControl: "private, no-store"]

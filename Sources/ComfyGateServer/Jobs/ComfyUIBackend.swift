@@ -8,8 +8,10 @@ import NIOCore
 /// The calls the job queue makes to one ComfyUI, over the gateway's own transport.
 struct ComfyUIBackend: Sendable {
     let transport: any UpstreamTransport
-    /// How jobs name it (`Job.backend`): the upstream URL.
+    /// How jobs name it (`Job.backend`).
     let name: String
+    /// How these requests name themselves to ComfyUI.
+    var userAgent = Self.userAgent
 
     /// How the job queue's own requests name themselves to ComfyUI.
     static let userAgent = "comfygate-jobs"
@@ -25,16 +27,18 @@ struct ComfyUIBackend: Sendable {
         return (response.status.code, try await UpstreamProxy.collect(response, limit: UpstreamProxy.maxJSONRequest))
     }
 
-    /// The ids of the prompts in ComfyUI's queue, running or waiting.
-    func queuedPromptIDs() async throws -> Set<String> {
+    /// The ids of the prompts in ComfyUI's queue: running, and waiting.
+    func queue() async throws -> (running: Set<String>, pending: Set<String>) {
         let queue = try await json("/queue")
-        var ids: Set<String> = []
-        for list in ["queue_running", "queue_pending"] {
-            for item in queue[list]?.arrayValue ?? [] {
-                if let id = item.arrayValue?.dropFirst().first?.stringValue { ids.insert(id) }
-            }
+        func ids(_ list: String) -> Set<String> {
+            Set((queue[list]?.arrayValue ?? []).compactMap { $0.arrayValue?.dropFirst().first?.stringValue })
         }
-        return ids
+        return (ids("queue_running"), ids("queue_pending"))
+    }
+
+    /// `GET /system_stats`.
+    func systemStats() async throws -> PolicyJSON {
+        try await json("/system_stats")
     }
 
     /// ComfyUI's history entry for a prompt, nil when its history does not have it.
@@ -82,14 +86,23 @@ struct ComfyUIBackend: Sendable {
         }
     }
 
+    /// `GET /view` of a file in ComfyUI's input folder; ComfyUI's answer still streaming.
+    func viewInput(_ file: JobOutput) async throws -> Response {
+        try await view(file, type: "input", range: nil)
+    }
+
     /// `GET /view` of a file of a job's, with the client's `Range` passed on; ComfyUI's answer still streaming.
     func view(_ output: JobOutput, range: String?) async throws -> Response {
+        try await view(output, type: output.fileType.rawValue, range: range)
+    }
+
+    private func view(_ output: JobOutput, type: String, range: String?) async throws -> Response {
         var query = URLComponents()
         query.queryItems = [
             URLQueryItem(name: "filename", value: output.fileName), URLQueryItem(name: "subfolder", value: output.subfolder),
-            URLQueryItem(name: "type", value: output.fileType.rawValue),
+            URLQueryItem(name: "type", value: type),
         ]
-        var headers: HTTPFields = [.userAgent: Self.userAgent]
+        var headers: HTTPFields = [.userAgent: userAgent]
         if let range { headers[.range] = range }
         return try await transport.send(UpstreamRequest(
             method: .get, pathAndQuery: "/view?" + (query.percentEncodedQuery ?? ""), headers: headers, body: nil, contentLength: nil))
@@ -109,7 +122,7 @@ struct ComfyUIBackend: Sendable {
     private func send(_ method: HTTPRequest.Method, _ path: String, body: [UInt8]?, contentType: String = "application/json")
         async throws -> Response
     {
-        var headers: HTTPFields = [.accept: "application/json", .userAgent: Self.userAgent]
+        var headers: HTTPFields = [.accept: "application/json", .userAgent: userAgent]
         if body != nil { headers[.contentType] = contentType }
         return try await transport.send(UpstreamRequest(
             method: method, pathAndQuery: path, headers: headers,

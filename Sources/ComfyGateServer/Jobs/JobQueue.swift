@@ -5,10 +5,14 @@ import Foundation
 import Logging
 import Synchronization
 
-/// The gateway's queue in front of ComfyUI. Every prompt accepted is a job in the store; ComfyUI is handed at
-/// most `in_flight` of them at a time, chosen by ``FairShare``; the rest wait in the gateway, already checked
-/// against ComfyUI's node catalog. Jobs out at ComfyUI are watched until its history has them (or it forgot
-/// them, after a restart: they queue again), so they outlive restarts of either side and none runs twice.
+/// The gateway's queue in front of its ComfyUI backends. Every prompt accepted is a job in the store; each backend
+/// is handed at most its slots' worth at a time — the job whose turn it is by ``FairShare``, to the least loaded
+/// backend for its weight that has every model file the job names (``BackendChoice``) — and the rest wait in the
+/// gateway, already checked against a node catalog. A job is claimed in the store before it is handed over
+/// (``GatewayStore/claimJob(id:backend:slots:at:)``), so replicas sharing the store never hand one over twice. Jobs
+/// out at a backend are watched until its history has them (or it forgot them, after a restart: they queue again);
+/// when a backend goes down its waiting jobs queue again and its running ones fail (or queue again once, when
+/// retryable). Jobs outlive restarts of either side and none runs twice.
 actor JobQueue {
     /// What a submission is answered with.
     struct Answer: Sendable {
@@ -32,7 +36,10 @@ actor JobQueue {
     }
 
     private let store: any GatewayStore
-    private let backend: ComfyUIBackend
+    private let pool: BackendPool
+    private let placement: InputPlacement
+    /// Which backend has each job's output files.
+    nonisolated let fileLocations: FileLocations
     private let settings: JobSettings
     private let roleQuotas: [Role: QuotaLimits]
     private let ownership: OwnershipIndex
@@ -46,18 +53,23 @@ actor JobQueue {
 
     /// Jobs ComfyUI accepted and has not been seen to finish, by id.
     private var inFlight: [String: Job] = [:]
-    /// Hand-overs under way, per user: slots taken before ComfyUI has answered.
+    /// Hand-overs under way, per user and per backend: slots taken before ComfyUI has answered.
     private var handingOverByUser: [String: Int] = [:]
-    private var handingOver: Int { handingOverByUser.values.reduce(0, +) }
+    private var handingOverByBackend: [String: Int] = [:]
+    /// Jobs being handed over by this gateway now.
+    private var handingOverJobs: Set<String> = []
+    /// The model files each waiting job names, read once.
+    private var modelFilesByJob: [String: ModelFiles] = [:]
     /// Jobs waiting in the gateway, per user.
-    private var queuedByUser: [String: Int] = [:]
+    private var queuedByUser: [String: Int] = [:] {
+        didSet { queueCountsVersion &+= 1 }
+    }
+    /// Changes with every change of ``queuedByUser``.
+    private var queueCountsVersion = 0
     private var pumping = false
     private var pumpAgain = false
     /// The `number` answered for held jobs, counting on like ComfyUI's own.
     private var nextNumber = 0
-    private var catalog: (catalog: NodeCatalog, fetchedAt: Date)?
-    /// When ComfyUI last failed to give its node catalog: held prompts go unchecked until ``catalogRetry`` later.
-    private var catalogUnavailableSince: Date?
     /// The creation time of the latest job: each new one is later by at least ``creationStep``, so first in,
     /// first out holds even for submissions the clock cannot tell apart.
     private var latestCreation = Date.distantPast
@@ -66,13 +78,17 @@ actor JobQueue {
     /// Each user's jobs queued or out at ComfyUI, for the `queue_remaining` their websockets are told.
     nonisolated let counts: WaitingCounts
 
-    /// How long a node catalog read from ComfyUI is used to check held prompts.
-    static let catalogLifetime: TimeInterval = 60
-    /// How long after a failed read of the node catalog it is asked for again.
-    static let catalogRetry: TimeInterval = 5
+    /// With replicas sharing the store (``JobSettings/dispatchLease``), how long after a job was claimed the watch
+    /// leaves it alone whichever gateway claimed it, so one whose hand-over is still under way elsewhere is never
+    /// queued again; after that, a claim whose gateway died before ComfyUI had the job has expired and the job waits
+    /// again. 0 for a gateway alone on its store, which knows its own hand-overs.
+    private let dispatchLease: TimeInterval
+    /// How long a hand-over may take: two thirds of the lease (20 s alone on the store).
+    private var handOverTimeout: Duration { .milliseconds(Int64((dispatchLease > 0 ? dispatchLease : 30) * 2000 / 3)) }
 
     init(
-        store: any GatewayStore, backend: ComfyUIBackend, settings: JobSettings, roleQuotas: [Role: QuotaLimits],
+        store: any GatewayStore, pool: BackendPool, placement: InputPlacement, fileLocations: FileLocations, dispatchLease: TimeInterval,
+        settings: JobSettings, roleQuotas: [Role: QuotaLimits],
         ownership: OwnershipIndex, counts: WaitingCounts, notices: JobNotices, events: JobEvents, listenerClientID: String,
         logger: Logger, now: @escaping @Sendable () -> Date
     ) {
@@ -80,7 +96,10 @@ actor JobQueue {
         self.events = events
         self.listenerClientID = listenerClientID
         self.store = store
-        self.backend = backend
+        self.pool = pool
+        self.placement = placement
+        self.fileLocations = fileLocations
+        self.dispatchLease = dispatchLease
         self.settings = settings
         self.roleQuotas = roleQuotas
         self.ownership = ownership
@@ -97,14 +116,16 @@ actor JobQueue {
         latestCreation = recent.first?.createdAt ?? .distantPast
         for job in recent.reversed() {
             ownership.record(prompt: job.id, owner: job.userID)
-            ownership.record(files: job.outputs.map(Self.fileReference), owner: job.userID)
+            finished(job)
         }
         for job in try await store.jobs(inStates: [.queued, .running, .canceling]) {
             ownership.record(prompt: job.id, owner: job.userID)
             if job.state == .queued {
                 queuedByUser[job.userID, default: 0] += 1
             } else {
-                inFlight[job.id] = job
+                var current = job
+                current.backend = pool.backend(of: job)?.name ?? job.backend
+                inFlight[job.id] = current
             }
         }
         publishCounts()
@@ -162,23 +183,31 @@ actor JobQueue {
         job.createdAt = time
         let id = job.id
 
-        if inFlight.count + handingOver < settings.inFlight, queuedByUser.isEmpty {
+        let files = ModelFiles(prompt: prompt)
+        if let reason = pool.refusal(for: files) { return .refused(status: 400, answer: Self.noBackendAnswer(reason)) }
+
+        if queuedByUser.isEmpty, let backend = freeBackend(for: files) {
             // Owned before ComfyUI sees it: its first events may come before its answer.
             ownership.record(prompt: id, owner: caller.userID)
-            beginHandOver(caller.userID)
-            job.state = .running
-            job.dispatchedAt = time
-            job.backend = backend.name
+            beginHandOver(job, on: backend)
             let outcome: HandOver
             do {
                 try await store.insertJob(job)
-                outcome = await handOver(job)
+                guard let claimed = try await store.claimJob(id: id, backend: backend.name, slots: backend.slots, at: time) else {
+                    // Another gateway's hand-over took the slot first: the job waits its turn.
+                    endHandOver(job, on: backend)
+                    modelFilesByJob[id] = files
+                    hold(job)
+                    return .held(job, nodeErrors: .object([]))
+                }
+                job = claimed
+                outcome = await handOver(job, to: backend)
             } catch {
                 ownership.forget(prompt: id)
-                endHandOver(caller.userID)
+                endHandOver(job, on: backend)
                 throw error
             }
-            endHandOver(caller.userID)
+            endHandOver(job, on: backend)
             switch outcome {
             case .accepted(let answer):
                 publishCounts()
@@ -189,7 +218,7 @@ actor JobQueue {
                 _ = try await store.deleteJob(id: id)
                 return .refused(status: status, answer: answer)
             case .unreachable:
-                // ComfyUI may have it or not: the watch finds out, and queues it again only if ComfyUI has not.
+                // The backend may have it or not: the watch finds out, and queues it again only if it has not.
                 inFlight[id] = job
                 publishCounts()
                 return .held(job, nodeErrors: .object([]))
@@ -207,6 +236,7 @@ actor JobQueue {
         }
         try await store.insertJob(job)
         ownership.record(prompt: id, owner: caller.userID)
+        modelFilesByJob[id] = files
         hold(job)
         return .held(job, nodeErrors: nodeErrors)
     }
@@ -237,28 +267,57 @@ actor JobQueue {
         return try await store.prompt(id: id) != nil
     }
 
-    /// The submission checked against ComfyUI's node catalog; nil when ComfyUI cannot be asked for it.
+    /// The submission checked against the node catalog of a backend that could run it; nil when none can be read.
     private func validate(_ prompt: PolicyJSON, targets: [String]?) async -> PromptValidation? {
-        let time = now()
-        let stale = catalog.map { time.timeIntervalSince($0.fetchedAt) > Self.catalogLifetime } ?? true
-        if stale, catalogUnavailableSince.map({ time.timeIntervalSince($0) > Self.catalogRetry }) ?? true {
-            if let info = try? await backend.objectInfo(), let read = NodeCatalog(objectInfo: info) {
-                catalog = (read, time)
-                catalogUnavailableSince = nil
-            } else {
-                catalogUnavailableSince = time
-            }
-        }
-        guard let catalog else { return nil }
-        return PromptValidator(catalog: catalog.catalog).validate(prompt, targets: targets)
+        if pool.members.allSatisfy({ $0.current.catalog == nil }) { await readCatalog(of: pool.primary) }
+        guard let catalog = catalog(for: ModelFiles(prompt: prompt)) else { return nil }
+        return PromptValidator(catalog: catalog).validate(prompt, targets: targets)
     }
 
-    /// The output nodes a held job will run, by the node catalog last read.
+    /// When a backend last failed to give its node catalog here: it is asked again only ``catalogRetry`` later.
+    private var catalogUnavailableSince: Date?
+    static let catalogRetry: TimeInterval = 5
+
+    /// Reads a backend's node catalog now (the watch reads them too, but not before its first look).
+    private func readCatalog(of backend: Backend) async {
+        let time = now()
+        guard catalogUnavailableSince.map({ time.timeIntervalSince($0) > Self.catalogRetry }) ?? true else { return }
+        if let info = try? await backend.probes.objectInfo(), let catalog = NodeCatalog(objectInfo: info) {
+            backend.update { health in
+                health.catalog = catalog
+                health.catalogReadAt = Date()
+            }
+            catalogUnavailableSince = nil
+        } else {
+            catalogUnavailableSince = time
+        }
+    }
+
+    /// The node catalog of the first backend that could run a job naming `files`, else of the first one read.
+    private func catalog(for files: ModelFiles) -> NodeCatalog? {
+        pool.candidates(for: files).lazy.compactMap(\.current.catalog).first
+            ?? pool.members.lazy.compactMap(\.current.catalog).first
+    }
+
+    /// The output nodes a held job will run, by a node catalog.
     func outputsToExecute(of job: Job) -> [String] {
-        guard let catalog, let prompt = try? PolicyJSON(parsing: Array(job.workflow.utf8)),
-            case .accepted(let outputs, _) = PromptValidator(catalog: catalog.catalog).validate(prompt)
+        guard let prompt = try? PolicyJSON(parsing: Array(job.workflow.utf8)), let catalog = catalog(for: ModelFiles(prompt: prompt)),
+            case .accepted(let outputs, _) = PromptValidator(catalog: catalog).validate(prompt)
         else { return [] }
         return outputs
+    }
+
+    /// ComfyUI's answer shape for a prompt no backend can run.
+    static func noBackendAnswer(_ reason: String) -> [UInt8] {
+        PolicyJSON.object([
+            .init(key: "error", value: .object([
+                .init(key: "type", value: .string("missing_models")),
+                .init(key: "message", value: .string("No ComfyUI backend can run this prompt")),
+                .init(key: "details", value: .string(reason)),
+                .init(key: "extra_info", value: .object([])),
+            ])),
+            .init(key: "node_errors", value: .object([])),
+        ]).serialized()
     }
 
     // MARK: Quotas
@@ -318,25 +377,30 @@ actor JobQueue {
         case unreachable
     }
 
-    /// Sends a job to ComfyUI; an accepted job is out from then on. When the exchange broke, ComfyUI may or may
-    /// not have the job: the caller leaves that to the watch.
-    private func handOver(_ job: Job) async -> HandOver {
+    /// Puts the job's kept input files on the backend and sends it there; an accepted job is out from then on.
+    /// When the exchange broke or took longer than the hand-over timeout, the backend may or may not have the job: the
+    /// caller leaves that to the watch, and the failure counts against the backend's circuit breaker.
+    private func handOver(_ job: Job, to backend: Backend) async -> HandOver {
         guard let body = NativeSubmission.dispatchBody(of: job, defaultClientID: listenerClientID) else {
             return .refused(status: 400, answer: NativeSubmission.unreadableJobAnswer.serialized())
         }
         do {
-            let (status, answer) = try await backend.submit(body)
+            let (status, answer) = try await withDeadline(handOverTimeout) { [placement] in
+                try await placement.place(for: job, on: backend)
+                return try await backend.calls.submit(body)
+            }
             guard status == 200 else { return .refused(status: status, answer: answer) }
             inFlight[job.id] = job
             return .accepted(answer: answer)
         } catch {
-            logger.warning("job not handed to ComfyUI", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            logger.warning("job not handed to ComfyUI", metadata: ["job": "\(job.id)", "backend": "\(backend.name)", "error": "\(error)"])
+            if backend.recordFailure("hand-over failed: \(error)", logger: logger) { await backendWentDown(backend) }
             return .unreachable
         }
     }
 
-    /// Hands waiting jobs to ComfyUI while slots are free, in fair order. Runs once at a time; a call while it runs
-    /// makes it look again before it ends.
+    /// Hands waiting jobs to backends while they have free slots, in fair order. Runs once at a time; a call while it
+    /// runs makes it look again before it ends.
     func pump() async {
         if pumping {
             pumpAgain = true
@@ -346,40 +410,49 @@ actor JobQueue {
         defer { pumping = false }
         repeat {
             pumpAgain = false
-            while inFlight.count + handingOver < settings.inFlight, !queuedByUser.isEmpty {
-                let next: Job?
+            while !queuedByUser.isEmpty {
+                let next: NextDispatch
                 do {
-                    next = try await nextJob()
+                    next = try await nextDispatch()
                 } catch is CancellationError {
                     return
                 } catch {
                     logger.error("the job queue could not read the store", metadata: ["error": "\(error)"])
                     return
                 }
-                guard let job = next else {
+                switch next {
+                case .dispatch(let job, let backend):
+                    await dispatch(job, to: backend)
+                case .nothingFits:
+                    break
+                case .noneQueued:
                     // The counts were off (another process changed the store): read them again.
                     try? await recount()
-                    break
                 }
-                guard await dispatch(job) else { return }
+                guard case .dispatch = next else { break }
             }
         } while pumpAgain
     }
 
-    /// Hands one waiting job over; false when ComfyUI could not be reached (the job waits again).
-    private func dispatch(_ job: Job) async -> Bool {
-        var running = job
-        running.state = .running
-        running.dispatchedAt = now()
-        running.backend = backend.name
-        guard (try? await store.updateJob(running, expecting: .queued)) == true else {
-            try? await recount()
-            return true
+    /// Hands one waiting job to a backend, once the store let this gateway claim it.
+    private func dispatch(_ job: Job, to backend: Backend) async {
+        let claimed: Job?
+        do {
+            claimed = try await store.claimJob(id: job.id, backend: backend.name, slots: backend.slots, at: now())
+        } catch {
+            logger.error("a job could not be claimed", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            return
         }
+        guard let running = claimed else {
+            // Another gateway took it, or filled the backend: read the counts again.
+            try? await recount()
+            return
+        }
+        modelFilesByJob[job.id] = nil
         decrementQueued(job.userID)
-        beginHandOver(job.userID)
-        let outcome = await handOver(running)
-        endHandOver(job.userID)
+        beginHandOver(running, on: backend)
+        let outcome = await handOver(running, to: backend)
+        endHandOver(running, on: backend)
         switch outcome {
         case .accepted:
             break
@@ -390,20 +463,67 @@ actor JobQueue {
             await fail(running, status: status, answer: answer)
             events.publish(.changed, about: job.id)
         case .unreachable:
-            // ComfyUI may have it or not: the watch finds out, and queues it again only if ComfyUI has not.
+            // The backend may have it or not: the watch finds out, and queues it again only if it has not.
             inFlight[job.id] = running
-            publishCounts()
-            return false
         }
         publishCounts()
         notices.queueChanged(userID: job.userID, remaining: counts.count(of: job.userID))
         events.publish(.changed, about: job.id)
-        return true
+    }
+
+    /// What the pump does next.
+    private enum NextDispatch {
+        case dispatch(Job, Backend)
+        /// Jobs wait, but none of them fits a backend with a free slot now.
+        case nothingFits
+        case noneQueued
+    }
+
+    /// The first waiting job in fair order that a backend with a free slot can run, and that backend.
+    private func nextDispatch() async throws -> NextDispatch {
+        let queued = try await store.queuedJobs()
+        guard !queued.isEmpty else { return .noneQueued }
+        let active = try await store.activeJobCounts()
+        guard pool.members.contains(where: { $0.isAvailable && active[$0.name, default: 0] < $0.slots }) else { return .nothingFits }
+        for waiting in FairShare().order(of: Self.waiting(queued), standings: try await standings(of: queued)) {
+            guard let files = try await modelFiles(ofJob: waiting.id),
+                let backend = freeBackend(for: files, active: { active[$0.name, default: 0] })
+            else { continue }
+            guard let job = try await store.job(id: waiting.id), job.state == .queued else { continue }
+            return .dispatch(job, backend)
+        }
+        return .nothingFits
+    }
+
+    /// The model files a waiting job names; nil when it is gone.
+    private func modelFiles(ofJob id: String) async throws -> ModelFiles? {
+        if let known = modelFilesByJob[id] { return known }
+        guard let job = try await store.job(id: id) else { return nil }
+        let files = ModelFiles(prompt: (try? PolicyJSON(parsing: Array(job.workflow.utf8))) ?? .object([]))
+        modelFilesByJob[id] = files
+        return files
+    }
+
+    /// The backend to hand a job naming `files` to now, by ``BackendChoice``; nil when none may take it.
+    private func freeBackend(for files: ModelFiles, active: ((Backend) -> Int)? = nil) -> Backend? {
+        let candidates = pool.members.map { backend in
+            BackendChoice.Candidate(
+                name: backend.name, weight: backend.configuration.weight, active: active?(backend) ?? activeJobs(on: backend),
+                slots: backend.slots, canRun: backend.isAvailable && (backend.missing(files)?.isEmpty ?? true))
+        }
+        return BackendChoice.choose(candidates).map { pool.members[$0] }
+    }
+
+    /// The jobs this gateway has out at a backend, or is handing over to it.
+    private func activeJobs(on backend: Backend) -> Int {
+        inFlight.values.count { $0.backend == backend.name && !handingOverJobs.contains($0.id) }
+            + (handingOverByBackend[backend.name] ?? 0)
     }
 
     /// Ends a job ComfyUI refused at hand-over: failed, with ComfyUI's reason in its history and on its owner's
     /// websockets.
-    private func fail(_ job: Job, status: Int, answer: [UInt8]) async {
+    /// - Parameter code: the failure's code, when it is not ComfyUI's refusal (`invalid_prompt`).
+    private func fail(_ job: Job, status: Int, answer: [UInt8], code: String? = nil) async {
         let reason = (try? PolicyJSON(parsing: answer))
             ?? .object([.init(key: "error", value: .string("ComfyUI answered \(status)"))])
         nextNumber += 1
@@ -412,6 +532,7 @@ actor JobQueue {
         failed.state = .failed
         failed.completedAt = now()
         failed.failure = refused.failure
+        if let code { failed.failure?.code = code }
         failed.historyEntry = String(decoding: refused.historyEntry.serialized(), as: UTF8.self)
         do {
             if try await !store.updateJob(failed, expecting: .running) {
@@ -421,16 +542,6 @@ actor JobQueue {
             logger.error("a refused job could not be stored as failed", metadata: ["job": "\(job.id)", "error": "\(error)"])
         }
         notices.send(refused.event.serializedAsComfyUI(), toUser: job.userID)
-    }
-
-    /// The waiting job whose turn it is.
-    private func nextJob() async throws -> Job? {
-        let queued = try await store.queuedJobs()
-        guard !queued.isEmpty else { return nil }
-        guard let chosen = FairShare().next(of: Self.waiting(queued), standings: try await standings(of: queued)) else {
-            return nil
-        }
-        return try await store.job(id: chosen.id)
     }
 
     /// The held jobs, in the order they would be handed over if nothing changed, for the native `/queue`.
@@ -471,53 +582,178 @@ actor JobQueue {
 
     // MARK: Watch
 
-    /// Whether ComfyUI has jobs of the gateway's that it has not been seen to finish.
+    /// Whether backends have jobs of the gateway's that they have not been seen to finish.
     var hasJobsOut: Bool { !inFlight.isEmpty }
 
-    /// Asks ComfyUI about the jobs it has: finished ones take their outcome from its history, forgotten ones queue
-    /// again (or end, if they were being cancelled). Nothing changes while ComfyUI cannot be asked.
+    /// Whether a backend has jobs of the gateway's out.
+    func hasJobsOut(on backend: String) -> Bool { inFlight.values.contains { $0.backend == backend } }
+
+    /// Asks each backend about the jobs it has — every gateway's, as the store lists them: finished ones take their
+    /// outcome from its history, forgotten ones queue again (or end, if they were being cancelled). Nothing changes
+    /// for a backend that cannot be asked, nor for a job whose hand-over may still be under way.
     func watch() async {
-        let snapshot = inFlight
-        guard !snapshot.isEmpty else { return }
-        let queued: Set<String>
-        do {
-            queued = try await backend.queuedPromptIDs()
-        } catch {
-            return
-        }
-        for job in snapshot.values where !queued.contains(job.id) {
-            let entry: PolicyJSON?
+        await refreshFromStore()
+        guard !inFlight.isEmpty else { return await pump() }
+        for (name, jobs) in Dictionary(grouping: inFlight.values, by: { $0.backend ?? "" }) {
+            guard let backend = pool.backend(named: name), backend.current.state != .down else { continue }
+            // Only jobs already handed over before the queue is read: one whose hand-over ends meanwhile would be
+            // in neither its queue as read nor its history.
+            let settled = jobs.filter { !isBeingHandedOver($0) }
+            guard !settled.isEmpty else { continue }
+            let queue: (running: Set<String>, pending: Set<String>)
             do {
-                entry = try await backend.historyEntry(promptID: job.id)
+                queue = try await backend.calls.queue()
             } catch {
-                return
-            }
-            guard let current = inFlight[job.id] else { continue }
-            let sighting: DispatchedJob.Sighting = entry.map { .finished($0) } ?? .unknown
-            guard let updated = DispatchedJob.update(current, sighting: sighting, now: now()) else { continue }
-            guard (try? await store.updateJob(updated, expecting: current.state)) == true else {
-                // Changed meanwhile (a cancellation): look again next time with what the store has.
-                if let stored = try? await store.job(id: job.id) {
-                    inFlight[job.id] = stored.state == .running || stored.state == .canceling ? stored : nil
-                }
                 continue
             }
-            inFlight[job.id] = nil
-            if updated.state == .queued {
-                queuedByUser[updated.userID, default: 0] += 1
-                logger.notice("ComfyUI forgot a job it had; it waits again", metadata: ["job": "\(job.id)"])
-            } else {
-                ownership.record(files: updated.outputs.map(Self.fileReference), owner: updated.userID)
+            backend.update { health in
+                health.running = queue.running
+                health.pending = queue.pending.count
             }
-            publishCounts()
-            notices.queueChanged(userID: updated.userID, remaining: counts.count(of: updated.userID))
-            events.publish(.changed, about: job.id)
+            for job in settled where !queue.running.contains(job.id) && !queue.pending.contains(job.id) {
+                let entry: PolicyJSON?
+                do {
+                    entry = try await backend.calls.historyEntry(promptID: job.id)
+                } catch {
+                    break
+                }
+                guard let current = inFlight[job.id], current.backend == job.backend, current.dispatchedAt == job.dispatchedAt else {
+                    continue
+                }
+                await settle(current, sighting: entry.map { .finished($0) } ?? .unknown)
+            }
         }
         await pump()
     }
 
-    /// Brings a user's jobs out at ComfyUI up to date before their history is read. A hand-over under way is
-    /// waited for (at most a few seconds): ComfyUI may have run the job before its answer reached the gateway.
+    /// Stores what a backend said of one of its jobs, and tells whoever follows it.
+    private func settle(_ current: Job, sighting: DispatchedJob.Sighting) async {
+        guard let updated = DispatchedJob.update(current, sighting: sighting, now: now()) else { return }
+        guard (try? await store.updateJob(updated, expecting: current.state)) == true else {
+            // Changed meanwhile (a cancellation, another gateway): look again next time with what the store has.
+            if let stored = try? await store.job(id: current.id) {
+                inFlight[current.id] = stored.state == .running || stored.state == .canceling ? stored : nil
+                if stored.state.isFinished { finished(stored) }
+            }
+            return
+        }
+        inFlight[current.id] = nil
+        if updated.state == .queued {
+            queuedByUser[updated.userID, default: 0] += 1
+            logger.notice("ComfyUI forgot a job it had; it waits again", metadata: ["job": "\(current.id)", "backend": "\(current.backend ?? "")"])
+        } else {
+            finished(updated)
+        }
+        publishCounts()
+        notices.queueChanged(userID: updated.userID, remaining: counts.count(of: updated.userID))
+        events.publish(.changed, about: current.id)
+    }
+
+    /// Records what a finished job left: its files are its owner's, on its backend.
+    private func finished(_ job: Job) {
+        let files = job.outputs.map(Self.fileReference)
+        ownership.record(files: files, owner: job.userID)
+        if let backend = job.backend { fileLocations.record(files, on: backend) }
+    }
+
+    /// Whether a job may still be on its way to its backend: this gateway hands it over now, or (with replicas) some
+    /// gateway claimed it less than the dispatch lease ago.
+    private func isBeingHandedOver(_ job: Job) -> Bool {
+        if handingOverJobs.contains(job.id) { return true }
+        guard dispatchLease > 0, let dispatched = job.dispatchedAt else { return false }
+        return now().timeIntervalSince(dispatched) < dispatchLease
+    }
+
+    /// Takes the jobs out at backends and the waiting counts from the store: other gateways sharing it hand over
+    /// and finish jobs too. Jobs that ended elsewhere are announced to their followers here.
+    private func refreshFromStore() async {
+        // Only what this gateway had before the read can be found gone by it: a hand-over accepted while the store was
+        // read is not in the answer yet.
+        let before = Set(inFlight.keys)
+        guard let stored = try? await store.jobs(inStates: [.running, .canceling]) else { return }
+        var fresh: [String: Job] = [:]
+        for var job in stored {
+            job.backend = pool.backend(of: job)?.name ?? job.backend
+            fresh[job.id] = job
+        }
+        for id in before where fresh[id] == nil && inFlight[id] != nil {
+            inFlight[id] = nil
+            if let ended = try? await store.job(id: id), ended.state.isFinished { finished(ended) }
+            events.publish(.changed, about: id)
+        }
+        for (id, job) in fresh where inFlight[id] == nil { inFlight[id] = job }
+        publishCounts()
+        try? await recount()
+    }
+
+    /// A backend's breaker opened: the jobs waiting in its queue wait in the gateway again; the ones it ran fail, or
+    /// wait again once when their submitter allowed a retry; the ones being cancelled end. Whatever it still has when
+    /// it comes back is taken out of its queue then (``backendCameUp(_:)``).
+    func backendWentDown(_ backend: Backend) async {
+        let running = backend.current.running
+        for job in inFlight.values where job.backend == backend.name && !isBeingHandedOver(job) {
+            var updated = job
+            let ran = running.contains(job.id) || job.startedAt != nil
+            if job.state == .canceling {
+                updated.state = .canceled
+                updated.completedAt = now()
+                updated.failure = JobFailure(code: "canceled", message: "the job was cancelled")
+            } else if ran, !(job.retryable && job.attempts < 2) {
+                let message = "the ComfyUI backend '\(backend.name)' stopped answering while the job ran"
+                await fail(job, status: 503, answer: Self.backendFailedAnswer(message), code: "backend_failed")
+                inFlight[job.id] = nil
+                events.publish(.changed, about: job.id)
+                continue
+            } else {
+                updated.state = .queued
+                updated.backend = nil
+                updated.dispatchedAt = nil
+                updated.startedAt = nil
+            }
+            guard (try? await store.updateJob(updated, expecting: job.state)) == true else { continue }
+            inFlight[job.id] = nil
+            if updated.state == .queued {
+                queuedByUser[job.userID, default: 0] += 1
+                logger.notice("a job waits again: its backend went down", metadata: ["job": "\(job.id)", "backend": "\(backend.name)", "ran": "\(ran)"])
+            }
+            events.publish(.changed, about: job.id)
+        }
+        publishCounts()
+        await pump()
+    }
+
+    /// A backend answers again: whatever its queue still has that is no longer its job (moved to another backend
+    /// while it was down, or ended) is taken out of it, so nothing runs twice; then it takes work again.
+    func backendCameUp(_ backend: Backend) async {
+        placement.forgetPlacements(on: backend.name)
+        if let queue = try? await backend.probes.queue() {
+            for id in queue.running.union(queue.pending) {
+                guard let job = try? await store.job(id: id) else { continue }
+                let stillThere = pool.backend(of: job) === backend && (job.state == .running || job.state == .canceling)
+                if !stillThere {
+                    logger.notice("taking a job out of a backend that came back: it moved on", metadata: ["job": "\(id)", "backend": "\(backend.name)"])
+                    try? await backend.calls.cancel(promptID: id)
+                }
+            }
+        }
+        await pump()
+    }
+
+    /// ComfyUI's answer shape for a job its backend dropped.
+    static func backendFailedAnswer(_ message: String) -> [UInt8] {
+        PolicyJSON.object([
+            .init(key: "error", value: .object([
+                .init(key: "type", value: .string("backend_failed")),
+                .init(key: "message", value: .string(message)),
+                .init(key: "details", value: .string("")),
+                .init(key: "extra_info", value: .object([])),
+            ])),
+            .init(key: "node_errors", value: .object([])),
+        ]).serialized()
+    }
+
+    /// Brings a user's jobs out at backends up to date before their history is read. A hand-over under way is
+    /// waited for (at most a few seconds): the backend may have run the job before its answer reached the gateway.
     func settle(userID: String?) async {
         for _ in 0..<Self.handOverWaits where handingOverByUser.keys.contains(where: { userID == nil || $0 == userID }) {
             try? await Task.sleep(for: .milliseconds(10))
@@ -530,13 +766,20 @@ actor JobQueue {
     /// How many times ``settle(userID:)`` looks, 10 ms apart, for a hand-over to end.
     static let handOverWaits = 300
 
-    private func beginHandOver(_ userID: String) {
-        handingOverByUser[userID, default: 0] += 1
+    private func beginHandOver(_ job: Job, on backend: Backend) {
+        handingOverByUser[job.userID, default: 0] += 1
+        handingOverByBackend[backend.name, default: 0] += 1
+        handingOverJobs.insert(job.id)
     }
 
-    private func endHandOver(_ userID: String) {
-        let left = (handingOverByUser[userID] ?? 0) - 1
-        handingOverByUser[userID] = left > 0 ? left : nil
+    private func endHandOver(_ job: Job, on backend: Backend) {
+        func decrement(_ counts: inout [String: Int], _ key: String) {
+            let left = (counts[key] ?? 0) - 1
+            counts[key] = left > 0 ? left : nil
+        }
+        decrement(&handingOverByUser, job.userID)
+        decrement(&handingOverByBackend, backend.name)
+        handingOverJobs.remove(job.id)
     }
 
     // MARK: Cancelling and forgetting
@@ -561,6 +804,7 @@ actor JobQueue {
                 canceled.failure = JobFailure(code: "canceled", message: "the job was cancelled before it ran")
                 if try await store.updateJob(canceled, expecting: .queued) {
                     ended.insert(id)
+                    modelFilesByJob[id] = nil
                     events.publish(.changed, about: id)
                     decrementQueued(job.userID)
                     publishCounts()
@@ -578,6 +822,11 @@ actor JobQueue {
             }
         }
         return ids.filter { !ended.contains($0) }
+    }
+
+    /// Stops a job out at its backend: taken out of its queue if it waits there, interrupted if it runs.
+    nonisolated func stopAtBackend(_ job: Job) async throws {
+        try await pool.backend(of: job)?.calls.cancel(promptID: job.id)
     }
 
     /// The 1-based place of a held job in the order the fair share would hand the held jobs over; nil when it is
@@ -664,16 +913,27 @@ actor JobQueue {
         queuedByUser[userID] = left > 0 ? left : nil
     }
 
+    /// Counts the waiting jobs again from the store (other gateways queue and dispatch too); a count this gateway
+    /// changed while the store was read is left to the next look.
     private func recount() async throws {
-        queuedByUser = [:]
-        for job in try await store.queuedJobs() { queuedByUser[job.userID, default: 0] += 1 }
+        let version = queueCountsVersion
+        let queued = try await store.queuedJobs()
+        guard version == queueCountsVersion else { return }
+        var counts: [String: Int] = [:]
+        for job in queued { counts[job.userID, default: 0] += 1 }
+        queuedByUser = counts
         publishCounts()
     }
 
     private func publishCounts() {
         var waiting = queuedByUser
-        for job in inFlight.values { waiting[job.userID, default: 0] += 1 }
+        var active = handingOverByBackend
+        for job in inFlight.values {
+            waiting[job.userID, default: 0] += 1
+            if let backend = job.backend, !handingOverJobs.contains(job.id) { active[backend, default: 0] += 1 }
+        }
         counts.set(waiting)
+        pool.setActive(active)
     }
 
     static func fileReference(_ output: JobOutput) -> OwnershipIndex.FileReference {

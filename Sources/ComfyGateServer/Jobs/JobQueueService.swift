@@ -7,13 +7,12 @@ import ServiceLifecycle
 import WSClient
 import WSCore
 
-/// Runs the job queue (loaded before the gateway listens): hands jobs over and watches them whenever ComfyUI
-/// broadcasts a change of its queue — on a websocket of the gateway's own, open while jobs are out and for
-/// ``lingering`` after — and at the latest every ``tick``; sweeps expired jobs every hour.
+/// Runs the job queue (loaded before the gateway listens): hands jobs over and watches them whenever a backend
+/// broadcasts a change of its queue — on a websocket of the gateway's own to each backend, open while jobs are out
+/// there and for ``lingering`` after — and at the latest every ``tick``; sweeps expired jobs every hour.
 struct JobQueueService: Service {
     let queue: JobQueue
-    /// ComfyUI's websocket URL, `ws://host:port/ws`.
-    let eventsURL: String
+    let pool: BackendPool
     /// The client id the listener connects with; ComfyUI sends it the events of jobs submitted without one.
     let clientID: String
     let logger: Logger
@@ -28,7 +27,7 @@ struct JobQueueService: Service {
         let (wakeups, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
-                group.addTask { await self.listen(wake: wake) }
+                for backend in pool.members { group.addTask { await self.listen(to: backend, wake: wake) } }
                 group.addTask {
                     while !Task.isCancelled {
                         wake.yield()
@@ -55,16 +54,17 @@ struct JobQueueService: Service {
         }
     }
 
-    /// While jobs are out at ComfyUI, keeps a websocket to it open and asks for a look at the jobs on every
+    /// While jobs are out at a backend, keeps a websocket to it open and asks for a look at the jobs on every
     /// message that tells of a prompt ending or of its queue changing.
-    private func listen(wake: AsyncStream<Void>.Continuation) async {
+    private func listen(to backend: Backend, wake: AsyncStream<Void>.Continuation) async {
         var configuration = WebSocketClientConfiguration()
         configuration.maxFrameSize = 64 << 20
         configuration.additionalHeaders[.userAgent] = ComfyUIBackend.userAgent
-        let url = eventsURL + "?clientId=" + clientID
+        let url = Gateway.eventsURL(of: backend.url) + "?clientId=" + clientID
         let queue = self.queue
+        let name = backend.name
         while !Task.isCancelled {
-            guard await queue.hasJobsOut else {
+            guard await queue.hasJobsOut(on: name) else {
                 try? await Task.sleep(for: Self.idleLook)
                 continue
             }
@@ -87,7 +87,7 @@ struct JobQueueService: Service {
                             // ended finds the listener there for its end.
                             var idleSince: ContinuousClock.Instant?
                             while true {
-                                if await queue.hasJobsOut {
+                                if await queue.hasJobsOut(on: name) {
                                     idleSince = nil
                                 } else if let since = idleSince {
                                     if ContinuousClock.now - since > Self.lingering { return }
@@ -104,7 +104,7 @@ struct JobQueueService: Service {
                     }
                 }
             } catch {
-                logger.debug("ComfyUI's websocket for the job queue ended", metadata: ["error": "\(error)"])
+                logger.debug("ComfyUI's websocket for the job queue ended", metadata: ["backend": "\(name)", "error": "\(error)"])
                 try? await Task.sleep(for: .seconds(1))
             }
         }

@@ -25,8 +25,8 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     struct Dependencies: Sendable {
         let authenticator: RequestAuthenticator
         let originPolicy: OriginPolicy
-        let upstreamHeaders: UpstreamRequestHeaders
-        let transport: PooledUpstreamTransport
+        /// Which backend each request goes to; only plain-HTTP backends (pooled transports) are reached this way.
+        let router: BackendRouter
         let policy: AccessPolicy
         let comfyUIUsers: ComfyUIUsers
         let logger: Logger
@@ -48,6 +48,8 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     private struct FastRequest {
         /// The request ComfyUI gets.
         var head: HTTPRequestHead
+        /// How it reaches its backend.
+        var transport: PooledUpstreamTransport
         var path: String
         /// The client sent `Connection: close`: the answer says so and the connection closes after it.
         var closesConnection: Bool
@@ -150,18 +152,21 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             return nil
         }
         guard case .forward(let plan) = dependencies.policy.decide(facts, caller: identity.caller), plan.passesAsSent,
-            let comfyUser = dependencies.comfyUIUsers.cachedHeader(for: identity.userID)
+            let comfyUser = dependencies.comfyUIUsers.cachedHeader(for: identity.userID),
+            case .backend(let backend) = dependencies.router.route(path: facts.path, target: plan.target),
+            let transport = backend.transport as? PooledUpstreamTransport
         else { return nil }
         var upstreamRequest = UpstreamRequest(
             method: request.method,
             pathAndQuery: plan.target,
-            headers: dependencies.upstreamHeaders.build(from: fields, authority: request.authority, peer: channel.remoteAddress?.ipAddress),
+            headers: backend.headers.build(from: fields, authority: request.authority, peer: channel.remoteAddress?.ipAddress),
             body: nil,
             contentLength: nil
         )
         if let comfyUser { upstreamRequest.headers[ComfyUIUsers.header] = comfyUser }
         return FastRequest(
-            head: dependencies.transport.requestHead(upstreamRequest), path: facts.path, closesConnection: Self.asksToClose(fields))
+            head: transport.requestHead(upstreamRequest), transport: transport, path: facts.path,
+            closesConnection: Self.asksToClose(fields))
     }
 
     /// Whether the `Connection` field lists `close` (RFC 9112 §9.6; the token is case-insensitive).
@@ -172,7 +177,7 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     }
 
     private func startExchange(_ context: ChannelHandlerContext, request: FastRequest) {
-        let pool = dependencies.transport.pool
+        let pool = request.transport.pool
         if let idle = pool.takeIdle(on: context.eventLoop) {
             state = .proxying(Exchange(request: request, connection: idle, reused: true))
             idle.handler.value.begin(request.head, sink: self)
@@ -183,7 +188,8 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     }
 
     private func connect(_ context: ChannelHandlerContext) {
-        dependencies.transport.pool.connectFuture(on: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+        guard case .proxying(let exchange) = state else { return }
+        exchange.request.transport.pool.connectFuture(on: context.eventLoop).assumeIsolated().whenComplete { [self] result in
             guard case .proxying(var exchange) = state else {
                 if case .success(let connection) = result { connection.channel.close(promise: nil) }
                 return
@@ -256,7 +262,7 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// Answers 502 or 504 with the same JSON the application gives.
     private func answerFailure(_ error: any Error, exchange: Exchange) {
         guard let context else { return }
-        let failure = dependencies.transport.classify(error)
+        let failure = exchange.request.transport.classify(error)
         failure.log(to: dependencies.logger, path: exchange.request.path)
         let body = GatewayResponse.jsonBody(failure.answer)
         var head = HTTPResponse(

@@ -16,8 +16,8 @@ import Synchronization
 struct UpstreamProxy: RouterMiddleware {
     typealias Context = GatewayRequestContext
 
-    let transport: any UpstreamTransport
-    let headers: UpstreamRequestHeaders
+    let router: BackendRouter
+    let placement: InputPlacement
     let isolation: Isolation
     let comfyUIUsers: ComfyUIUsers
     let jobs: JobQueue
@@ -31,17 +31,19 @@ struct UpstreamProxy: RouterMiddleware {
         guard let plan = context.plan else {
             return GatewayResponse.error(.internalServerError, "no access decision was taken for this request")
         }
+        let route = router.route(path: request.uri.path, target: plan.target)
+        let backend = if case .backend(let chosen) = route { chosen } else { router.pool.primary }
         var outgoing = UpstreamRequest(
             method: request.method,
             pathAndQuery: plan.target,
-            headers: headers.build(from: request.headers, authority: request.head.authority, peer: context.peerAddress),
+            headers: backend.headers.build(from: request.headers, authority: request.head.authority, peer: context.peerAddress),
             body: nil,
             contentLength: nil
         )
         guard let caller = context.identity?.caller else {
             // A public front-end file (``AccessPolicy/isPublicFrontEndFile(method:path:)``): as is, as nobody.
             do {
-                return try await transport.send(outgoing)
+                return try await backend.transport.send(outgoing)
             } catch {
                 error.log(to: context.logger, path: request.uri.path)
                 return GatewayResponse.json(error.status, error.answer)
@@ -63,19 +65,78 @@ struct UpstreamProxy: RouterMiddleware {
             }
             let response: Response
             do {
-                response = try await transport.send(outgoing)
+                response = try await send(outgoing, plan: plan, route: route, to: backend)
             } catch {
                 // A form that broke a rule as it streamed: the client learns which.
                 if error.kind == .clientBody, let refusal = uploadRefusal?.value { throw refusal }
                 throw error
             }
-            return try await rewriteAnswer(response, plan: plan, caller: caller, request: request)
+            if router.pool.isShared, request.method == .post, Self.isUpload(request.uri.path), response.status == .ok {
+                return try await keepUpload(response, from: backend)
+            }
+            return try await rewriteAnswer(response, plan: plan, caller: caller, request: request, backend: backend, headers: outgoing.headers)
         } catch let refusal as PolicyRefusal {
             return GatewayResponse.error(refusal.httpStatus, refusal.message)
         } catch let error as UpstreamError {
             error.log(to: context.logger, path: request.uri.path)
             return GatewayResponse.json(error.status, error.answer)
         }
+    }
+
+    /// Sends a request where it goes: to its backend; a file whose backend is not known to each backend in turn
+    /// until one has it; a control of the queue or an interrupt naming prompts to every backend that answers (each
+    /// acts only on the prompts it has). The answer is the chosen backend's (the primary's for controls).
+    private func send(_ outgoing: UpstreamRequest, plan: ForwardPlan, route: BackendRouter.Route, to backend: Backend)
+        async throws(UpstreamError) -> Response
+    {
+        let pool = router.pool
+        if case .anyBackend = route, outgoing.body == nil {
+            var answer = try await backend.transport.send(outgoing)
+            for other in pool.members where other !== backend && other.isAvailable && answer.status == .notFound {
+                if let found = try? await other.transport.send(outgoing) { answer = found }
+            }
+            return answer
+        }
+        let namesPrompt = outgoing.bodyBytes.flatMap { try? PolicyJSON(parsing: $0) }?["prompt_id"] != nil
+        let fansOut = plan.body == .queueControl || (plan.body == .interrupt && namesPrompt)
+        if pool.isShared, fansOut, let bytes = outgoing.bodyBytes {
+            for other in pool.members where other !== backend && other.isAvailable {
+                var copy = outgoing
+                copy.setJSONBody(bytes)
+                if let response = try? await other.transport.send(copy) {
+                    _ = try? await Self.collect(response, limit: Self.maxJSONAnswer)
+                }
+            }
+        }
+        return try await backend.transport.send(outgoing)
+    }
+
+    static func isUpload(_ path: String) -> Bool {
+        ["/upload/image", "/upload/mask", "/api/upload/image", "/api/upload/mask"].contains(path)
+    }
+
+    /// Keeps a file just uploaded to one backend, so that the backend running a job that names it gets it too; the
+    /// client gets the backend's answer as it was.
+    private func keepUpload(_ response: Response, from backend: Backend) async throws -> Response {
+        var response = response
+        let answer = try await Self.collect(response, limit: Self.maxJSONAnswer)
+        response.body = ResponseBody(byteBuffer: ByteBuffer(bytes: answer))
+        guard let uploaded = try? PolicyJSON(parsing: answer), let name = uploaded["name"]?.stringValue,
+            (uploaded["type"]?.stringValue ?? "input") == "input"
+        else { return response }
+        let subfolder = uploaded["subfolder"]?.stringValue ?? ""
+        let file = JobOutput(nodeID: "", fileName: name, subfolder: subfolder, fileType: .output, mediaKind: .image, contentType: "")
+        do {
+            let view = try await backend.calls.viewInput(file)
+            let bytes = try await Self.collect(view, limit: UpstreamProxy.maxJSONRequest)
+            guard view.status == .ok else { return response }
+            try await placement.keep(
+                bytes: bytes, path: subfolder.isEmpty ? name : subfolder + "/" + name,
+                contentType: view.headers[.contentType] ?? "application/octet-stream", placedOn: backend.name)
+        } catch {
+            isolation.logger.warning("an upload could not be kept for the other backends", metadata: ["file": "\(name)", "error": "\(error)"])
+        }
+        return response
     }
 
     private enum BodyOutcome {
@@ -146,10 +207,13 @@ struct UpstreamProxy: RouterMiddleware {
     }
 
     /// ComfyUI's answer, rewritten as the plan says when it is a successful JSON answer.
-    private func rewriteAnswer(_ response: Response, plan: ForwardPlan, caller: Caller, request: Request) async throws -> Response {
+    private func rewriteAnswer(
+        _ response: Response, plan: ForwardPlan, caller: Caller, request: Request, backend: Backend, headers: HTTPFields
+    ) async throws -> Response {
         guard plan.answer != .asSent, response.status == .ok else { return response }
         var response = response
-        let answer = try await Self.collect(response, limit: Self.maxJSONAnswer)
+        var answer = try await Self.collect(response, limit: Self.maxJSONAnswer)
+        if plan.answer == .queue { answer = await mergingOtherQueues(into: answer, besides: backend, headers: headers) }
         let rewritten: [UInt8]
         switch plan.answer {
         case .asSent, .webSocket, .history, .historyItem:
@@ -251,14 +315,35 @@ struct UpstreamProxy: RouterMiddleware {
         return request.serialized()
     }
 
-    /// The id of the caller's prompt ComfyUI is running, from its `/queue`.
+    /// The id of the caller's prompt a backend is running, from their `/queue`s.
     private func runningPrompt(of caller: Caller, headers: HTTPFields) async throws -> String? {
-        let response = try await transport.send(
-            UpstreamRequest(method: .get, pathAndQuery: "/queue", headers: headers, body: nil, contentLength: nil)
-        )
-        guard response.status == .ok else { return nil }
-        let queue = try await Self.collect(response, limit: Self.maxJSONAnswer)
-        return Isolation.runningPrompt(inQueue: queue, ownedBy: caller, ownership: isolation.policy.ownership)
+        for backend in router.pool.members where backend.isAvailable || !router.pool.isShared {
+            let response = try await backend.transport.send(
+                UpstreamRequest(method: .get, pathAndQuery: "/queue", headers: headers, body: nil, contentLength: nil)
+            )
+            guard response.status == .ok else { continue }
+            let queue = try await Self.collect(response, limit: Self.maxJSONAnswer)
+            if let running = Isolation.runningPrompt(inQueue: queue, ownedBy: caller, ownership: isolation.policy.ownership) {
+                return running
+            }
+        }
+        return nil
+    }
+
+    /// ComfyUI's `/queue` answer with the running and waiting items of the other backends added.
+    private func mergingOtherQueues(into answer: [UInt8], besides backend: Backend, headers: HTTPFields) async -> [UInt8] {
+        guard router.pool.isShared, var merged = try? PolicyJSON(parsing: answer) else { return answer }
+        for other in router.pool.members where other !== backend && other.isAvailable {
+            guard let response = try? await other.transport.send(
+                UpstreamRequest(method: .get, pathAndQuery: "/queue", headers: headers, body: nil, contentLength: nil)),
+                response.status == .ok, let bytes = try? await Self.collect(response, limit: Self.maxJSONAnswer),
+                let queue = try? PolicyJSON(parsing: bytes)
+            else { continue }
+            for list in ["queue_running", "queue_pending"] {
+                merged[list] = .array((merged[list]?.arrayValue ?? []) + (queue[list]?.arrayValue ?? []))
+            }
+        }
+        return merged.serialized()
     }
 
     static var emptyOK: Response { Response(status: .ok, headers: [.contentLength: "0"]) }
@@ -298,6 +383,7 @@ extension UpstreamRequest {
         body = RequestBody(buffer: ByteBuffer(bytes: bytes))
         contentLength = bytes.count
         headers[.contentType] = "application/json"
+        bodyBytes = bytes
     }
 }
 

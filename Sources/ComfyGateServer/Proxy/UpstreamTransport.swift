@@ -11,6 +11,8 @@ public struct UpstreamRequest: Sendable {
     /// The streamed body, or nil when the request has none.
     public var body: RequestBody?
     public var contentLength: Int?
+    /// A body the gateway wrote itself, kept to send again to another backend.
+    var bodyBytes: [UInt8]? = nil
 }
 
 /// How the gateway reaches ComfyUI over HTTP. Kept to one call so the transport can be replaced without

@@ -46,7 +46,22 @@ struct AdminPage {
                     "position": positions[job.id].map(String.init) ?? "at ComfyUI", "created": PageRenderer.date(job.createdAt),
                 ]
             },
-            "backend": pages.configuration.upstream.absoluteString,
+            "backends": pages.pool.members.map { backend -> [String: Any] in
+                let snapshot = backend.snapshot(inFlight: pages.pool.activeJobs(on: backend))
+                return [
+                    "name": snapshot.name, "url": snapshot.url, "state": snapshot.state, "drained": snapshot.drained,
+                    "jobs": "\(snapshot.inFlight)/\(snapshot.slots)",
+                    "queue": "\(snapshot.queueRunning) running, \(snapshot.queuePending) waiting",
+                    "devices": snapshot.devices.isEmpty ? "-" : snapshot.devices.map { device in
+                        device.vramTotal.map { total in
+                            String(format: "%@ (%.1f/%.1f GiB free)", device.name, Double(device.vramFree ?? 0) / 1_073_741_824,
+                                Double(total) / 1_073_741_824)
+                        } ?? device.name
+                    }.joined(separator: "; "),
+                    "action": snapshot.drained ? "enable" : "drain", "actionLabel": snapshot.drained ? "Enable" : "Drain",
+                    "actionStyle": snapshot.drained ? "secondary" : "danger",
+                ]
+            },
         ]
         values.merge(try await audit(query: query, now: now)) { _, new in new }
         values["notice"] = notice
@@ -126,11 +141,23 @@ struct AdminPage {
                 _ = try await accounts.importBcryptToken(
                     userName: user, hash: (form["hash"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines), name: name.isEmpty ? nil : name)
                 return GatewayResponse.seeOther("/admin?notice=token-imported#all-tokens")
+            case .setBackendDrained(let name, let drained):
+                do {
+                    try await BackendAdministration(store: pages.store).setDrained(
+                        drained, backend: name, known: pages.pool.members.map(\.name), by: viewer.identity.userName)
+                } catch {
+                    if case .unknownBackend = error { throw PageRefusal(.notFound, "No such backend", "") }
+                    throw error
+                }
+                // This gateway follows at once; the others within a second.
+                pages.pool.backend(named: name)?.update { $0.drained = drained }
+                if !drained { await pages.jobs.pump() }
+                return GatewayResponse.seeOther("/admin?notice=backend-\(drained ? "drained" : "enabled")#backends")
             case .cancelJob(let id):
                 guard let job = try await pages.store.job(id: id) else { throw PageRefusal(.notFound, "No such job", "") }
                 let leftForComfyUI = try await pages.jobs.cancel([id], by: viewer.identity.caller)
                 if leftForComfyUI.contains(id), job.state == .running || job.state == .canceling {
-                    try? await pages.backend.cancel(promptID: id)
+                    try? await pages.jobs.stopAtBackend(job)
                 }
                 return GatewayResponse.seeOther("/admin?notice=job-cancelled#queue")
             default:

@@ -278,9 +278,17 @@ enum PageTemplates {
         </form>
         </section>
 
+        <section aria-labelledby="backends">
+        <h2 id="backends">ComfyUI backends</h2>
+        <div class="scroll"><table>
+        <thead><tr><th scope="col">Backend</th><th scope="col">State</th><th scope="col">Jobs</th><th scope="col">Its queue</th><th scope="col">Devices</th><th scope="col"><span class="muted">Action</span></th></tr></thead><tbody>
+        {{#backends}}<tr><td>{{name}}<br><span class="muted">{{url}}</span></td><td>{{state}}{{#drained}}, drained{{/drained}}</td><td>{{jobs}}</td><td>{{queue}}</td><td>{{devices}}</td>
+        <td><form class="inline" method="post" action="/admin/backends/{{name}}/{{action}}"><input type="hidden" name="csrf" value="{{csrf}}"><button class="{{actionStyle}}" type="submit" aria-label="{{actionLabel}} backend {{name}}">{{actionLabel}}</button></form></td></tr>{{/backends}}
+        </tbody></table></div>
+        </section>
+
         <section aria-labelledby="queue">
         <h2 id="queue">Queue</h2>
-        <p class="muted">ComfyUI: {{backend}}</p>
         {{^jobs}}<p>Nothing waiting or running.</p>{{/jobs}}
         {{#hasJobs}}<div class="scroll"><table>
         <thead><tr><th scope="col">Job</th><th scope="col">User</th><th scope="col">State</th><th scope="col">Place</th><th scope="col">Submitted</th><th scope="col"><span class="muted">Action</span></th></tr></thead><tbody>{{/hasJobs}}

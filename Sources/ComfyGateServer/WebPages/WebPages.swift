@@ -23,7 +23,7 @@ struct WebPages: RouterMiddleware {
     /// bcrypt for checking the current password when it changes.
     let loginHasher: PasswordHasher
     let jobs: JobQueue
-    let backend: ComfyUIBackend
+    let pool: BackendPool
     let configuration: GatewayConfiguration
     let clientAddress: ClientAddressResolver
 
@@ -88,7 +88,7 @@ struct WebPages: RouterMiddleware {
             return GatewayResponse.rawJSON(.ok, job.workflow)
         case .admin:
             return try await AdminPage(pages: self).render(viewer, query: query, notice: Self.notices[query["notice"].map(String.init) ?? ""])
-        case .addUser, .changeUser, .revokeToken, .importToken, .cancelJob:
+        case .addUser, .changeUser, .revokeToken, .importToken, .cancelJob, .setBackendDrained:
             return try await AdminPage(pages: self).act(page, viewer: viewer, form: form)
         }
     }
@@ -102,6 +102,8 @@ struct WebPages: RouterMiddleware {
         "user-updated": "The user was updated.",
         "token-imported": "The hash was imported: its raw token now works.",
         "job-cancelled": "The job was cancelled.",
+        "backend-drained": "The backend was drained: it finishes its running jobs and takes no new ones.",
+        "backend-enabled": "The backend takes jobs again.",
     ]
 
     func refused(_ viewer: PageRenderer.Viewer, _ status: HTTPResponse.Status, _ heading: String, _ message: String) -> Response {

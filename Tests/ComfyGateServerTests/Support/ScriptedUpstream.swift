@@ -14,9 +14,12 @@ final class ScriptedUpstream: Sendable {
     private let answer: @Sendable (_ path: String) -> Answer
     private let accepted = Atomic<Int>(0)
     private let requests = Atomic<Int>(0)
+    private let carrying = Atomic<Int>(0)
 
     /// Connections accepted so far.
     var connectionCount: Int { accepted.load(ordering: .relaxed) }
+    /// Connections that carried at least one of the requests ``requestCount`` counts (not only the gateway's own).
+    var requestConnectionCount: Int { carrying.load(ordering: .relaxed) }
     /// Requests answered so far, less the gateway's start-up question whether ComfyUI runs with `--multi-user`
     /// (`GET /users`).
     var requestCount: Int { requests.load(ordering: .relaxed) }
@@ -53,6 +56,7 @@ final class ScriptedUpstream: Sendable {
 
         let server: ScriptedUpstream
         private var pending = ""
+        private var carried = false
 
         init(server: ScriptedUpstream) {
             self.server = server
@@ -67,6 +71,8 @@ final class ScriptedUpstream: Sendable {
                 // The gateway's own requests (whether ComfyUI runs --multi-user, whether it answers) are not the test's.
                 if path != "/users" && !head.lowercased().contains("user-agent: comfygate-watch") {
                     server.requests.add(1, ordering: .relaxed)
+                    if !carried { server.carrying.add(1, ordering: .relaxed) }
+                    carried = true
                 }
                 let answer = server.answer(path)
                 context.writeAndFlush(wrapOutboundOut(answer.bytes), promise: nil)
