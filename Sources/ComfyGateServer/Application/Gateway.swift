@@ -7,6 +7,7 @@ import HummingbirdCore
 public import Logging
 public import NIOCore
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 
 /// Builds the gateway application: routes, authentication, proxy and websocket relay over one store.
@@ -27,6 +28,9 @@ public enum Gateway {
         /// Who may do what, with the prompt and file owners it decides from.
         public let policy: AccessPolicy
         let now: @Sendable () -> Date
+        /// The backends client websockets are connected to, and who is given the open websockets to join backends
+        /// to later (nil: the configured upstream alone).
+        var webSocketBackends: WebSocketBackends?
 
         /// - Parameters:
         ///   - transport: how ComfyUI is reached; by default ``Gateway/makeTransport(for:)``.
@@ -153,14 +157,7 @@ public enum Gateway {
             isolation: isolation,
             openWebSockets: openWebSockets,
             upstreamHeaders: upstreamHeaders,
-            connector: UpstreamWebSocketConnector(
-                host: configuration.upstream.host ?? "127.0.0.1",
-                authority: upstreamAuthority,
-                port: configuration.upstream.port ?? (configuration.upstream.scheme == "https" ? 443 : 80),
-                connectTimeout: configuration.upstreamConnectTimeout,
-                maxFrameSize: configuration.maxWebSocketFrame,
-                closeTimeout: .seconds(10)
-            ),
+            upstreams: try webSocketUpstreams(components: components, openWebSockets: openWebSockets),
             logger: logger
         )
         let fastPath = (components.transport as? PooledUpstreamTransport).map { transport in
@@ -211,9 +208,35 @@ public enum Gateway {
         return url.port.map { "\(bracketed):\($0)" } ?? bracketed
     }
 
-    /// ComfyUI's websocket, `ws://host:port/ws` (`wss` behind https).
+    /// The backends a new client websocket is connected to, primary first: the configured upstream, unless the
+    /// components name others (then they are given the open websockets, to join backends to them later).
+    private static func webSocketUpstreams(
+        components: Components, openWebSockets: OpenWebSockets
+    ) throws -> @Sendable () -> [UpstreamWebSocketConnector] {
+        if let backends = components.webSocketBackends {
+            backends.opened(openWebSockets)
+            return backends.upstreams
+        }
+        let upstream = try webSocketConnector(for: components.configuration.upstream, configuration: components.configuration)
+        return { [upstream] }
+    }
+
+    /// Opens client websockets' connections to the ComfyUI backend at `url`, with the configured timeouts and limits.
+    /// - Parameter tlsConfiguration: for an https backend (by default the system's trust roots, verified).
+    static func webSocketConnector(
+        for url: URL, configuration: GatewayConfiguration, tlsConfiguration: TLSConfiguration = .makeClientConfiguration()
+    ) throws -> UpstreamWebSocketConnector {
+        try UpstreamWebSocketConnector(
+            backend: url, connectTimeout: configuration.upstreamConnectTimeout, maxFrameSize: configuration.maxWebSocketFrame,
+            closeTimeout: .seconds(10), tlsConfiguration: tlsConfiguration
+        )
+    }
+
+    /// ComfyUI's websocket, `ws://host:port/prefix/ws` (`wss` behind https).
     static func eventsURL(of url: URL) -> String {
-        (url.scheme?.lowercased() == "https" ? "wss" : "ws") + "://\(authority(of: url))/ws"
+        var prefix = url.path
+        while prefix.hasSuffix("/") { prefix.removeLast() }
+        return (url.scheme?.lowercased() == "https" ? "wss" : "ws") + "://\(authority(of: url))\(prefix)/ws"
     }
 
     static func origin(of url: URL) -> String {
@@ -229,4 +252,12 @@ struct UpstreamTransportService: Service {
         try? await gracefulShutdown()
         await transport.shutdown()
     }
+}
+
+/// Which ComfyUI backends client websockets are connected to, when not the configured upstream alone.
+struct WebSocketBackends: Sendable {
+    /// The backends for a new client websocket, primary first.
+    let upstreams: @Sendable () -> [UpstreamWebSocketConnector]
+    /// Given the gateway's open websockets once it is built, to join backends that come back to them.
+    let opened: @Sendable (OpenWebSockets) -> Void
 }
