@@ -67,6 +67,9 @@ import Testing
             let alice = try await gate.member("alice")
             let listener = try await alice.listen(clientID: "alice-tab")
             defer { Task { await listener.stop() } }
+            // The one socket is joined to both backends (the second in the background, after the handshake).
+            let joined = try await eventuallyAsync { standIns.allSatisfy(\.hasClientWebSocket) }
+            #expect(joined)
             var ids: [String] = []
             for color in 1...3 { ids.append(try await alice.queueAccepted(Workflow.save(prefix: "spread", color: color, clientID: "alice-tab"))) }
             // One slot each: one job runs on each backend, the third waits in the gateway.
@@ -125,6 +128,67 @@ import Testing
             try await BackendAdministration(store: gate.databaseStore).setDrained(false, backend: "b", known: ["a", "b"], by: "test")
             #expect(try await gate.finishedJob(waiting).backend == "b", "re-enabled, b takes the waiting job")
             #expect(try await gate.store.auditEvents(limit: 10).contains { $0.action == "backend.enable" && $0.detail == "backend b" })
+        }
+    }
+
+    @Test func aBackendThatDiesGivesBackItsWaitingJobsFailsItsRunningOnesAndRejoinsWhenItReturns() async throws {
+        let port = try LoopbackPort.free()
+        let doomed = {
+            var options = ComfyUIStandIn.Options()
+            options.port = port
+            return options
+        }()
+        try await withComfyUIStandIn(.init()) { survivor in
+            let backends = [
+                BackendConfiguration(name: "b", url: URL(string: survivor.baseURL)!, slots: 1),
+                BackendConfiguration(name: "a", url: URL(string: "http://127.0.0.1:\(port)")!, slots: 2),
+            ]
+            try await withGateway(in: survivor, store: try SQLiteStore.inMemory(), configure: { $0.configuredBackends = backends }) { gate in
+                let alice = try await gate.member("alice")
+                let (onB, running, waiting) = try await withComfyUIStandIn(doomed) { a in
+                    _ = try await eventuallyAsync { try await gate.readiness().backendsUp == 2 }
+                    a.holdExecution()
+                    survivor.holdExecution()
+                    // b (listed first) takes the first job in its one slot, so the next two go to a: one runs there, one
+                    // waits in its queue.
+                    let onB = try await alice.queueAccepted(Workflow.save(prefix: "on-b", color: 1))
+                    _ = try await eventuallyAsync { try await survivor.queueIDs() == [onB] }
+                    let running = try await alice.queueAccepted(Workflow.save(prefix: "runs", color: 2))
+                    _ = try await eventuallyAsync { try await a.queueIDs() == [running] }
+                    let waiting = try await alice.queueAccepted(Workflow.save(
+                        prefix: "retried", color: 3, extra: #""extra_data": {"comfygate_retryable": true}, "#))
+                    _ = try await eventuallyAsync { try await a.queueIDs().count == 2 }
+                    let placed = [try await gate.store.job(id: running), try await gate.store.job(id: waiting)]
+                    #expect(placed.map { $0?.backend } == ["a", "a"], "\(placed.map { "\($0?.state.rawValue ?? "?") on \($0?.backend ?? "-")" })")
+                    return (onB, running, waiting)
+                }
+                // a is gone (its stand-in stopped) with one job running and one waiting in its queue.
+                let failed = try await gate.finishedJob(running)
+                #expect(failed.state == .failed && failed.failure?.code == "backend_failed", "\(String(describing: failed.failure))")
+                #expect(failed.failure?.message.contains("'a' stopped answering") == true)
+                let entry = try StandInJSON.parse(try await alice.get("/history/\(running)").text)[running]
+                #expect(entry?["status"]?["status_str"]?.stringValue == "error", "the native history tells of it")
+                _ = try await eventuallyAsync { try await gate.store.job(id: waiting)?.state == .queued }
+                survivor.releaseExecution()
+                let moved = try await gate.finishedJob(waiting)
+                #expect(moved.state == .succeeded && moved.backend == "b", "the waiting job ran on b")
+                #expect(try await gate.finishedJob(onB).state == .succeeded)
+                #expect(try await gate.readiness().backend("a")?["state"] as? String == "down")
+
+                // a comes back on its port: it rejoins by itself and takes work again.
+                try await withComfyUIStandIn(doomed) { a in
+                    _ = try await eventuallyAsync(within: .seconds(20)) { try await gate.readiness().backendsUp == 2 }
+                    survivor.holdExecution()
+                    let blocker = try await alice.queueAccepted(Workflow.save(prefix: "blocker", color: 4))
+                    let next = try await alice.queueAccepted(Workflow.save(prefix: "back", color: 5))
+                    survivor.releaseExecution()
+                    let ranOn = [try await gate.finishedJob(blocker).backend, try await gate.finishedJob(next).backend]
+                    #expect(ranOn.contains("a"), "a takes work again: \(ranOn)")
+                    #expect(try await a.historyIDs().allSatisfy { ![running, waiting, onB].contains($0) })
+                }
+                let everything = try await survivor.historyIDs()
+                #expect(everything.count == Set(everything).count, "nothing ran twice")
+            }
         }
     }
 
@@ -206,6 +270,13 @@ private func withStandIns<T: Sendable>(
 }
 
 extension ComfyUIStandIn {
+    /// Whether a client's websocket (not the gateway job queue's own) is open on it.
+    var hasClientWebSocket: Bool {
+        recordedWebSockets.contains { socket in
+            socket.isOpen && !socket.handshakeHeaders.contains { $0.name.lowercased() == "user-agent" && $0.value == "comfygate-jobs" }
+        }
+    }
+
     /// The prompt ids in its queue, running and waiting (asked directly).
     func queueIDs() async throws -> [String] {
         let queue = try StandInJSON.parse(try await TestHTTP.send(.GET, "\(baseURL)/queue").text)
@@ -247,8 +318,10 @@ struct Readiness {
         (body["backends"] as? [[String: Any]])?.first { $0["name"] as? String == name }
     }
 
-    /// Backends that answer and whose node catalog the gateway has read.
+    /// Backends that answer, whose circuit breaker is closed and whose node catalog the gateway has read.
     var backendsUp: Int {
-        (body["backends"] as? [[String: Any]])?.count { $0["state"] as? String == "up" && $0["node_catalog"] as? Bool == true } ?? 0
+        (body["backends"] as? [[String: Any]])?.count { backend in
+            backend["state"] as? String == "up" && backend["breaker"] as? String == "closed" && backend["node_catalog"] as? Bool == true
+        } ?? 0
     }
 }

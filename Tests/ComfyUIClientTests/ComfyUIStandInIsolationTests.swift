@@ -234,6 +234,27 @@ extension ComfyUIStandInTests {
         }
     }
 
+    @Test func aNodeExecutionDelayKeepsEachNodeRunningUntilItsTimeOrAnInterrupt() async throws {
+        var slow = ComfyUIStandIn.Options()
+        slow.nodeExecutionDelay = .seconds(600)
+        try await withComfyUIStandIn(slow) { standIn in
+            try await withHTTPClient { client in
+                let id = try promptId(try await client.post("\(standIn.baseURL)/prompt", json: saveWorkflow(color: 1)))
+                try await running(client, standIn, id)
+                _ = try await client.call(.POST, "\(standIn.baseURL)/interrupt")
+                #expect(try await finished(client, standIn, id)["status"]?["status_str"] == "error", "the interrupt stops the slow node")
+            }
+        }
+        var quick = ComfyUIStandIn.Options()
+        quick.nodeExecutionDelay = .milliseconds(20)
+        try await withComfyUIStandIn(quick) { standIn in
+            try await withHTTPClient { client in
+                let id = try promptId(try await client.post("\(standIn.baseURL)/prompt", json: saveWorkflow(color: 2)))
+                #expect(try await finished(client, standIn, id)["status"]?["status_str"] == "success", "each node ends after its time")
+            }
+        }
+    }
+
     @Test func queueAndHistoryDeleteAndClearActOnAnyId() async throws {
         try await withComfyUIStandIn { standIn in
             standIn.holdExecution()

@@ -7,6 +7,7 @@ import HummingbirdCore
 public import Logging
 public import NIOCore
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 
 /// Builds the gateway application: routes, authentication, proxy and websocket relay over one store, in front of
@@ -27,6 +28,9 @@ public enum Gateway {
         /// Who may do what, with the prompt and file owners it decides from.
         public let policy: AccessPolicy
         let now: @Sendable () -> Date
+        /// The backends client websockets are connected to, and who is given the open websockets to join backends
+        /// to later (nil: the configured upstream alone).
+        var webSocketBackends: WebSocketBackends?
 
         /// - Parameters:
         ///   - now: the clock, replaceable in tests.
@@ -130,14 +134,7 @@ public enum Gateway {
             isolation: isolation,
             openWebSockets: openWebSockets,
             upstreamHeaders: pool.members[0].headers,
-            connector: UpstreamWebSocketConnector(
-                host: configuration.upstream.host ?? "127.0.0.1",
-                authority: Self.authority(of: configuration.upstream),
-                port: configuration.upstream.port ?? (configuration.upstream.scheme == "https" ? 443 : 80),
-                connectTimeout: configuration.upstreamConnectTimeout,
-                maxFrameSize: configuration.maxWebSocketFrame,
-                closeTimeout: .seconds(10)
-            ),
+            upstreams: try webSocketUpstreams(components: components, pool: pool, openWebSockets: openWebSockets),
             logger: logger
         )
         let fastPath = FastProxyHandler.Dependencies(
@@ -195,7 +192,41 @@ public enum Gateway {
         return url.port.map { "\(bracketed):\($0)" } ?? bracketed
     }
 
-    /// ComfyUI's websocket, `ws://host:port/ws` (`wss` behind https), under the URL's path prefix if it has one.
+    /// The backends a new client websocket is connected to: the pool's primary, then every other backend whose breaker
+    /// is closed and that is not drained (unless the components name others: then they are given the open websockets,
+    /// to join backends to them later). A backend that comes back is joined to the sockets already open.
+    private static func webSocketUpstreams(
+        components: Components, pool: BackendPool, openWebSockets: OpenWebSockets
+    ) throws -> @Sendable () -> [UpstreamWebSocketConnector] {
+        if let backends = components.webSocketBackends {
+            backends.opened(openWebSockets)
+            return backends.upstreams
+        }
+        var connectors: [String: UpstreamWebSocketConnector] = [:]
+        for backend in pool.members {
+            connectors[backend.name] = try webSocketConnector(for: backend.url, configuration: components.configuration)
+        }
+        pool.onReturn { [connectors] backend in
+            if let connector = connectors[backend.name] { openWebSockets.attach(connector) }
+        }
+        return { [connectors] in
+            let primary = pool.primary
+            return ([primary] + pool.members.filter { $0 !== primary && $0.isAvailable }).compactMap { connectors[$0.name] }
+        }
+    }
+
+    /// Opens client websockets' connections to the ComfyUI backend at `url`, with the configured timeouts and limits.
+    /// - Parameter tlsConfiguration: for an https backend (by default the system's trust roots, verified).
+    static func webSocketConnector(
+        for url: URL, configuration: GatewayConfiguration, tlsConfiguration: TLSConfiguration = .makeClientConfiguration()
+    ) throws -> UpstreamWebSocketConnector {
+        try UpstreamWebSocketConnector(
+            backend: url, connectTimeout: configuration.upstreamConnectTimeout, maxFrameSize: configuration.maxWebSocketFrame,
+            closeTimeout: .seconds(10), tlsConfiguration: tlsConfiguration
+        )
+    }
+
+    /// ComfyUI's websocket, `ws://host:port/prefix/ws` (`wss` behind https).
     static func eventsURL(of url: URL) -> String {
         var prefix = url.path
         while prefix.hasSuffix("/") { prefix.removeLast() }
@@ -215,4 +246,12 @@ struct UpstreamTransportService: Service {
         try? await gracefulShutdown()
         for transport in transports { await transport.shutdown() }
     }
+}
+
+/// Which ComfyUI backends client websockets are connected to, when not the configured upstream alone.
+struct WebSocketBackends: Sendable {
+    /// The backends for a new client websocket, primary first.
+    let upstreams: @Sendable () -> [UpstreamWebSocketConnector]
+    /// Given the gateway's open websockets once it is built, to join backends that come back to them.
+    let opened: @Sendable (OpenWebSockets) -> Void
 }

@@ -9,6 +9,8 @@ final class BackendPool: Sendable {
     let members: [Backend]
     /// Jobs out at each backend, as this gateway's job queue last counted them (handed over or being handed over).
     private let active = Mutex<[String: Int]>([:])
+    /// Told when a backend answers again after being down (or for the first time).
+    private let returnObservers = Mutex<[@Sendable (Backend) -> Void]>([])
 
     init(members: [Backend]) {
         precondition(!members.isEmpty, "a gateway has at least one backend")
@@ -85,6 +87,18 @@ final class BackendPool: Sendable {
         }
         return "no single ComfyUI backend has every model file this graph names: "
             + lacks.map { "\($0.0) lacks \($0.1.joined(separator: ", "))" }.joined(separator: "; ")
+    }
+
+    // MARK: Returns
+
+    /// Calls `observer` whenever a backend answers again (or for the first time).
+    func onReturn(_ observer: @escaping @Sendable (Backend) -> Void) {
+        returnObservers.withLock { $0.append(observer) }
+    }
+
+    /// Tells the observers that a backend answers again.
+    func announceReturn(of backend: Backend) {
+        for observer in returnObservers.withLock({ $0 }) { observer(backend) }
     }
 
     // MARK: Load

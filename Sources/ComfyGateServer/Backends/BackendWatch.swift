@@ -77,6 +77,7 @@ struct BackendWatch: Service {
             }
             if cameUp {
                 logger.notice("ComfyUI answers", metadata: ["backend": "\(backend.name)", "upstream": "\(backend.displayURL)"])
+                pool.announceReturn(of: backend)
                 await onChange(backend, .up)
             }
         case .failure(let failure):
@@ -98,7 +99,10 @@ struct BackendWatch: Service {
                     }
                     if changed {
                         logger.notice(isDrained ? "ComfyUI backend drained" : "ComfyUI backend enabled again", metadata: ["backend": "\(backend.name)"])
-                        if !isDrained { await onChange(backend, backend.current.state) }
+                        if !isDrained {
+                            pool.announceReturn(of: backend)
+                            await onChange(backend, backend.current.state)
+                        }
                     }
                 }
             }

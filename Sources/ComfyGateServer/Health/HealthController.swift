@@ -42,6 +42,7 @@ struct HealthController: Sendable {
                 "name": snapshot.name, "url": snapshot.url, "state": probe.error == nil ? "up" : "down", "drained": snapshot.drained,
                 "weight": snapshot.weight, "slots": snapshot.slots, "in_flight": snapshot.inFlight,
                 "latency_ms": probe.milliseconds, "node_catalog": backend.current.catalog != nil,
+                "breaker": backend.current.state == .down ? "open" : "closed",
                 "devices": probe.seen?.devices.map { device -> [String: any Sendable] in
                     ["name": device.name, "type": device.type, "vram_total": device.vramTotal ?? 0, "vram_free": device.vramFree ?? 0]
                 } ?? [],

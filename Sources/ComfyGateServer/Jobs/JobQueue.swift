@@ -690,10 +690,16 @@ actor JobQueue {
     /// wait again once when their submitter allowed a retry; the ones being cancelled end. Whatever it still has when
     /// it comes back is taken out of its queue then (``backendCameUp(_:)``).
     func backendWentDown(_ backend: Backend) async {
-        let running = backend.current.running
-        for job in inFlight.values where job.backend == backend.name && !isBeingHandedOver(job) {
+        let lost = inFlight.values.filter { $0.backend == backend.name && !isBeingHandedOver($0) }
+        // ComfyUI runs one prompt at a time, first in first out: the one it was last seen running, and (as that look
+        // may be a second old) the one handed over first, may have started; the others only waited in its queue.
+        var mayHaveRun = backend.current.running
+        if let first = lost.min(by: { ($0.dispatchedAt ?? .distantPast, $0.id) < ($1.dispatchedAt ?? .distantPast, $1.id) }) {
+            mayHaveRun.insert(first.id)
+        }
+        for job in lost {
             var updated = job
-            let ran = running.contains(job.id) || job.startedAt != nil
+            let ran = mayHaveRun.contains(job.id) || job.startedAt != nil
             if job.state == .canceling {
                 updated.state = .canceled
                 updated.completedAt = now()

@@ -15,6 +15,8 @@ final class OpenWebSockets: Service, Sendable {
         let headers: HTTPFields
         let query: String?
         let peer: String?
+        /// What the client asked ComfyUI for: what a backend that joins later is asked for too.
+        let upstreamRequest: UpstreamWebSocketConnector.Request
         let relay: NIOLoopBound<WebSocketRelay>
     }
 
@@ -41,6 +43,14 @@ final class OpenWebSockets: Service, Sendable {
     func send(_ message: [UInt8], toUser userID: String) {
         for entry in entries.withLock({ $0.values.filter { $0.userID == userID } }) {
             entry.relay.eventLoop.execute { entry.relay.value.deliverGatewayMessage(message) }
+        }
+    }
+
+    /// Joins a backend to every open websocket that is not connected to it yet (one that came back after they
+    /// opened): from then on they carry its events too. Sockets it cannot be joined to go on without it.
+    func attach(_ connector: UpstreamWebSocketConnector) {
+        for entry in entries.withLock({ Array($0.values) }) {
+            connector.join(entry.relay, request: entry.upstreamRequest, logger: logger)
         }
     }
 

@@ -26,7 +26,9 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
         let isolation: Isolation
         let openWebSockets: OpenWebSockets
         let upstreamHeaders: UpstreamRequestHeaders
-        let connector: UpstreamWebSocketConnector
+        /// The backends a new client socket is connected to, primary first: the primary's handshake answers the
+        /// client, the others join as tributaries (those that cannot be reached are skipped).
+        let upstreams: @Sendable () -> [UpstreamWebSocketConnector]
         let logger: Logger
     }
 
@@ -39,7 +41,11 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
 
     /// A handshake ComfyUI accepted, waiting for the client's side of the upgrade.
     private struct Accepted {
+        let primary: UpstreamWebSocketConnector
         let upstream: UpstreamWebSocketConnector.Connection
+        /// The other backends, to join once the client's socket is open.
+        let tributaries: ArraySlice<UpstreamWebSocketConnector>
+        let request: UpstreamWebSocketConnector.Request
         let identity: Identity
         /// Whether the client's events are filtered (``WebSocketEventFilter``).
         let filtersEvents: Bool
@@ -133,22 +139,28 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
         case .answer, .gatewayRoute, .comfyAPIv2, .page:
             throw Refusal(status: .badRequest, body: ["error": "\(request.path ?? "/") is not a websocket"])
         }
-        let pathAndQuery = plan.target
-        let headers = dependencies.upstreamHeaders.build(from: request.headerFields, authority: request.authority, peer: peer, isWebSocket: true)
+        let upstreamRequest = UpstreamWebSocketConnector.Request(
+            pathAndQuery: plan.target,
+            headers: dependencies.upstreamHeaders.build(from: request.headerFields, authority: request.authority, peer: peer, isWebSocket: true)
+        )
+        let connectors = dependencies.upstreams()
+        guard let primary = connectors.first else {
+            throw Refusal(status: .serviceUnavailable, body: ["error": "no upstream available"], headers: [.retryAfter: "1"])
+        }
         let connection: UpstreamWebSocketConnector.Connection
-        let upstream = dependencies.connector.description
+        let upstream = primary.description
         do {
-            connection = try await dependencies.connector.connect(pathAndQuery: pathAndQuery, headers: headers, key: key, on: eventLoop)
+            connection = try await primary.connect(upstreamRequest, key: key, on: eventLoop)
         } catch UpstreamWebSocketConnector.Failure.unreachable(let cause) {
             dependencies.logger.warning("upstream websocket unreachable", metadata: ["upstream": "\(upstream)", "cause": "\(cause)"])
             throw Refusal(status: .badGateway, body: ["error": "upstream unreachable", "upstream": upstream, "cause": cause])
         } catch {
-            dependencies.logger.info("upstream refused the websocket", metadata: ["path": "\(pathAndQuery)"])
+            dependencies.logger.info("upstream refused the websocket", metadata: ["path": "\(upstreamRequest.pathAndQuery)"])
             throw Refusal(status: .badGateway, body: ["error": "upstream refused the websocket upgrade", "upstream": upstream])
         }
         let accepted = Accepted(
-            upstream: connection, identity: identity, filtersEvents: plan.answer == .webSocket && !identity.caller.isAdmin,
-            credentials: (request.headerFields, query, peer)
+            primary: primary, upstream: connection, tributaries: connectors.dropFirst(), request: upstreamRequest, identity: identity,
+            filtersEvents: plan.answer == .webSocket && !identity.caller.isAdmin, credentials: (request.headerFields, query, peer)
         )
         pending.withLockedValue { $0 = accepted }
 
@@ -174,13 +186,15 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
         guard let accepted = pending.withLockedValue({ value in defer { value = nil }; return value }) else {
             throw Refusal(status: .internalServerError, body: ["error": "websocket handshake failed"])
         }
-        let relay = WebSocketRelay(masksWrites: false, closeTimeout: dependencies.connector.closeTimeout)
+        let relay = WebSocketRelay(masksWrites: false, closeTimeout: accepted.primary.closeTimeout)
         if accepted.filtersEvents {
-            relay.filter = WebSocketEventFilter(caller: accepted.identity.caller, isolation: dependencies.isolation)
+            let caller = accepted.identity.caller
+            let isolation = dependencies.isolation
+            relay.makeFilter = { WebSocketEventFilter(caller: caller, isolation: isolation) }
         }
         var previous = handler
         for added: any ChannelHandler in [
-            WebSocketFrameEncoder(), ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: dependencies.connector.maxFrameSize)),
+            WebSocketFrameEncoder(), ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: accepted.primary.maxFrameSize)),
             WebSocketProtocolErrorHandler(), relay,
         ] {
             if let previous {
@@ -196,10 +210,13 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
         dependencies.openWebSockets.add(
             OpenWebSockets.Entry(
                 userID: accepted.identity.caller.userID, userName: accepted.identity.userName, headers: accepted.credentials.headers, query: accepted.credentials.query,
-                peer: accepted.credentials.peer, relay: boundRelay
+                peer: accepted.credentials.peer, upstreamRequest: accepted.request, relay: boundRelay
             ),
             closeFuture: channel.closeFuture
         )
+        for tributary in accepted.tributaries {
+            tributary.join(boundRelay, request: accepted.request, logger: dependencies.logger)
+        }
         return .webSocket(client: channel, upstream: accepted.upstream.channel, relay: boundRelay, identity: accepted.identity)
     }
 

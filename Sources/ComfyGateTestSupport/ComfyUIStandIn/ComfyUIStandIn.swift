@@ -1,9 +1,12 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NIOSSL
 import ServiceLifecycle
 import Synchronization
 
@@ -23,10 +26,12 @@ public final class ComfyUIStandIn: Sendable {
         self.state = state
     }
 
-    /// `http://127.0.0.1:<port>`
-    public var baseURL: String { "http://127.0.0.1:\(port)" }
-    /// `ws://127.0.0.1:<port>`
-    public var webSocketBaseURL: String { "ws://127.0.0.1:\(port)" }
+    /// Whether it serves https (``Options/tlsCertFile`` and ``Options/tlsKeyFile``).
+    public var isSecure: Bool { options.tlsCertFile != nil && options.tlsKeyFile != nil }
+    /// `http://127.0.0.1:<port>` (`https` with TLS)
+    public var baseURL: String { (isSecure ? "https" : "http") + "://127.0.0.1:\(port)" }
+    /// `ws://127.0.0.1:<port>` (`wss` with TLS)
+    public var webSocketBaseURL: String { (isSecure ? "wss" : "ws") + "://127.0.0.1:\(port)" }
 
     // MARK: recordings
 
@@ -199,7 +204,7 @@ public final class ComfyUIStandIn: Sendable {
     }
 }
 
-/// Runs a ComfyUI stand-in on `127.0.0.1:<ephemeral port>` for the duration of `body`, then shuts it down
+/// Runs a ComfyUI stand-in on `127.0.0.1:<ephemeral port>` (or ``ComfyUIStandIn/Options/port``) for the duration of `body`, then shuts it down
 /// gracefully (websockets are closed with 1001 first) and deletes its files.
 public func withComfyUIStandIn<T: Sendable>(
     _ options: ComfyUIStandIn.Options = .init(),
@@ -216,13 +221,20 @@ public func withComfyUIStandIn<T: Sendable>(
     let state = StandInState(options: options, webRoot: webRoot, files: files, logger: logger)
 
     let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
+    var server = HTTPServerBuilder.http1WebSocketUpgrade(
+        webSocketRouter: StandInApp.makeRouter(state: state, upgradesOnly: true),
+        configuration: .init(ws: .init(maxFrameSize: options.webSocketMaxFrameSize, autoPing: .disabled, closeTimeout: .seconds(2))))
+    if let certFile = options.tlsCertFile, let keyFile = options.tlsKeyFile {
+        // main.py: `ssl_ctx.load_cert_chain(certfile=args.tls_certfile, keyfile=args.tls_keyfile)` on the one site.
+        let tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(certFile).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem)))
+        server = try .tls(server, tlsConfiguration: tls)
+    }
     let app = Application(
         router: StandInApp.makeRouter(state: state, upgradesOnly: false),
-        server: .http1WebSocketUpgrade(
-            webSocketRouter: StandInApp.makeRouter(state: state, upgradesOnly: true),
-            configuration: .init(
-                ws: .init(maxFrameSize: options.webSocketMaxFrameSize, autoPing: .disabled, closeTimeout: .seconds(2)))),
-        configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: nil),
+        server: server,
+        configuration: .init(address: .hostname("127.0.0.1", port: options.port), serverName: nil),
         onServerRunning: { channel in
             portContinuation.yield(channel.localAddress?.port ?? 0)
             portContinuation.finish()

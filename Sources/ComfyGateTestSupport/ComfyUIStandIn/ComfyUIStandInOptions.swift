@@ -94,6 +94,19 @@ extension ComfyUIStandIn {
         /// Largest websocket frame accepted or sent (hummingbird's default is 16 KiB).
         public var webSocketMaxFrameSize: Int = 16 * 1024 * 1024
 
+        /// The port to listen on (ComfyUI's `--port`); 0 (default): an ephemeral port. A fixed port lets a test stop a
+        /// stand-in and start another on the same port, as ComfyUI is restarted.
+        public var port: Int = 0
+
+        /// ComfyUI's `--tls-certfile` and `--tls-keyfile` (PEM files): when both are set, the stand-in serves https, and
+        /// its websocket wss, on its one port, as ComfyUI does; nil (default): plain http.
+        public var tlsCertFile: String? = nil
+        public var tlsKeyFile: String? = nil
+
+        /// How long each node takes to execute, standing for a slower GPU (default 0): a node runs at least this long
+        /// after its `executing` message (an interrupt still stops it at once).
+        public var nodeExecutionDelay: Duration = .zero
+
         /// Log level of the stand-in's own logger (quiet by default).
         public var logLevel: Logger.Level = .critical
 

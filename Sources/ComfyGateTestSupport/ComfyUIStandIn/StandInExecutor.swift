@@ -177,7 +177,7 @@ struct StandInExecutor: Sendable {
                 }
             }
             // A node interrupted while it runs stops where it is, as `throw_exception_if_processing_interrupted` does.
-            guard await waitWhileHeld() else { return }
+            guard await waitWhileHeld(until: .now + state.options.nodeExecutionDelay) else { return }
             if state.inner.withLock({ $0.interruptRequested }) {
                 interrupted(at: id, classType: classType)
                 break
@@ -235,10 +235,11 @@ struct StandInExecutor: Sendable {
         }
     }
 
-    /// Waits while the stand-in holds execution (``ComfyUIStandIn/holdExecution()``) and no interrupt is requested;
-    /// false when the stand-in is shutting down.
-    private func waitWhileHeld() async -> Bool {
-        while state.inner.withLock({ $0.executionHeld && !$0.interruptRequested }) {
+    /// Waits while the stand-in holds execution (``ComfyUIStandIn/holdExecution()``) or the node's time
+    /// (``ComfyUIStandIn/Options/nodeExecutionDelay``) is not up, and no interrupt is requested; false when the
+    /// stand-in is shutting down.
+    private func waitWhileHeld(until end: ContinuousClock.Instant) async -> Bool {
+        while state.inner.withLock({ ($0.executionHeld || .now < end) && !$0.interruptRequested }) {
             do { try await Task.sleep(for: .milliseconds(2)) } catch { return false }
         }
         return !Task.isCancelled

@@ -1,6 +1,6 @@
 import AsyncHTTPClient
 import ComfyGateCore
-import ComfyGateServer
+@testable import ComfyGateServer
 import ComfyGateSQLite
 import ComfyGateTestSupport
 import Foundation
@@ -83,6 +83,7 @@ func withGateway<T: Sendable>(
 
 /// Runs `body` with a gateway over `store` in front of a stand-in that outlives it: what a restart of the
 /// gateway needs (a second call with the same stand-in and a store on the same file).
+/// - Parameter webSocketBackends: the backends client websockets are connected to (nil: the upstream alone).
 func withGateway<T: Sendable>(
     in standIn: ComfyUIStandIn,
     store: SQLiteStore,
@@ -90,6 +91,7 @@ func withGateway<T: Sendable>(
     configure: @Sendable (inout GatewayConfiguration) -> Void = { _ in },
     wrapStore: @Sendable (SQLiteStore) -> any GatewayStore = { $0 },
     logger: Logger? = nil,
+    webSocketBackends: WebSocketBackends? = nil,
     _ body: @Sendable (GatewayHarness) async throws -> T
 ) async throws -> T {
     let clock = TestClock()
@@ -103,7 +105,8 @@ func withGateway<T: Sendable>(
     configuration.dataDirectory = dataDirectory.path
     defer { try? FileManager.default.removeItem(at: dataDirectory) }
     configure(&configuration)
-    let components = Gateway.Components(configuration: configuration, store: wrapStore(store), now: { clock.now() })
+    var components = Gateway.Components(configuration: configuration, store: wrapStore(store), now: { clock.now() })
+    components.webSocketBackends = webSocketBackends
     let logger = logger ?? {
         var logger = Logger(label: "gateway-test")
         logger.logLevel = .critical
