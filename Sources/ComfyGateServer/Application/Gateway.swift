@@ -26,6 +26,8 @@ public enum Gateway {
         public let transport: any UpstreamTransport
         /// Who may do what, with the prompt and file owners it decides from.
         public let policy: AccessPolicy
+        /// This gateway's metrics, in a registry of its own; nil when `metrics = false`.
+        public let metrics: GatewayMetrics?
         let now: @Sendable () -> Date
 
         /// - Parameters:
@@ -41,7 +43,8 @@ public enum Gateway {
             let store = CachedGatewayStore(store)
             self.store = store
             self.transport = transport ?? Gateway.makeTransport(for: configuration)
-            self.policy = AccessPolicy(rules: configuration.policy)
+            self.metrics = configuration.metrics ? GatewayMetrics() : nil
+            self.policy = AccessPolicy(rules: configuration.policy, servesMetrics: configuration.metrics)
             self.now = now
             self.hasher = PasswordHasher(maxConcurrent: configuration.bcryptConcurrency, background: true)
             self.loginHasher = PasswordHasher(maxConcurrent: configuration.bcryptConcurrency)
@@ -91,15 +94,18 @@ public enum Gateway {
             publicScheme: configuration.publicURL?.scheme
         )
         let authenticator = RequestAuthenticator(
-            verifier: components.verifier, sessions: components.sessions, cookie: cookie, clientAddress: clientAddress, logger: logger
+            verifier: components.verifier, sessions: components.sessions, cookie: cookie, clientAddress: clientAddress,
+            scrapeToken: configuration.metricsToken, metrics: components.metrics, logger: logger
         )
+        let observer = RequestObserver(
+            metrics: components.metrics, accessLog: configuration.accessLog ? logger : nil, clientAddress: clientAddress)
         let decoyHash = try BcryptHash(
             parsing: PasswordHasher.defaultCost == 12
                 ? Self.decoyHashCost12 : try await components.loginHasher.hash(TokenFormat.randomID(), cost: PasswordHasher.defaultCost)
         )
 
         let comfyUIUsers = ComfyUIUsers(transport: components.transport, store: components.store, logger: logger)
-        let openWebSockets = OpenWebSockets(authenticator: authenticator, logger: logger)
+        let openWebSockets = OpenWebSockets(authenticator: authenticator, metrics: components.metrics, logger: logger)
         let isolation = Isolation(policy: components.policy, store: components.store, logger: logger, now: components.now)
         try await isolation.loadOwners()
         let backend = ComfyUIBackend(transport: components.transport, name: configuration.upstream.absoluteString)
@@ -108,7 +114,7 @@ public enum Gateway {
             store: components.store, backend: backend,
             settings: configuration.jobs, roleQuotas: configuration.quotas, ownership: components.policy.ownership,
             counts: isolation.waitingJobs, notices: JobNotices(sockets: openWebSockets), events: JobEvents(),
-            listenerClientID: listenerClientID, logger: logger, now: components.now
+            listenerClientID: listenerClientID, logger: logger, now: components.now, metrics: components.metrics
         )
         try await jobs.load()
         let dataDirectory = URL(fileURLWithPath: configuration.dataDirectory)
@@ -121,6 +127,7 @@ public enum Gateway {
         let renderer = try PageRenderer(siteName: configuration.siteName)
         let router = Router(context: GatewayRequestContext.self)
         let storeHealth = StoreHealth(logger: logger)
+        router.add(middleware: RequestObserverMiddleware(observer: observer))
         router.add(middleware: FailureAnswerMiddleware(storeHealth: storeHealth))
         HealthController(
             transport: components.transport,
@@ -132,9 +139,10 @@ public enum Gateway {
             renderer: renderer,
             login: PasswordLogin(store: components.store, hasher: components.loginHasher, throttle: LoginThrottle(), decoyHash: decoyHash),
             sessions: components.sessions, cookie: cookie, originPolicy: originPolicy, store: components.store,
-            clientAddress: clientAddress, logger: logger
+            clientAddress: clientAddress, metrics: components.metrics, logger: logger
         ).addRoutes(to: router)
-        router.add(middleware: AuthenticationMiddleware(authenticator: authenticator, originPolicy: originPolicy, policy: components.policy))
+        router.add(middleware: AuthenticationMiddleware(
+            authenticator: authenticator, originPolicy: originPolicy, policy: components.policy, metrics: components.metrics))
         router.add(middleware: WebPages(
             renderer: renderer, store: components.store, accounts: AccountService(store: components.store, hasher: components.loginHasher),
             sessions: components.sessions, cookie: cookie, loginHasher: components.loginHasher, jobs: jobs, backend: backend,
@@ -161,12 +169,13 @@ public enum Gateway {
                 maxFrameSize: configuration.maxWebSocketFrame,
                 closeTimeout: .seconds(10)
             ),
+            observer: observer,
             logger: logger
         )
         let fastPath = (components.transport as? PooledUpstreamTransport).map { transport in
             FastProxyHandler.Dependencies(
                 authenticator: authenticator, originPolicy: originPolicy, upstreamHeaders: upstreamHeaders, transport: transport,
-                policy: components.policy, comfyUIUsers: comfyUIUsers, logger: logger
+                policy: components.policy, comfyUIUsers: comfyUIUsers, observer: observer, logger: logger
             )
         }
         let limits = ConnectionLimits(configuration: configuration)
@@ -191,7 +200,9 @@ public enum Gateway {
             ),
             services: [
                 UpstreamTransportService(transport: components.transport), openWebSockets, comfyUIUsers,
-                UpstreamWatch(transport: components.transport, upstreamDescription: configuration.upstream.absoluteString, logger: logger),
+                UpstreamWatch(
+                    transport: components.transport, upstreamDescription: configuration.upstream.absoluteString,
+                    metrics: components.metrics, logger: logger),
                 JobQueueService(
                     queue: jobs, eventsURL: Self.eventsURL(of: configuration.upstream), clientID: listenerClientID, logger: logger),
             ],

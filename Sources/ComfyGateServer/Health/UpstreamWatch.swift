@@ -8,6 +8,8 @@ import ServiceLifecycle
 struct UpstreamWatch: Service {
     let transport: any UpstreamTransport
     let upstreamDescription: String
+    /// Where ComfyUI's health is reported (``GatewayMetrics/backendHealth(name:up:)``), by ``upstreamDescription``.
+    let metrics: GatewayMetrics?
     let logger: Logger
     var interval: Duration = .seconds(30)
 
@@ -23,6 +25,7 @@ struct UpstreamWatch: Service {
         while !Task.isCancelled {
             let problem = await probe()
             let state = problem == nil ? "up" : "down:" + (problem ?? "")
+            metrics?.backendHealth(name: upstreamDescription, up: problem == nil)
             if state != lastState {
                 if let problem {
                     logger.warning("ComfyUI does not answer", metadata: [

@@ -43,6 +43,7 @@ actor JobQueue {
     private let listenerClientID: String
     private let logger: Logger
     private let now: @Sendable () -> Date
+    private let metrics: GatewayMetrics?
 
     /// Jobs ComfyUI accepted and has not been seen to finish, by id.
     private var inFlight: [String: Job] = [:]
@@ -74,8 +75,9 @@ actor JobQueue {
     init(
         store: any GatewayStore, backend: ComfyUIBackend, settings: JobSettings, roleQuotas: [Role: QuotaLimits],
         ownership: OwnershipIndex, counts: WaitingCounts, notices: JobNotices, events: JobEvents, listenerClientID: String,
-        logger: Logger, now: @escaping @Sendable () -> Date
+        logger: Logger, now: @escaping @Sendable () -> Date, metrics: GatewayMetrics?
     ) {
+        self.metrics = metrics
         self.counts = counts
         self.events = events
         self.listenerClientID = listenerClientID
@@ -326,11 +328,17 @@ actor JobQueue {
         }
         do {
             let (status, answer) = try await backend.submit(body)
-            guard status == 200 else { return .refused(status: status, answer: answer) }
+            guard status == 200 else {
+                metrics?.dispatchFailed(backend: backend.name, reason: "refused")
+                return .refused(status: status, answer: answer)
+            }
             inFlight[job.id] = job
+            metrics?.jobDispatched(backend: backend.name)
+            metrics?.jobWaited(user: job.userID, seconds: max(0, (job.dispatchedAt ?? now()).timeIntervalSince(job.createdAt)))
             return .accepted(answer: answer)
         } catch {
             logger.warning("job not handed to ComfyUI", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            metrics?.dispatchFailed(backend: backend.name, reason: "unreachable")
             return .unreachable
         }
     }
@@ -508,6 +516,7 @@ actor JobQueue {
                 logger.notice("ComfyUI forgot a job it had; it waits again", metadata: ["job": "\(job.id)"])
             } else {
                 ownership.record(files: updated.outputs.map(Self.fileReference), owner: updated.userID)
+                metrics?.gpuSeconds(user: updated.userID, seconds: updated.gpuSeconds)
             }
             publishCounts()
             notices.queueChanged(userID: updated.userID, remaining: counts.count(of: updated.userID))
@@ -674,6 +683,7 @@ actor JobQueue {
         var waiting = queuedByUser
         for job in inFlight.values { waiting[job.userID, default: 0] += 1 }
         counts.set(waiting)
+        metrics?.queueDepths(queuedByUser)
     }
 
     static func fileReference(_ output: JobOutput) -> OwnershipIndex.FileReference {
