@@ -12,6 +12,8 @@ public enum AccessDecision: Sendable, Equatable {
     case page(PageRoute)
     /// Sent on to ComfyUI as the plan says.
     case forward(ForwardPlan)
+    /// `GET /metrics`: the gateway's metrics in Prometheus' text format; never sent to ComfyUI.
+    case metrics
 }
 
 /// How a request goes to ComfyUI and how its answer comes back.

@@ -8,11 +8,17 @@ import ComfyGateRequestParsing
 public struct AccessPolicy: Sendable {
     public let rules: PolicyRules
     public let ownership: OwnershipIndex
+    /// Whether the gateway keeps metrics: when not, `/metrics` is not found.
+    public let servesMetrics: Bool
 
-    public init(rules: PolicyRules = PolicyRules(), ownership: OwnershipIndex = OwnershipIndex()) {
+    public init(rules: PolicyRules = PolicyRules(), ownership: OwnershipIndex = OwnershipIndex(), servesMetrics: Bool = true) {
         self.rules = rules
         self.ownership = ownership
+        self.servesMetrics = servesMetrics
     }
+
+    /// The gateway's metrics, for admins and the Prometheus scraper (``Caller/Role/scraper``); never ComfyUI's.
+    public static let metricsPath = "/metrics"
 
     /// Routes the gateway answers itself, before any credential is asked for.
     public static let gatewayRoutes: Set<String> = ["/login", "/logout", "/healthz", "/readyz", "/api/v2/health"]
@@ -47,6 +53,8 @@ public struct AccessPolicy: Sendable {
     /// The decision for a request from `caller`.
     public func decide(_ request: RequestFacts, caller: Caller) -> AccessDecision {
         if Self.isGatewayRoute(path: request.path) { return .gatewayRoute }
+        if request.path == Self.metricsPath { return decideMetrics(request, caller: caller) }
+        if caller.role == .scraper { return .refuse(.forbidden("the scrape token reads \(Self.metricsPath) only")) }
         guard let route = RoutePath(path: request.path) else {
             return .refuse(.badRequest("the path holds '.' or '..' segments, a backslash or bad percent-encoding"))
         }
@@ -123,6 +131,18 @@ public struct AccessPolicy: Sendable {
         default:
             return .forward(ForwardPlan(target: target))
         }
+    }
+
+    /// `/metrics`: read by admins and the scraper, when the gateway keeps metrics.
+    private func decideMetrics(_ request: RequestFacts, caller: Caller) -> AccessDecision {
+        guard servesMetrics else { return .refuse(.notFound("metrics are turned off on this gateway")) }
+        guard request.method == "GET" || request.method == "HEAD", !request.isWebSocket else {
+            return .refuse(PolicyRefusal(status: 405, message: "\(request.method) is not served on \(Self.metricsPath)"))
+        }
+        guard caller.isAdmin || caller.role == .scraper else {
+            return .refuse(.forbidden("the metrics are for admins and the metrics scraper"))
+        }
+        return .metrics
     }
 
     /// A Comfy API v2 request: answered by the gateway from the caller's own jobs and assets (anyone's by id for an

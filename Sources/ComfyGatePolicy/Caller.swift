@@ -8,6 +8,8 @@ public struct Caller: Sendable, Equatable {
         case user
         /// Reads their own work only: safe methods and the websocket.
         case viewer
+        /// Not a user: the Prometheus scraper with the configured scrape token, which may read `/metrics` only.
+        case scraper
     }
 
     /// The user's stable id.

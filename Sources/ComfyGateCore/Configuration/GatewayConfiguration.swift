@@ -22,6 +22,15 @@ public import Foundation
 /// - `bcrypt_concurrency`: bcrypt computations at once for token checks, and as many again for password logins
 ///   (default 2).
 /// - `log_level`: `trace`, `debug`, `info` (default), `notice`, `warning`, `error`.
+/// - `log_format`: `logfmt` (default: one `key=value` line per event) or `json` (one JSON object per line, with the
+///   keys `time`, `level`, `label`, `msg`, then the event's own): the form of every log line.
+/// - `access_log`: one line per request at level info — method, path without its query, status, bytes, duration,
+///   user, client address, route class and request path; never a credential (default `true`).
+/// - `metrics`: counts and times requests, sign-in failures, websockets, the job queue and ComfyUI for
+///   `GET /metrics` in Prometheus' text format, which admins may read (default `true`; `false` records nothing and
+///   `/metrics` answers 404).
+/// - `metrics_token_file`: a file (mode 0600 or stricter) whose first line is a token of at least 16 characters
+///   that a Prometheus scraper sends as `Authorization: Bearer <token>` to read `/metrics`, and nothing else.
 /// - `max_connections`: open client connections at once; more are closed as they arrive (default: from the
 ///   file-descriptor limit, see ``ConnectionLimits``).
 /// - `request_head_timeout` (default `15s`): longest time from a request's first byte (a new connection's
@@ -57,6 +66,14 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var tokenCacheLifetime: TimeInterval
     public var bcryptConcurrency: Int
     public var logLevel: String
+    /// The form of every log line.
+    public var logFormat: LogFormat
+    /// Whether each request is logged.
+    public var accessLog: Bool
+    /// Whether the gateway keeps metrics and serves them at `/metrics`.
+    public var metrics: Bool
+    /// The scraper's token for `/metrics`, read from `metrics_token_file` at start.
+    public var metricsToken: ScrapeToken?
     /// Open client connections at once; nil derives the cap from the file-descriptor limit.
     public var maxConnections: Int?
     public var requestHeadTimeout: TimeInterval
@@ -73,7 +90,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public static let knownKeys: Set<String> = Set([
         "listen", "upstream", "data", "database_url", "public_url", "site_name", "trusted_proxies", "session_idle_timeout",
         "session_absolute_timeout", "upstream_connect_timeout", "upstream_timeout", "max_websocket_frame",
-        "token_cache_lifetime", "bcrypt_concurrency", "log_level", "max_connections", "request_head_timeout",
+        "token_cache_lifetime", "bcrypt_concurrency", "log_level", "log_format", "access_log", "metrics", "metrics_token_file",
+        "max_connections", "request_head_timeout",
         "keep_alive_timeout", "request_body_timeout", "policy.admin_only_paths", "policy.denied_paths", "policy.denied_nodes",
         "jobs.in_flight", "jobs.fair_share_window", "jobs.retention", "jobs.dispatch_lease",
     ]).union(Role.allCases.flatMap { role in QuotaLimits.Setting.allCases.map { "quotas.\(role.rawValue).\($0.rawValue)" } })
@@ -97,6 +115,10 @@ public struct GatewayConfiguration: Sendable, Equatable {
         tokenCacheLifetime: TimeInterval = 300,
         bcryptConcurrency: Int = 2,
         logLevel: String = "info",
+        logFormat: LogFormat = .logfmt,
+        accessLog: Bool = true,
+        metrics: Bool = true,
+        metricsToken: ScrapeToken? = nil,
         maxConnections: Int? = nil,
         requestHeadTimeout: TimeInterval = 15,
         keepAliveTimeout: TimeInterval = 75,
@@ -122,6 +144,10 @@ public struct GatewayConfiguration: Sendable, Equatable {
         self.tokenCacheLifetime = tokenCacheLifetime
         self.bcryptConcurrency = bcryptConcurrency
         self.logLevel = logLevel
+        self.logFormat = logFormat
+        self.accessLog = accessLog
+        self.metrics = metrics
+        self.metricsToken = metricsToken
         self.maxConnections = maxConnections
         self.requestHeadTimeout = requestHeadTimeout
         self.keepAliveTimeout = keepAliveTimeout
@@ -184,6 +210,18 @@ public struct GatewayConfiguration: Sendable, Equatable {
         let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
         if let value = read("log_level", { levels.contains($0.lowercased()) ? $0.lowercased() : nil },
             expected: "one of " + levels.joined(separator: ", ")) { logLevel = value }
+        if let value = read("log_format", { LogFormat(rawValue: $0.lowercased()) },
+            expected: "one of " + LogFormat.allCases.map(\.rawValue).joined(separator: ", ")) { logFormat = value }
+        let boolean = { (text: String) -> Bool? in ["true": true, "false": false][text.lowercased()] }
+        if let value = read("access_log", boolean, expected: "true or false") { accessLog = value }
+        if let value = read("metrics", boolean, expected: "true or false") { metrics = value }
+        if let file = layers["metrics_token_file"] {
+            do {
+                metricsToken = try ScrapeToken(file: file.text)
+            } catch {
+                problems.append("metrics_token_file (from \(file.source)): \(error)")
+            }
+        }
         let patterns = { (text: String) -> [PathPattern]? in
             let items = Self.listItems(text)
             let parsed = items.compactMap(PathPattern.init)

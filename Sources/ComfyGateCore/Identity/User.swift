@@ -66,6 +66,8 @@ public enum CredentialKind: Sendable, Equatable {
     case importedToken(id: String)
     /// A browser session cookie.
     case session
+    /// The Prometheus scraper's token (`metrics_token_file`): no user, `/metrics` only.
+    case scrapeToken
 }
 
 /// Errors about users, tokens and their names.

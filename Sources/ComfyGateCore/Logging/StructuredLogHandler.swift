@@ -2,15 +2,28 @@ public import Foundation
 public import Logging
 import Synchronization
 
-/// A log handler writing one logfmt line per event, which no logged value can break or forge:
+/// How log lines are written: `log_format` in the configuration.
+public enum LogFormat: String, Sendable, CaseIterable {
+    /// `key=value` pairs (``StructuredLogHandler/line(time:level:label:message:metadata:)``).
+    case logfmt
+    /// One JSON object per line (``StructuredLogHandler/jsonLine(time:level:label:message:metadata:)``).
+    case json
+}
+
+/// A log handler writing one line per event, which no logged value can break or forge, as logfmt:
 ///
 ///     time=2025-01-02T03:04:05.678Z level=info label=comfygate msg="login.failed" client=127.0.0.1 user="eve\nadmin"
 ///
-/// `time`, `level`, `label` and `msg` come first, then the metadata sorted by key. A value is written bare only
-/// when it is made of letters, digits and `-._:/@+%,[]~`; otherwise it is quoted, with `"` and `\` escaped and
-/// every control character (C0, DEL, C1), line or paragraph separator and bidirectional control written as
-/// `\n`, `\r`, `\t` or `\uXXXX`. Metadata keys keep only letters, digits and `_.-` (others become `_`), and one
-/// that would repeat a key already on the line gets a leading `_`, so a value can never pose as another field.
+/// or as JSON:
+///
+///     {"time":"2025-01-02T03:04:05.678Z","level":"info","label":"comfygate","msg":"login.failed","client":"127.0.0.1","user":"eve\nadmin"}
+///
+/// `time`, `level`, `label` and `msg` come first, then the metadata sorted by key. In logfmt a value is written bare
+/// only when it is made of letters, digits and `-._:/@+%,[]~`; otherwise it is quoted. Quoted text (every JSON
+/// string) has `"` and `\` escaped and every control character (C0, DEL, C1), line or paragraph separator and
+/// bidirectional control written as `\n`, `\r`, `\t` or `\uXXXX`. Metadata keys keep only letters, digits and
+/// `_.-` (others become `_`), and one that would repeat a key already on the line gets a leading `_`, so a value
+/// can never pose as another field. In JSON, numbers logged as such (`.stringConvertible(200)`) are numbers.
 public struct StructuredLogHandler: LogHandler {
     /// Receives each finished line, without its line feed.
     public typealias Sink = @Sendable (String) -> Void
@@ -19,11 +32,16 @@ public struct StructuredLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     private let label: String
+    private let format: LogFormat
     private let sink: Sink
 
-    /// A handler for `label` writing to `sink` (default: standard error).
-    public init(label: String, metadataProvider: Logger.MetadataProvider? = nil, sink: @escaping Sink = Self.standardError) {
+    /// A handler for `label` writing lines in `format` to `sink` (default: standard error).
+    public init(
+        label: String, format: LogFormat = .logfmt, metadataProvider: Logger.MetadataProvider? = nil,
+        sink: @escaping Sink = Self.standardError
+    ) {
         self.label = label
+        self.format = format
         self.metadataProvider = metadataProvider
         self.sink = sink
     }
@@ -38,7 +56,8 @@ public struct StructuredLogHandler: LogHandler {
         merged.merge(metadata) { _, handler in handler }
         if let eventMetadata = event.metadata { merged.merge(eventMetadata) { _, logged in logged } }
         if let error = event.error, merged["error"] == nil { merged["error"] = "\(error)" }
-        sink(Self.line(time: Date(), level: event.level, label: label, message: event.message.description, metadata: merged))
+        let write = format == .json ? Self.jsonLine : Self.line
+        sink(write(Date(), event.level, label, event.message.description, merged))
     }
 
     /// Writes a line and its line feed to standard error in one piece, one line at a time.
@@ -50,17 +69,46 @@ public struct StructuredLogHandler: LogHandler {
 
     /// One event as a logfmt line.
     public static func line(time: Date, level: Logger.Level, label: String, message: String, metadata: Logger.Metadata) -> String {
-        var used: Set<String> = ["time", "level", "label", "msg"]
         var fields = [
             "time=" + time.formatted(timeFormat), "level=" + level.rawValue, "label=" + value(label),
             "msg=" + quoted(message),
         ]
-        for (key, metadataValue) in metadata.sorted(by: { $0.key < $1.key }) {
+        for (name, metadataValue) in fieldNames(metadata) { fields.append(name + "=" + value(metadataValue.description)) }
+        return fields.joined(separator: " ")
+    }
+
+    /// One event as a JSON object on one line.
+    public static func jsonLine(time: Date, level: Logger.Level, label: String, message: String, metadata: Logger.Metadata) -> String {
+        var fields = [
+            #""time":"# + quoted(time.formatted(timeFormat)), #""level":"# + quoted(level.rawValue), #""label":"# + quoted(label),
+            #""msg":"# + quoted(message),
+        ]
+        for (name, metadataValue) in fieldNames(metadata) { fields.append(quoted(name) + ":" + json(metadataValue)) }
+        return "{" + fields.joined(separator: ",") + "}"
+    }
+
+    /// The metadata sorted by key, each key made safe and distinct from the fixed fields and from each other.
+    private static func fieldNames(_ metadata: Logger.Metadata) -> [(String, Logger.Metadata.Value)] {
+        var used: Set<String> = ["time", "level", "label", "msg"]
+        return metadata.sorted(by: { $0.key < $1.key }).map { key, metadataValue in
             var name = self.key(key)
             while !used.insert(name).inserted { name = "_" + name }
-            fields.append(name + "=" + value(metadataValue.description))
+            return (name, metadataValue)
         }
-        return fields.joined(separator: " ")
+    }
+
+    /// A metadata value as JSON: numbers as numbers, lists as arrays, dictionaries as objects (keys sorted),
+    /// everything else as a string.
+    private static func json(_ value: Logger.Metadata.Value) -> String {
+        switch value {
+        case .string(let text): quoted(text)
+        case .stringConvertible(let number as any BinaryInteger): "\(number)"
+        case .stringConvertible(let number as Double) where number.isFinite: "\(number)"
+        case .stringConvertible(let other): quoted(other.description)
+        case .array(let items): "[" + items.map(json).joined(separator: ",") + "]"
+        case .dictionary(let entries):
+            "{" + entries.sorted(by: { $0.key < $1.key }).map { quoted($0.key) + ":" + json($0.value) }.joined(separator: ",") + "}"
+        }
     }
 
     private static let timeFormat = Date.ISO8601FormatStyle(includingFractionalSeconds: true)

@@ -27,6 +27,8 @@ public enum Gateway {
         public let sessions: SessionManager
         /// Who may do what, with the prompt and file owners it decides from.
         public let policy: AccessPolicy
+        /// This gateway's metrics, in a registry of its own; nil when `metrics = false`.
+        public let metrics: GatewayMetrics?
         let now: @Sendable () -> Date
         /// The backends client websockets are connected to, and who is given the open websockets to join backends
         /// to later (nil: the configured upstream alone).
@@ -42,7 +44,8 @@ public enum Gateway {
             self.configuration = configuration
             let store = CachedGatewayStore(store)
             self.store = store
-            self.policy = AccessPolicy(rules: configuration.policy)
+            self.metrics = configuration.metrics ? GatewayMetrics() : nil
+            self.policy = AccessPolicy(rules: configuration.policy, servesMetrics: configuration.metrics)
             self.now = now
             self.hasher = PasswordHasher(maxConcurrent: configuration.bcryptConcurrency, background: true)
             self.loginHasher = PasswordHasher(maxConcurrent: configuration.bcryptConcurrency)
@@ -77,8 +80,11 @@ public enum Gateway {
         let fileLocations = FileLocations(isShared: pool.isShared)
         let backendRouter = BackendRouter(pool: pool, fileLocations: fileLocations)
         let authenticator = RequestAuthenticator(
-            verifier: components.verifier, sessions: components.sessions, cookie: cookie, clientAddress: clientAddress, logger: logger
+            verifier: components.verifier, sessions: components.sessions, cookie: cookie, clientAddress: clientAddress,
+            scrapeToken: configuration.metricsToken, metrics: components.metrics, logger: logger
         )
+        let observer = RequestObserver(
+            metrics: components.metrics, accessLog: configuration.accessLog ? logger : nil, clientAddress: clientAddress)
         let decoyHash = try BcryptHash(
             parsing: PasswordHasher.defaultCost == 12
                 ? Self.decoyHashCost12 : try await components.loginHasher.hash(TokenFormat.randomID(), cost: PasswordHasher.defaultCost)
@@ -86,7 +92,7 @@ public enum Gateway {
 
         // ComfyUI's own users (saved workflows, settings) live on the first backend.
         let comfyUIUsers = ComfyUIUsers(transport: pool.members[0].transport, store: components.store, logger: logger)
-        let openWebSockets = OpenWebSockets(authenticator: authenticator, logger: logger)
+        let openWebSockets = OpenWebSockets(authenticator: authenticator, metrics: components.metrics, logger: logger)
         let isolation = Isolation(policy: components.policy, store: components.store, logger: logger, now: components.now)
         try await isolation.loadOwners()
         let dataDirectory = URL(fileURLWithPath: configuration.dataDirectory)
@@ -98,7 +104,7 @@ public enum Gateway {
             dispatchLease: configuration.databaseURL == nil ? 0 : configuration.jobs.dispatchLease,
             settings: configuration.jobs, roleQuotas: configuration.quotas, ownership: components.policy.ownership,
             counts: isolation.waitingJobs, notices: JobNotices(sockets: openWebSockets), events: JobEvents(),
-            listenerClientID: listenerClientID, logger: logger, now: components.now
+            listenerClientID: listenerClientID, logger: logger, now: components.now, metrics: components.metrics
         )
         try await jobs.load()
         let assets = AssetLibrary(placement: placement, store: components.store, maxUploadBytes: AssetLibrary.defaultMaxUploadBytes)
@@ -106,15 +112,17 @@ public enum Gateway {
         let renderer = try PageRenderer(siteName: configuration.siteName)
         let router = Router(context: GatewayRequestContext.self)
         let storeHealth = StoreHealth(logger: logger)
+        router.add(middleware: RequestObserverMiddleware(observer: observer))
         router.add(middleware: FailureAnswerMiddleware(storeHealth: storeHealth))
         HealthController(pool: pool, store: components.store, storeHealth: storeHealth).addRoutes(to: router)
         LoginController(
             renderer: renderer,
             login: PasswordLogin(store: components.store, hasher: components.loginHasher, throttle: LoginThrottle(store: components.store), decoyHash: decoyHash),
             sessions: components.sessions, cookie: cookie, originPolicy: originPolicy, store: components.store,
-            clientAddress: clientAddress, logger: logger
+            clientAddress: clientAddress, metrics: components.metrics, logger: logger
         ).addRoutes(to: router)
-        router.add(middleware: AuthenticationMiddleware(authenticator: authenticator, originPolicy: originPolicy, policy: components.policy))
+        router.add(middleware: AuthenticationMiddleware(
+            authenticator: authenticator, originPolicy: originPolicy, policy: components.policy, metrics: components.metrics))
         router.add(middleware: WebPages(
             renderer: renderer, store: components.store, accounts: AccountService(store: components.store, hasher: components.loginHasher),
             sessions: components.sessions, cookie: cookie, loginHasher: components.loginHasher, jobs: jobs, pool: pool,
@@ -135,11 +143,12 @@ public enum Gateway {
             openWebSockets: openWebSockets,
             upstreamHeaders: pool.members[0].headers,
             upstreams: try webSocketUpstreams(components: components, pool: pool, openWebSockets: openWebSockets),
+            observer: observer,
             logger: logger
         )
         let fastPath = FastProxyHandler.Dependencies(
             authenticator: authenticator, originPolicy: originPolicy, router: backendRouter, policy: components.policy,
-            comfyUIUsers: comfyUIUsers, logger: logger)
+            comfyUIUsers: comfyUIUsers, observer: observer, logger: logger)
         let limits = ConnectionLimits(configuration: configuration)
         let openConnections = OpenConnections(limit: limits.maxConnections, logger: logger)
         logger.info("client connections", metadata: [
@@ -162,7 +171,8 @@ public enum Gateway {
             ),
             services: [
                 UpstreamTransportService(transports: pool.transports), openWebSockets, comfyUIUsers,
-                BackendWatch(pool: pool, store: components.store, replica: Self.replicaName, logger: logger) { backend, state in
+                BackendWatch(pool: pool, store: components.store, replica: Self.replicaName, metrics: components.metrics, logger: logger) {
+                    backend, state in
                     switch state {
                     case .down: await jobs.backendWentDown(backend)
                     case .up: await jobs.backendCameUp(backend)

@@ -18,6 +18,8 @@ public struct GatewayRequestContext: RequestContext {
     public let peerAddress: String?
     /// The client's connection, for interim answers.
     let channel: any Channel
+    /// The route class and user, for the access log and metrics.
+    let trace = RequestTrace()
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

@@ -5,16 +5,20 @@ import ComfyGateRequestParsing
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 
 /// Requires an identity on every request that reaches it: sends browsers to the login page, everyone else a
 /// 401 with a JSON body, checks the origin of cookie-authenticated writes, and asks the access policy what
-/// becomes of the request.
+/// becomes of the request. It tells the request's ``RequestTrace`` the route class and user it decided, and
+/// answers `GET /metrics` when the policy lets the caller read it.
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = GatewayRequestContext
 
     let authenticator: RequestAuthenticator
     let originPolicy: OriginPolicy
     let policy: AccessPolicy
+    /// What `GET /metrics` answers; nil when the gateway keeps no metrics (the policy then refuses the route).
+    let metrics: GatewayMetrics?
 
     func handle(
         _ request: Request,
@@ -33,12 +37,15 @@ struct AuthenticationMiddleware: RouterMiddleware {
             : { status, message, headers in GatewayResponse.error(status, message, headers: headers) }
         switch try await authenticator.authenticate(headers: request.headers, query: request.uri.query, peer: context.peerAddress) {
         case .authenticated(let identity):
+            context.trace.record(.refused, user: identity.userName)
             if identity.credential == .session, !originPolicy.allows(request) {
                 return refuse(.forbidden, "cross-site request refused", [:])
             }
             context.identity = identity
             let isWebSocket = request.headers[.upgrade]?.lowercased() == "websocket"
-            switch policy.decide(RequestFacts(request.head, isWebSocket: isWebSocket), caller: identity.caller) {
+            let decision = policy.decide(RequestFacts(request.head, isWebSocket: isWebSocket), caller: identity.caller)
+            context.trace.record(RouteClass(decision, path: request.uri.path), user: identity.userName)
+            switch decision {
             case .forward(let plan):
                 context.plan = plan
                 return try await next(request, context)
@@ -52,14 +59,21 @@ struct AuthenticationMiddleware: RouterMiddleware {
                 return try await next(request, context)
             case .answer(let status, let json):
                 return GatewayResponse.rawJSON(HTTPResponse.Status(code: status), json)
+            case .metrics:
+                guard let metrics else { return refuse(.notFound, "metrics are turned off on this gateway", [:]) }
+                return Response(
+                    status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.exposition())))
             case .gatewayRoute:
                 // A gateway route asked with a method it does not serve.
                 return refuse(.methodNotAllowed, "\(request.method.rawValue) is not served on \(request.uri.path)", [:])
             }
         case .anonymous where AccessPolicy.isPublicFrontEndFile(method: request.method.rawValue, path: request.uri.path):
             context.plan = ForwardPlan(target: request.uri.path)
+            context.trace.record(.comfyui, user: nil)
             return try await next(request, context)
         case .anonymous where Self.isBrowserNavigation(request) && !V2Route.isUnderDoor(path: request.uri.path):
+            authenticator.metrics?.authenticationFailed(.missing)
             return GatewayResponse.redirectToLogin(from: request)
         case .refused where Self.isBrowserNavigation(request) && !V2Route.isUnderDoor(path: request.uri.path)
             && PresentedCredential.cookie(named: authenticator.cookie.name, in: request.headers) != nil:
@@ -68,6 +82,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
             response.headers[.setCookie] = authenticator.cookie.clearing
             return response
         case .anonymous:
+            authenticator.metrics?.authenticationFailed(.missing)
             return refuse(.unauthorized, "authentication required", [.wwwAuthenticate: GatewayResponse.challenge(invalidToken: false)])
         case .refused:
             return refuse(.unauthorized, "authentication required", [.wwwAuthenticate: GatewayResponse.challenge(invalidToken: true)])

@@ -16,6 +16,8 @@ struct LoginController: Sendable {
     let originPolicy: OriginPolicy
     let store: any GatewayStore
     let clientAddress: ClientAddressResolver
+    /// Counts refused sign-ins.
+    let metrics: GatewayMetrics?
     let logger: Logger
 
     func addRoutes(to router: Router<GatewayRequestContext>) {
@@ -53,9 +55,11 @@ struct LoginController: Sendable {
             try await audit("login.succeeded", user: user.name, address: address)
             return Response(status: .seeOther, headers: [.location: next, .setCookie: cookie.setting(value), .cacheControl: "no-store"])
         case .refused:
+            metrics?.authenticationFailed(.badPassword)
             try await audit("login.failed", user: userName, address: address)
             return loginPage(next: next, username: userName, error: "Wrong user name or password.", status: .unauthorized)
         case .throttled(let wait):
+            metrics?.authenticationFailed(.loginThrottled)
             if login.throttle.isFirstRefusal(account: userName, address: address) {
                 try await audit("login.throttled", user: userName, address: address)
             }

@@ -22,6 +22,10 @@ struct RequestAuthenticator: Sendable {
     let sessions: SessionManager
     let cookie: SessionCookie
     let clientAddress: ClientAddressResolver
+    /// The Prometheus scraper's token: authenticates ``Identity/scraper``, whom the policy lets read `/metrics` only.
+    let scrapeToken: ScrapeToken?
+    /// Counts refused credentials (a missing one is counted by the caller, which knows whether one was needed).
+    let metrics: GatewayMetrics?
     let logger: Logger
 
     /// How long an answer that tells the client to retry later waits (a throttled token or login attempt's 429,
@@ -31,6 +35,18 @@ struct RequestAuthenticator: Sendable {
 
     /// The JSON error message of a throttled answer (HTTP or websocket handshake, both 429).
     static let throttledMessage = "too many failed credentials, retry later"
+
+    /// How a refused token is counted.
+    static func failure(_ refusal: CredentialVerifier.Refusal) -> AuthenticationFailure {
+        switch refusal {
+        case .unknown: .unknownToken
+        case .revoked: .revokedToken
+        case .expired: .expiredToken
+        case .userDisabled: .disabledUser
+        case .busy: .busy
+        case .throttled: .throttled
+        }
+    }
 
     /// A `Retry-After` value: whole seconds, at least 1.
     static func retryAfter(_ wait: TimeInterval) -> String { String(max(1, Int(wait.rounded(.up)))) }
@@ -44,23 +60,31 @@ struct RequestAuthenticator: Sendable {
         }
         switch presented {
         case .malformed:
+            metrics?.authenticationFailed(.malformed)
             return .refused
         case .session(let value):
-            guard let identity = try await sessions.resolve(cookieValue: value) else { return .refused }
+            guard let identity = try await sessions.resolve(cookieValue: value) else {
+                metrics?.authenticationFailed(.invalidSession)
+                return .refused
+            }
             return .authenticated(identity)
         case .token(let value):
+            if let scrapeToken, scrapeToken.matches(value) { return .authenticated(.scraper) }
             let address = clientAddress.resolve(headers: headers, peer: peer)
             switch try await verifier.verify(token: value, from: address) {
             case .success(let identity):
                 return .authenticated(identity)
             case .failure(.busy):
+                metrics?.authenticationFailed(.busy)
                 try await Task.sleep(for: Self.retryLaterDelay)
                 return .busy
             case .failure(.throttled(let wait)):
+                metrics?.authenticationFailed(.throttled)
                 try await Task.sleep(for: Self.retryLaterDelay)
                 return .throttled(retryAfter: wait)
             case .failure(let refusal):
                 logger.debug("token refused", metadata: ["reason": "\(refusal)"])
+                metrics?.authenticationFailed(Self.failure(refusal))
                 return .refused
             }
         }
@@ -72,6 +96,7 @@ extension RequestAuthenticator {
     /// session seen recently, nothing due to be written); nil means "ask ``authenticate(headers:query:peer:)``".
     func cachedIdentity(headers: HTTPFields, query: String?) -> Identity? {
         switch PresentedCredential(headers: headers, query: query, cookieName: cookie.name) {
+        case .token(let value) where scrapeToken?.matches(value) == true: .scraper
         case .token(let value): verifier.cachedIdentity(token: value)
         case .session(let value): sessions.cachedIdentity(cookieValue: value)
         case .malformed, nil: nil

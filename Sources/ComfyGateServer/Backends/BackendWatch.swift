@@ -14,6 +14,8 @@ struct BackendWatch: Service {
     let store: any GatewayStore
     /// How this gateway names itself in the store's backend records.
     let replica: String
+    /// Where each probe's outcome is counted (`comfygate_backend_up`).
+    let metrics: GatewayMetrics?
     let logger: Logger
     /// Told when a backend goes down or comes back up (the job queue moves and reconciles its jobs).
     let onChange: @Sendable (Backend, BackendHealth.State) async -> Void
@@ -60,6 +62,7 @@ struct BackendWatch: Service {
         let now = Date()
         switch probe {
         case .success(let seen):
+            metrics?.backendHealth(name: backend.name, up: true)
             let (cameUp, needsCatalog) = backend.update { health in
                 health.comfyUIVersion = seen.version
                 health.devices = seen.devices
@@ -81,6 +84,7 @@ struct BackendWatch: Service {
                 await onChange(backend, .up)
             }
         case .failure(let failure):
+            metrics?.backendHealth(name: backend.name, up: false)
             if backend.recordFailure(failure.cause, logger: logger) { await onChange(backend, .down) }
         }
     }

@@ -15,13 +15,18 @@ extension RequestFacts {
 }
 
 extension Identity {
+    /// The Prometheus scraper, who sent the configured scrape token: no user of the store.
+    static let scraper = Identity(userID: "", userName: "[scraper]", role: .viewer, credential: .scrapeToken)
+
     /// The identity in the access policy's terms.
     var caller: Caller {
-        let role: Caller.Role = switch self.role {
-        case .admin: .admin
-        case .user: .user
-        case .viewer: .viewer
-        }
+        let role: Caller.Role =
+            switch (credential, self.role) {
+            case (.scrapeToken, _): .scraper
+            case (_, .admin): .admin
+            case (_, .user): .user
+            case (_, .viewer): .viewer
+            }
         return Caller(userID: userID, userName: userName, role: role)
     }
 }

@@ -50,6 +50,7 @@ actor JobQueue {
     private let listenerClientID: String
     private let logger: Logger
     private let now: @Sendable () -> Date
+    private let metrics: GatewayMetrics?
 
     /// Jobs ComfyUI accepted and has not been seen to finish, by id.
     private var inFlight: [String: Job] = [:]
@@ -90,8 +91,9 @@ actor JobQueue {
         store: any GatewayStore, pool: BackendPool, placement: InputPlacement, fileLocations: FileLocations, dispatchLease: TimeInterval,
         settings: JobSettings, roleQuotas: [Role: QuotaLimits],
         ownership: OwnershipIndex, counts: WaitingCounts, notices: JobNotices, events: JobEvents, listenerClientID: String,
-        logger: Logger, now: @escaping @Sendable () -> Date
+        logger: Logger, now: @escaping @Sendable () -> Date, metrics: GatewayMetrics?
     ) {
+        self.metrics = metrics
         self.counts = counts
         self.events = events
         self.listenerClientID = listenerClientID
@@ -389,11 +391,17 @@ actor JobQueue {
                 try await placement.place(for: job, on: backend)
                 return try await backend.calls.submit(body)
             }
-            guard status == 200 else { return .refused(status: status, answer: answer) }
+            guard status == 200 else {
+                metrics?.dispatchFailed(backend: backend.name, reason: "refused")
+                return .refused(status: status, answer: answer)
+            }
             inFlight[job.id] = job
+            metrics?.jobDispatched(backend: backend.name)
+            metrics?.jobWaited(user: job.userID, seconds: max(0, (job.dispatchedAt ?? now()).timeIntervalSince(job.createdAt)))
             return .accepted(answer: answer)
         } catch {
             logger.warning("job not handed to ComfyUI", metadata: ["job": "\(job.id)", "backend": "\(backend.name)", "error": "\(error)"])
+            metrics?.dispatchFailed(backend: backend.name, reason: "unreachable")
             if backend.recordFailure("hand-over failed: \(error)", logger: logger) { await backendWentDown(backend) }
             return .unreachable
         }
@@ -643,6 +651,7 @@ actor JobQueue {
             logger.notice("ComfyUI forgot a job it had; it waits again", metadata: ["job": "\(current.id)", "backend": "\(current.backend ?? "")"])
         } else {
             finished(updated)
+            metrics?.gpuSeconds(user: updated.userID, seconds: updated.gpuSeconds)
         }
         publishCounts()
         notices.queueChanged(userID: updated.userID, remaining: counts.count(of: updated.userID))
@@ -940,6 +949,7 @@ actor JobQueue {
         }
         counts.set(waiting)
         pool.setActive(active)
+        metrics?.queueDepths(queuedByUser)
     }
 
     static func fileReference(_ output: JobOutput) -> OwnershipIndex.FileReference {

@@ -29,6 +29,7 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         let router: BackendRouter
         let policy: AccessPolicy
         let comfyUIUsers: ComfyUIUsers
+        let observer: RequestObserver
         let logger: Logger
     }
 
@@ -53,6 +54,12 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         var path: String
         /// The client sent `Connection: close`: the answer says so and the connection closes after it.
         var closesConnection: Bool
+        /// What the access log and the metrics record of it.
+        var method: HTTPRequest.Method
+        var started: NIODeadline
+        var user: String
+        var client: String?
+        var route: RouteClass
     }
 
     private struct Exchange {
@@ -62,6 +69,9 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         var retried = false
         var answered = false
         var upstreamPaused = false
+        /// The answer's status and body bytes so far.
+        var status = 0
+        var bytes = 0
     }
 
     private let dependencies: Dependencies
@@ -166,7 +176,9 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         if let comfyUser { upstreamRequest.headers[ComfyUIUsers.header] = comfyUser }
         return FastRequest(
             head: transport.requestHead(upstreamRequest), transport: transport, path: facts.path,
-            closesConnection: Self.asksToClose(fields))
+            closesConnection: Self.asksToClose(fields), method: request.method, started: .now(), user: identity.userName,
+            client: dependencies.observer.client(headers: fields, peer: channel.remoteAddress?.ipAddress),
+            route: RouteClass(forwarding: plan, path: facts.path))
     }
 
     /// Whether the `Connection` field lists `close` (RFC 9112 §9.6; the token is case-insensitive).
@@ -210,6 +222,7 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     func upstreamHead(_ head: HTTPResponseHead) {
         guard case .proxying(var exchange) = state, let context else { return }
         exchange.answered = true
+        exchange.status = Int(head.status.code)
         state = .proxying(exchange)
         var response = HTTPResponse(
             status: HTTPResponse.Status(code: Int(head.status.code), reasonPhrase: head.status.reasonPhrase),
@@ -221,6 +234,8 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
 
     func upstreamBody(_ part: ByteBuffer) {
         guard case .proxying(var exchange) = state, let context else { return }
+        exchange.bytes += part.readableBytes
+        state = .proxying(exchange)
         context.write(wrapOutboundOut(.body(part)), promise: nil)
         if !context.channel.isWritable, !exchange.upstreamPaused, let connection = exchange.connection {
             exchange.upstreamPaused = true
@@ -244,6 +259,7 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         guard case .proxying(var exchange) = state, let context else { return }
         if answered {
             // The head is out: the client can only learn of the failure from a cut connection.
+            observe(exchange)
             context.close(promise: nil)
             return
         }
@@ -262,6 +278,7 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// Answers 502 or 504 with the same JSON the application gives.
     private func answerFailure(_ error: any Error, exchange: Exchange) {
         guard let context else { return }
+        var exchange = exchange
         let failure = exchange.request.transport.classify(error)
         failure.log(to: dependencies.logger, path: exchange.request.path)
         let body = GatewayResponse.jsonBody(failure.answer)
@@ -270,6 +287,8 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             headerFields: [.contentType: "application/json", .cacheControl: "no-store", .contentLength: String(body.readableBytes)]
         )
         if exchange.request.closesConnection { head.headerFields[.connection] = "close" }
+        exchange.status = failure.status.code
+        exchange.bytes = body.readableBytes
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
         exchangeDone(context, ending: exchange)
@@ -277,6 +296,7 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
 
     /// Ends the answer; then takes the next request, or closes when the client asked to.
     private func exchangeDone(_ context: ChannelHandlerContext, ending exchange: Exchange) {
+        observe(exchange)
         guard exchange.request.closesConnection else {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             state = .idle
@@ -285,6 +305,14 @@ final class FastProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         }
         state = .closing
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    /// Records an answer that ended (or was cut).
+    private func observe(_ exchange: Exchange) {
+        let request = exchange.request
+        dependencies.observer.answered(
+            method: request.method.rawValue, path: request.path, status: exchange.status, bytes: exchange.bytes, since: request.started,
+            user: request.user, client: request.client, route: request.route, via: .fast)
     }
 
     // MARK: Answers from the application

@@ -21,12 +21,15 @@ final class OpenWebSockets: Service, Sendable {
     }
 
     private let authenticator: RequestAuthenticator
+    /// Counts the open websockets.
+    private let metrics: GatewayMetrics?
     private let logger: Logger
     private let entries = Mutex<[Int: Entry]>([:])
     private let nextID = Atomic<Int>(0)
 
-    init(authenticator: RequestAuthenticator, logger: Logger) {
+    init(authenticator: RequestAuthenticator, metrics: GatewayMetrics?, logger: Logger) {
         self.authenticator = authenticator
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -34,7 +37,11 @@ final class OpenWebSockets: Service, Sendable {
     func add(_ entry: Entry, closeFuture: EventLoopFuture<Void>) {
         let id = nextID.wrappingAdd(1, ordering: .relaxed).newValue
         entries.withLock { $0[id] = entry }
-        closeFuture.whenComplete { [self] _ in _ = entries.withLock { $0.removeValue(forKey: id) } }
+        metrics?.webSocketOpened()
+        closeFuture.whenComplete { [self] _ in
+            _ = entries.withLock { $0.removeValue(forKey: id) }
+            metrics?.webSocketClosed()
+        }
     }
 
     var count: Int { entries.withLock { $0.count } }

@@ -29,6 +29,7 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
         /// The backends a new client socket is connected to, primary first: the primary's handshake answers the
         /// client, the others join as tributaries (those that cannot be reached are skipped).
         let upstreams: @Sendable () -> [UpstreamWebSocketConnector]
+        let observer: RequestObserver
         let logger: Logger
     }
 
@@ -52,6 +53,8 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
         let credentials: (headers: HTTPFields, query: String?, peer: String?)
     }
     private let refusalBox = NIOLockedValueBox<Refusal?>(nil)
+    /// Who asked and where the handshake went, as far as ``prepare(_:peer:initialResponseHeaders:eventLoop:)`` got.
+    private let observed = NIOLockedValueBox<(user: String?, client: String?, route: RouteClass)>((nil, nil, .refused))
 
     /// The answer for a handshake that was not accepted, if one was attempted and failed.
     var refusal: Refusal? { refusalBox.withLockedValue { $0 } }
@@ -77,20 +80,34 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
         let promise = channel.eventLoop.makePromise(of: HTTPHeaders.self)
         let peer = channel.remoteAddress?.ipAddress
         let eventLoop = channel.eventLoop
+        let started = NIODeadline.now()
         promise.completeWithTask {
             do {
-                return try await self.prepare(upgradeRequest, peer: peer, initialResponseHeaders: initialResponseHeaders, eventLoop: eventLoop)
+                let headers = try await self.prepare(
+                    upgradeRequest, peer: peer, initialResponseHeaders: initialResponseHeaders, eventLoop: eventLoop)
+                self.observe(upgradeRequest, status: .switchingProtocols, since: started, peer: peer)
+                return headers
             } catch let refusal as Refusal {
                 self.refusalBox.withLockedValue { $0 = refusal }
+                self.observe(upgradeRequest, status: refusal.status, since: started, peer: peer)
                 throw refusal
             } catch {
                 self.refusalBox.withLockedValue {
                     $0 = Refusal(status: .internalServerError, body: ["error": "websocket handshake failed"])
                 }
+                self.observe(upgradeRequest, status: .internalServerError, since: started, peer: peer)
                 throw error
             }
         }
         return promise.futureResult
+    }
+
+    /// Records the handshake once its upgrade is decided.
+    private func observe(_ head: HTTPRequestHead, status: HTTPResponse.Status, since started: NIODeadline, peer: String?) {
+        let (user, client, route) = observed.withLockedValue { $0 }
+        dependencies.observer.answered(
+            method: head.method.rawValue, path: String(head.uri.prefix { $0 != "?" }), status: status.code, bytes: nil,
+            since: started, user: user, client: client ?? peer, route: route, via: .websocket)
     }
 
     private func prepare(
@@ -106,12 +123,16 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
             let key = head.headers["sec-websocket-key"].first
         else { throw Refusal(status: .badRequest, body: ["error": "not a websocket version 13 handshake"]) }
         let request = try HTTPRequest(head, secure: false, splitCookie: false)
+        let client = dependencies.observer.client(headers: request.headerFields, peer: peer)
+        observed.withLockedValue { $0.client = client }
         let query = head.uri.firstIndex(of: "?").map { String(head.uri[head.uri.index(after: $0)...]) }
         let identity: Identity
         switch try await dependencies.authenticator.authenticate(headers: request.headerFields, query: query, peer: peer) {
         case .authenticated(let authenticated):
             identity = authenticated
+            observed.withLockedValue { $0.user = authenticated.userName }
         case .anonymous:
+            dependencies.authenticator.metrics?.authenticationFailed(.missing)
             throw Refusal(status: .unauthorized, body: ["error": "authentication required"],
                 headers: [.wwwAuthenticate: #"Bearer realm="comfygate""#])
         case .refused:
@@ -134,9 +155,10 @@ final class WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader, Sendable {
         switch dependencies.policy.decide(RequestFacts(request, isWebSocket: true), caller: identity.caller) {
         case .forward(let forward):
             plan = forward
+            observed.withLockedValue { $0.route = .websocket }
         case .refuse(let refusal):
             throw Refusal(status: refusal.httpStatus, body: ["error": refusal.message])
-        case .answer, .gatewayRoute, .comfyAPIv2, .page:
+        case .answer, .gatewayRoute, .comfyAPIv2, .page, .metrics:
             throw Refusal(status: .badRequest, body: ["error": "\(request.path ?? "/") is not a websocket"])
         }
         let upstreamRequest = UpstreamWebSocketConnector.Request(

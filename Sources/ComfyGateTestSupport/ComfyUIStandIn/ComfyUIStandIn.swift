@@ -245,12 +245,14 @@ public func withComfyUIStandIn<T: Sendable>(
 
     return try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await serviceGroup.run() }
-        group.addTask { await StandInExecutor(state: state).run() }
+        let executor = Task { await StandInExecutor(state: state).run() }
+        group.addTask { await executor.value }
+        // As ComfyUI's process ends: a prompt being executed stops where it is and never reaches the history.
         func stop() async {
             state.inner.withLock { s in
                 for connection in s.connections.values { connection.continuation.yield(.close(code: 1001, reason: nil)) }
-                s.executionHeld = false
             }
+            executor.cancel()
             state.workerWake.finish()
             await serviceGroup.triggerGracefulShutdown()
         }

@@ -49,7 +49,7 @@ struct ServeCommand: AsyncParsableCommand {
             flags["public_url"] = publicURL
             flags["log_level"] = logLevel
             let configuration = try store.resolve(extraFlags: flags)
-            let logger = Self.makeLogger(level: configuration.logLevel)
+            let logger = Self.makeLogger(level: configuration.logLevel, format: configuration.logFormat)
             try await StoreAccess.withStore(configuration, logger: logger) { store in
                 try await Self.serve(configuration: configuration, store: store, logger: logger)
             }
@@ -122,10 +122,11 @@ struct ServeCommand: AsyncParsableCommand {
         FileHandle.standardOutput.write(Data(text.utf8))
     }
 
-    /// Logs one logfmt line per event on standard error, every logged value escaped (see ``StructuredLogHandler``).
-    static func makeLogger(level: String) -> Logger {
+    /// Logs one line per event, logfmt or JSON, on standard error, every logged value escaped (see
+    /// ``StructuredLogHandler``).
+    static func makeLogger(level: String, format: LogFormat) -> Logger {
         LoggingSystem.bootstrap { label in
-            var handler = StructuredLogHandler(label: label)
+            var handler = StructuredLogHandler(label: label, format: format)
             handler.logLevel = Logger.Level(rawValue: level) ?? .info
             return handler
         }

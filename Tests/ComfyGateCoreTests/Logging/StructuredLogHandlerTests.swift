@@ -11,9 +11,9 @@ import Testing
 
         var all: [String] { lines.withLock { $0 } }
 
-        func logger(level: Logger.Level = .info) -> Logger {
+        func logger(level: Logger.Level = .info, format: LogFormat = .logfmt) -> Logger {
             var logger = Logger(label: "comfygate") { label in
-                StructuredLogHandler(label: label) { line in self.lines.withLock { $0.append(line) } }
+                StructuredLogHandler(label: label, format: format) { line in self.lines.withLock { $0.append(line) } }
             }
             logger.logLevel = level
             return logger
@@ -34,6 +34,27 @@ import Testing
             "time": fields[0].value, "level": "info", "label": "comfygate", "msg": "login.failed", "client": "127.0.0.1",
             "user": Self.forgedUser,
         ])
+    }
+
+    @Test func jsonLinesAreOneObjectWithStableKeysThatNoValueCanBreak() throws {
+        let lines = Lines()
+        lines.logger(format: .json).info("request", metadata: [
+            "user": "\(Self.forgedUser)", "status": .stringConvertible(200), "duration_ms": .stringConvertible(1.5),
+            "msg": "a value posing as the message", "path": "/view\u{2028}\"x\"\\",
+        ])
+        let line = try #require(lines.all.first)
+        #expect(!line.contains("\n") && !line.contains("\r") && !line.contains("\u{2028}"))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(Set(object.keys) == ["time", "level", "label", "msg", "_msg", "user", "status", "duration_ms", "path"])
+        #expect(object["msg"] as? String == "request")
+        #expect(object["_msg"] as? String == "a value posing as the message")
+        #expect(object["level"] as? String == "info")
+        #expect(object["label"] as? String == "comfygate")
+        #expect(object["user"] as? String == Self.forgedUser)
+        #expect(object["path"] as? String == "/view\u{2028}\"x\"\\")
+        #expect(object["status"] as? Int == 200)
+        #expect(object["duration_ms"] as? Double == 1.5)
+        #expect(line.hasPrefix(#"{"time":""#))
     }
 
     @Test func theLineFormat() {

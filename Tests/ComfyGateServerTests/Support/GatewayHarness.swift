@@ -20,6 +20,8 @@ struct GatewayHarness: Sendable {
     let databaseStore: SQLiteStore
     let accounts: AccountService
     let clock: TestClock
+    /// The gateway's metrics (nil with `metrics = false`), readable after it stopped.
+    let metrics: GatewayMetrics?
     /// Starts the gateway's graceful shutdown, as SIGTERM does.
     let shutdown: @Sendable () async -> Void
 
@@ -132,6 +134,7 @@ func withGateway<T: Sendable>(
         let harness = GatewayHarness(
             port: port, standIn: standIn, store: components.store, databaseStore: store,
             accounts: AccountService(store: components.store, hasher: components.hasher, now: { clock.now() }), clock: clock,
+            metrics: components.metrics,
             shutdown: { await serviceGroup.triggerGracefulShutdown() }
         )
         do {
