@@ -82,12 +82,19 @@ def percentile(values, fraction):
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0
 
 
-def throughput(door, url, token, stub, jobs, concurrency):
-    Client(stub, "-").send("POST", "/bench/reset", {"job_ms": 0})
+def throughput(door, urls, token, stubs, jobs, concurrency):
+    """`urls` and `stubs` are comma-separated: the workers take the gateways in turn, and the jobs' ends are read from
+    every stub."""
+    urls, stubs = urls.split(","), stubs.split(",")
+    for stub in stubs:
+        Client(stub, "-").send("POST", "/bench/reset", {"job_ms": 0})
     sent, lock, failures = {}, threading.Lock(), []
     remaining = iter(range(jobs))
+    turn = iter(range(concurrency))
 
     def worker():
+        with lock:
+            url = urls[next(turn) % len(urls)]
         client = Client(url, token)
         while True:
             with lock:
@@ -107,7 +114,9 @@ def throughput(door, url, token, stub, jobs, concurrency):
     run_all([(worker, ()) for _ in range(concurrency)], failures)
     deadline = time.time() + 300
     while True:
-        stats = stub_stats(stub)
+        stats = {}
+        for stub in stubs:
+            stats.update(stub_stats(stub))
         done = [s for job_id, s in stats.items() if job_id in sent and "finished" in s]
         if len(done) == jobs:
             break

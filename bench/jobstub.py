@@ -4,7 +4,7 @@ JOB_MS milliseconds (0: instant), with ComfyUI's HTTP shapes and websocket messa
 
   jobstub.py PORT JOB_MS
 
-ComfyUI's routes the gateway and comfy-api-proxy use: POST /prompt, GET /queue, GET /history/{id},
+ComfyUI's routes the gateway and comfy-api-proxy use: GET /system_stats, POST /prompt, GET /queue, GET /history/{id},
 POST /queue (delete, clear), POST /interrupt, POST /api/jobs/{id}/cancel, GET /ws (status broadcasts;
 execution_start, executing and execution_success to the prompt's client). GET /object_info answers 404,
 so the gateway holds prompts unchecked. The bench reads what happened from GET /bench/stats: for each prompt
@@ -101,6 +101,16 @@ def app(gpu):
         gpu.wakeup.set()
         await gpu.status()
         return web.json_response({"prompt_id": prompt_id, "number": gpu.number, "node_errors": {}})
+
+    @routes.get("/system_stats")
+    async def system_stats(request):
+        # ComfyUI's shape, with one made-up GPU: what a gateway's watch of its backends reads.
+        return web.json_response({
+            "system": {"os": "posix", "comfyui_version": "0.3.64", "python_version": sys.version, "embedded_python": False},
+            "devices": [{"name": "cuda:0 bench GPU", "type": "cuda", "index": 0,
+                         "vram_total": 25769803776, "vram_free": 25769803776,
+                         "torch_vram_total": 0, "torch_vram_free": 0}],
+        })
 
     @routes.get("/queue")
     async def queue(request):

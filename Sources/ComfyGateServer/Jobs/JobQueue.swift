@@ -61,6 +61,8 @@ actor JobQueue {
     private var handingOverJobs: Set<String> = []
     /// The model files each waiting job names, read once.
     private var modelFilesByJob: [String: ModelFiles] = [:]
+    /// When this gateway learnt from the store of a job out at a backend that it did not hand over itself.
+    private var learntElsewhere: [String: ContinuousClock.Instant] = [:]
     /// Jobs waiting in the gateway, per user.
     private var queuedByUser: [String: Int] = [:] {
         didSet { queueCountsVersion &+= 1 }
@@ -665,12 +667,14 @@ actor JobQueue {
         if let backend = job.backend { fileLocations.record(files, on: backend) }
     }
 
-    /// Whether a job may still be on its way to its backend: this gateway hands it over now, or (with replicas) some
-    /// gateway claimed it less than the dispatch lease ago.
+    /// Whether a job may still be on its way to its backend: this gateway hands it over now, or (with replicas) it
+    /// was claimed elsewhere and this gateway learnt of it less than the dispatch lease ago. Counted on this process's
+    /// monotonic clock from when it learnt of the job, so neither a wall clock that jumps nor replicas whose clocks
+    /// differ make a lease end early.
     private func isBeingHandedOver(_ job: Job) -> Bool {
         if handingOverJobs.contains(job.id) { return true }
-        guard dispatchLease > 0, let dispatched = job.dispatchedAt else { return false }
-        return now().timeIntervalSince(dispatched) < dispatchLease
+        guard dispatchLease > 0, let since = learntElsewhere[job.id] else { return false }
+        return ContinuousClock.now - since < .milliseconds(Int64(dispatchLease * 1000))
     }
 
     /// Takes the jobs out at backends and the waiting counts from the store: other gateways sharing it hand over
@@ -690,7 +694,11 @@ actor JobQueue {
             if let ended = try? await store.job(id: id), ended.state.isFinished { finished(ended) }
             events.publish(.changed, about: id)
         }
-        for (id, job) in fresh where inFlight[id] == nil { inFlight[id] = job }
+        for (id, job) in fresh where inFlight[id] == nil {
+            inFlight[id] = job
+            if !handingOverJobs.contains(id) { learntElsewhere[id] = .now }
+        }
+        learntElsewhere = learntElsewhere.filter { inFlight[$0.key] != nil }
         publishCounts()
         try? await recount()
     }

@@ -64,60 +64,37 @@ import Testing
         #expect(fromEnvironment.backends.map(\.url.absoluteString) == ["http://127.0.0.1:7001"])
     }
 
+    /// Five `[[backends]]` tables, each with problems.
+    private static let badTables = """
+        [[backends]]
+        name = "GPU zero"
+        url = "http://127.0.0.1:8188"
+
+        [[backends]]
+        name = "gpu1"
+        url = "ftp://example"
+
+        [[backends]]
+        name = "gpu2"
+        url = "http://127.0.0.1:8190"
+        weight = 0
+        in_flight = 100
+        labels = { gpu = 4090 }
+        colour = "blue"
+
+        [[backends]]
+        name = "gpu2"
+        url = "http://127.0.0.1:8191"
+
+        [[backends]]
+        name = "gpu3"
+        url = "http://127.0.0.1:8190"
+        """
+
     @Test func everyProblemIsNamedWithItsTable() {
-        let found = problems(file: """
-            upstream = "http://127.0.0.1:1"
-
-            [[backends]]
-            name = "GPU zero"
-            url = "http://127.0.0.1:8188"
-
-            [[backends]]
-            name = "gpu1"
-            url = "ftp://example"
-
-            [[backends]]
-            name = "gpu2"
-            url = "http://127.0.0.1:8190"
-            weight = 0
-            in_flight = 100
-            labels = { gpu = 4090 }
-            colour = "blue"
-
-            [[backends]]
-            name = "gpu2"
-            url = "http://127.0.0.1:8191"
-
-            [[backends]]
-            name = "gpu3"
-            url = "http://127.0.0.1:8190"
-            """)
+        let found = problems(file: #"upstream = "http://127.0.0.1:1""# + "\n\n" + Self.badTables)
         #expect(found.contains("comfygate.toml: has both upstream and [[backends]]: keep one (upstream is the one-backend shorthand)"))
-        let tables = problems(file: """
-            [[backends]]
-            name = "GPU zero"
-            url = "http://127.0.0.1:8188"
-
-            [[backends]]
-            name = "gpu1"
-            url = "ftp://example"
-
-            [[backends]]
-            name = "gpu2"
-            url = "http://127.0.0.1:8190"
-            weight = 0
-            in_flight = 100
-            labels = { gpu = 4090 }
-            colour = "blue"
-
-            [[backends]]
-            name = "gpu2"
-            url = "http://127.0.0.1:8191"
-
-            [[backends]]
-            name = "gpu3"
-            url = "http://127.0.0.1:8190"
-            """)
+        let tables = problems(file: Self.badTables)
         #expect(tables == [
             "comfygate.toml: [[backends]] #1: name must be 1 to 40 of a-z, 0-9, - and _",
             "comfygate.toml: [[backends]] #2 (gpu1): url must be an http:// or https:// URL",
