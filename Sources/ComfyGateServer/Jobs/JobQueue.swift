@@ -636,9 +636,14 @@ actor JobQueue {
         await pump()
     }
 
-    /// Stores what a backend said of one of its jobs, and tells whoever follows it.
+    /// Stores what a backend said of one of its jobs, and tells whoever follows it. A job its backend does not know
+    /// is looked up again first: handed over anew meanwhile (by another gateway), it is left to the next look.
     private func settle(_ current: Job, sighting: DispatchedJob.Sighting) async {
         guard let updated = DispatchedJob.update(current, sighting: sighting, now: now()) else { return }
+        if sighting == .unknown, let stored = try? await store.job(id: current.id), stored.attempts != current.attempts {
+            inFlight[current.id] = stored.state == .running || stored.state == .canceling ? stored : nil
+            return
+        }
         guard (try? await store.updateJob(updated, expecting: current.state)) == true else {
             // Changed meanwhile (a cancellation, another gateway): look again next time with what the store has.
             if let stored = try? await store.job(id: current.id) {
@@ -694,7 +699,8 @@ actor JobQueue {
             if let ended = try? await store.job(id: id), ended.state.isFinished { finished(ended) }
             events.publish(.changed, about: id)
         }
-        for (id, job) in fresh where inFlight[id] == nil {
+        for (id, job) in fresh where inFlight[id].map({ $0.attempts != job.attempts }) ?? true {
+            // New to this gateway, or handed over again since (by another gateway, after it waited again).
             inFlight[id] = job
             if !handingOverJobs.contains(id) { learntElsewhere[id] = .now }
         }
