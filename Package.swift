@@ -330,6 +330,7 @@ let package = Package(
                 "ComfyGatePostgres",
                 "ComfyGateSQLite",
                 "ComfyGateTestSupport",
+                "ComfyUIClient",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

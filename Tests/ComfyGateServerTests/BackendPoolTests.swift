@@ -176,7 +176,7 @@ import Testing
                 #expect(try await gate.readiness().backend("a")?["state"] as? String == "down")
 
                 // a comes back on its port: it rejoins by itself and takes work again.
-                try await withComfyUIStandIn(doomed) { a in
+                let retriedJob = try await withComfyUIStandIn(doomed) { a in
                     _ = try await eventuallyAsync(within: .seconds(20)) { try await gate.readiness().backendsUp == 2 }
                     survivor.holdExecution()
                     let blocker = try await alice.queueAccepted(Workflow.save(prefix: "blocker", color: 4))
@@ -184,11 +184,46 @@ import Testing
                     survivor.releaseExecution()
                     let ranOn = [try await gate.finishedJob(blocker).backend, try await gate.finishedJob(next).backend]
                     #expect(ranOn.contains("a"), "a takes work again: \(ranOn)")
+                    // A retryable job running on a when it dies runs again once, on b.
+                    a.holdExecution()
+                    survivor.holdExecution()
+                    let occupying = try await alice.queueAccepted(Workflow.save(prefix: "occupies-b", color: 6))
+                    _ = try await eventuallyAsync { try await survivor.queueIDs() == [occupying] }
+                    let retried = try await alice.queueAccepted(Workflow.save(
+                        prefix: "retried", color: 7, extra: #""extra_data": {"comfygate_retryable": true}, "#))
+                    _ = try await eventuallyAsync { try await a.queueIDs() == [retried] }
                     #expect(try await a.historyIDs().allSatisfy { ![running, waiting, onB].contains($0) })
+                    return retried
                 }
+                let retried = retriedJob
+                _ = try await eventuallyAsync { try await gate.store.job(id: retried)?.state == .queued }
+                survivor.releaseExecution()
+                let again = try await gate.finishedJob(retried)
+                #expect(again.state == .succeeded && again.backend == "b" && again.attempts == 2, "\(again.state) on \(again.backend ?? "-"), \(again.attempts)")
                 let everything = try await survivor.historyIDs()
                 #expect(everything.count == Set(everything).count, "nothing ran twice")
             }
+        }
+    }
+
+    @Test func theAdminPageDrainsAndEnablesABackend() async throws {
+        try await withBackends([.init(), .init()]) { gate, _ in
+            _ = try await gate.makeUser("root", role: .admin)
+            _ = try await gate.makeUser("alice")
+            let admin = try await WebPagesTests.Browser.signIn(gate, "root")
+            let page = try await admin.get("/admin")
+            #expect(page.status == 200 && page.text.contains(#"action="/admin/backends/b/drain""#))
+            let drained = try await admin.post("/admin/backends/b/drain")
+            #expect(drained.status == 303 && drained.header("Location") == "/admin?notice=backend-drained#backends")
+            #expect(try await gate.readiness().backend("b")?["drained"] as? Bool == true, "this gateway follows at once")
+            #expect(try await admin.get("/admin").text.contains(#"action="/admin/backends/b/enable""#))
+            #expect(try await gate.store.auditEvents(limit: 5).contains { $0.action == "backend.drain" && $0.userName == "root" })
+            let alice = try await WebPagesTests.Browser.signIn(gate, "alice")
+            #expect(try await alice.post("/admin/backends/a/drain").status == 403, "only admins drain")
+            #expect(try await admin.post("/admin/backends/b/drain", csrf: "0000").status == 403, "a forged form is refused")
+            #expect(try await admin.post("/admin/backends/nope/drain").status == 404)
+            #expect(try await admin.post("/admin/backends/b/enable").status == 303)
+            #expect(try await gate.readiness().backend("b")?["drained"] as? Bool == false)
         }
     }
 

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import ComfyGateCore
 import ComfyGatePostgres
 import ComfyGateTestSupport
+import ComfyUIClient
 import Foundation
 import Logging
 import NIOCore
@@ -55,6 +56,23 @@ import Testing
             #expect(orphan?.state == .succeeded && orphan?.attempts == 2, "taken back after its lease, run once: \(String(describing: orphan?.state))")
             let orphanID = orphan?.id ?? ""
             #expect(try await deployment.standIns.asyncFlatMap { try await $0.historyIDsDirect() }.filter { $0 == orphanID }.count == 1)
+
+            // A websocket on one replica hears of the jobs the other dispatched.
+            let client = try ComfyUIClient(
+                baseURL: "http://127.0.0.1:\(second.port)", credential: .bearer(deployment.token), httpClient: HTTPClient.shared)
+            let heard = try await withDeadline(.seconds(30)) {
+                try await client.withEvents(clientID: "replica-tab") { session in
+                    try await Task.sleep(for: .milliseconds(500))  // the socket joins the second backend after its handshake
+                    let sent = Set(try await Self.submit(4, alternatingOver: [first.port], token: deployment.token, clientID: "replica-tab"))
+                    var finished: Set<String> = []
+                    for try await event in session.events {
+                        if case .executionSuccess(let promptID) = event, sent.contains(promptID) { finished.insert(promptID) }
+                        if finished == sent { break }
+                    }
+                    return finished == sent
+                }
+            }
+            #expect(heard, "every job submitted through replica 1 was told on replica 2's socket")
 
             // One replica killed while jobs are being submitted and dispatched: what it accepted still runs, once.
             let more = Task { try await Self.submit(60, alternatingOver: [first.port, second.port], token: deployment.token, tolerateFailures: true) }
@@ -151,7 +169,8 @@ import Testing
 
     /// Submits `count` jobs, 16 at a time, spread over the ports in turn; the ids of the accepted ones.
     static func submit(
-        _ count: Int, alternatingOver ports: [Int], token: String, tolerateFailures: Bool = false, settle: Duration = .zero
+        _ count: Int, alternatingOver ports: [Int], token: String, tolerateFailures: Bool = false, settle: Duration = .zero,
+        clientID: String? = nil
     ) async throws -> [String] {
         try await Task.sleep(for: settle)
         return try await withThrowingTaskGroup(of: String?.self) { group in
@@ -164,7 +183,8 @@ import Testing
                     request.method = .POST
                     request.headers.add(name: "Authorization", value: "Bearer \(token)")
                     request.headers.add(name: "Content-Type", value: "application/json")
-                    request.body = .bytes(ByteBuffer(string: #"{"prompt": \#(graph(color: index))}"#))
+                    let client = clientID.map { #", "client_id": "\#($0)""# } ?? ""
+                    request.body = .bytes(ByteBuffer(string: #"{"prompt": \#(graph(color: index))\#(client)}"#))
                     do {
                         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
                         let body = try await response.body.collect(upTo: 1 << 20)
