@@ -23,20 +23,22 @@ final class BackendPool: Sendable {
         self.init(members: configuration.backends.map { backend in
             Backend(
                 configuration: backend, transport: Self.makeTransport(for: backend.url, configuration: configuration),
-                probeTransport: Self.makeTransport(for: backend.url, configuration: configuration), headers: headers(backend.url))
+                probeTransport: Self.makeTransport(
+                    for: backend.url, configuration: configuration, readTimeout: min(configuration.upstreamTimeout, BackendWatch.probeTimeout)),
+                headers: headers(backend.url))
         })
     }
 
     /// Every transport of every backend, to close when the gateway stops.
     var transports: [any UpstreamTransport] { members.flatMap { [$0.transport, $0.probes.transport] } }
 
-    static func makeTransport(for url: URL, configuration: GatewayConfiguration) -> any UpstreamTransport {
+    /// - Parameter readTimeout: how long the backend may stay silent (`upstream_timeout` unless given).
+    static func makeTransport(for url: URL, configuration: GatewayConfiguration, readTimeout: TimeInterval? = nil) -> any UpstreamTransport {
+        let silence = readTimeout ?? configuration.upstreamTimeout
         if url.scheme?.lowercased() == "https" {
-            return HTTPClientTransport(
-                upstream: url, connectTimeout: configuration.upstreamConnectTimeout, readTimeout: configuration.upstreamTimeout)
+            return HTTPClientTransport(upstream: url, connectTimeout: configuration.upstreamConnectTimeout, readTimeout: silence)
         }
-        return PooledUpstreamTransport(
-            upstream: url, connectTimeout: configuration.upstreamConnectTimeout, readTimeout: configuration.upstreamTimeout)
+        return PooledUpstreamTransport(upstream: url, connectTimeout: configuration.upstreamConnectTimeout, readTimeout: silence)
     }
 
     /// Whether there is more than one backend (then files and events must be looked for on the right one).

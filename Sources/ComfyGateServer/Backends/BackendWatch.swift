@@ -30,6 +30,9 @@ struct BackendWatch: Service {
     static let longestRetry: Duration = .seconds(5)
     /// How the watch's requests name themselves to ComfyUI.
     static let userAgent = "comfygate-watch"
+    /// The longest a probe may take (and a backend stay silent on the watch's connections): a probe never holds up
+    /// the gateway's shutdown for longer, and a backend this slow to answer counts as failing.
+    static let probeTimeout: TimeInterval = 10
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
@@ -58,7 +61,8 @@ struct BackendWatch: Service {
 
     /// Probes one backend and records the outcome; reads its catalog when it is due.
     func look(at backend: Backend) async {
-        let probe = await Self.probe(backend)
+        let probe = (try? await withDeadline(.seconds(Self.probeTimeout)) { await Self.probe(backend) })
+            ?? .failure(ProbeFailure(cause: "no answer within \(Int(Self.probeTimeout)) s"))
         let now = Date()
         switch probe {
         case .success(let seen):
@@ -72,7 +76,9 @@ struct BackendWatch: Service {
                 let due = health.catalogReadAt.map { now.timeIntervalSince($0) > Self.catalogLifetime } ?? true
                 return (cameUp, cameUp || due)
             }
-            if needsCatalog, let info = try? await backend.probes.objectInfo(), let catalog = NodeCatalog(objectInfo: info) {
+            if needsCatalog, let info = try? await withDeadline(.seconds(Self.probeTimeout), { try await backend.probes.objectInfo() }),
+                let catalog = NodeCatalog(objectInfo: info)
+            {
                 backend.update { health in
                     health.catalog = catalog
                     health.catalogReadAt = now
