@@ -142,11 +142,12 @@ struct BackendWatch: Service {
         var pending: Int
     }
 
-    /// `GET /system_stats` and `GET /queue` of a backend; the cause in one line when either fails.
+    /// `GET /system_stats` (whose failure is the probe's, its cause in one line) and `GET /queue` of a backend.
     static func probe(_ backend: Backend) async -> Result<Seen, ProbeFailure> {
         do {
             let stats = try await backend.probes.systemStats()
-            let queue = try await backend.probes.queue()
+            // `/system_stats` says whether it answers; its queue is only shown (a proxy in front may not pass `/queue`).
+            let queue = (try? await backend.probes.queue()) ?? (running: [], pending: [])
             let devices = (stats["devices"]?.arrayValue ?? []).map { device in
                 BackendSnapshot.Device(
                     name: device["name"]?.stringValue ?? "?", type: device["type"]?.stringValue ?? "?",
