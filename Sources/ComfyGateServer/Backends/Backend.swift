@@ -57,6 +57,20 @@ final class Backend: Sendable {
         return opened
     }
 
+    /// Reads its node catalog (`/object_info`, on the watch's connections, within `limit`) and keeps it; false when
+    /// it could not be read.
+    @discardableResult
+    func readCatalog(within limit: Duration) async -> Bool {
+        guard let info = try? await withDeadline(limit, { try await self.probes.objectInfo() }),
+            let catalog = NodeCatalog(objectInfo: info)
+        else { return false }
+        update { health in
+            health.catalog = catalog
+            health.catalogReadAt = Date()
+        }
+        return true
+    }
+
     /// The model files of `files` it lacks, by its node catalog; nil when it has not been read yet.
     func missing(_ files: ModelFiles) -> [String]? {
         guard !files.references.isEmpty else { return [] }

@@ -76,14 +76,7 @@ struct BackendWatch: Service {
                 let due = health.catalogReadAt.map { now.timeIntervalSince($0) > Self.catalogLifetime } ?? true
                 return (cameUp, cameUp || due)
             }
-            if needsCatalog, let info = try? await withDeadline(.seconds(Self.probeTimeout), { try await backend.probes.objectInfo() }),
-                let catalog = NodeCatalog(objectInfo: info)
-            {
-                backend.update { health in
-                    health.catalog = catalog
-                    health.catalogReadAt = now
-                }
-            }
+            if needsCatalog { await backend.readCatalog(within: .seconds(Self.probeTimeout)) }
             if cameUp {
                 logger.notice("ComfyUI answers", metadata: ["backend": "\(backend.name)", "upstream": "\(backend.displayURL)"])
                 pool.announceReturn(of: backend)

@@ -286,15 +286,7 @@ actor JobQueue {
     private func readCatalog(of backend: Backend) async {
         let time = now()
         guard catalogUnavailableSince.map({ time.timeIntervalSince($0) > Self.catalogRetry }) ?? true else { return }
-        if let info = try? await backend.probes.objectInfo(), let catalog = NodeCatalog(objectInfo: info) {
-            backend.update { health in
-                health.catalog = catalog
-                health.catalogReadAt = Date()
-            }
-            catalogUnavailableSince = nil
-        } else {
-            catalogUnavailableSince = time
-        }
+        catalogUnavailableSince = await backend.readCatalog(within: .seconds(BackendWatch.probeTimeout)) ? nil : time
     }
 
     /// The node catalog of the first backend that could run a job naming `files`, else of the first one read.
