@@ -7,7 +7,9 @@
 # Installs nothing: it uses the server binaries already on the machine (Debian's
 # /usr/lib/postgresql/<version>/bin, or initdb on PATH). Idempotent: an existing cluster is reused and
 # started only when it is not running. The cluster lives in ${COMFYGATE_PG_DIR:-/tmp/comfygate-pg-<port>},
-# listens on 127.0.0.1 only, and lets the superuser in through its Unix socket without a password.
+# listens on 127.0.0.1 only, and lets the superuser in through its Unix socket without a password. It takes up to 400
+# connections: the suite runs its PostgreSQL tests side by side, each store with a pool of its own (PostgreSQL's
+# default of 100 was exhausted on CI).
 # TCP connections need a password: role `comfygate` (password `comfygate`, may create databases, which
 # the tests do once per test) owns database `comfygate`. When run as root, the server runs as user
 # `postgres` because PostgreSQL refuses to run as root.
@@ -53,7 +55,7 @@ fi
 
 if ! as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     as_owner "$bindir/pg_ctl" -D "$data" -l "$base/server.log" -w \
-        -o "-p $port -k $socket_dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null \
+        -o "-p $port -k $socket_dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400" start >/dev/null \
         || { cat "$base/server.log" >&2; exit 1; }
 fi
 

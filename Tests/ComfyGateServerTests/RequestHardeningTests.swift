@@ -102,6 +102,9 @@ import Testing
             try await connection.write(handshake("/ws?clientId=headers"))
             let upgraded = await connection.read(until: "\r\n\r\n")
             try #require(upgraded.hasPrefix("HTTP/1.1 101"), "got: \(upgraded.prefix(60))")
+            // The stand-in records the handshake once its own upgrade is done, which may be after the gateway's answer.
+            let seen = try await eventually(within: .seconds(10)) { !gate.comfyUIWebSockets.isEmpty }
+            #expect(seen, "ComfyUI was given the websocket")
             let recorded = try #require(gate.comfyUIWebSockets.first)
             let headers = { (name: String) in recorded.handshakeHeaders.filter { $0.name.lowercased() == name }.map(\.value) }
             #expect(headers("referer") == ["\(gate.baseURL)/?tab=2"])

@@ -52,14 +52,14 @@ import Testing
         let closed = try RefusingPort()
         let alone = try await ServeProcess.start(["--data", directory.path, "--upstream", "http://127.0.0.1:\(closed.port)"])
         _ = try await eventually(within: .seconds(10)) { alone.standardError.contains("ComfyUI does not answer") }
-        _ = alone.stop()
+        _ = await alone.stop()
         #expect(alone.standardError.contains(#"msg="ComfyUI does not answer""#), "\(alone.standardError)")
         #expect(alone.standardError.contains("upstream=http://127.0.0.1:\(closed.port)"))
 
         try await withComfyUIStandIn { standIn in
             let gate = try await ServeProcess.start(["--data", directory.path, "--upstream", standIn.baseURL])
             _ = try await eventually(within: .seconds(10)) { gate.standardError.contains("ComfyUI answers") }
-            _ = gate.stop()
+            _ = await gate.stop()
             #expect(gate.standardError.contains(#"msg="ComfyUI answers""#), "\(gate.standardError)")
             #expect(!gate.standardError.contains("does not answer"))
         }
@@ -88,18 +88,18 @@ import Testing
     @Test func aListenAddressThatCannotBeBoundIsOnePlainLine() async throws {
         let directory = try AccountCommandTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let held = try await ServeProcess.start(["--data", directory.appendingPathComponent("first").path])
-        defer { _ = held.stop() }
-        for (listen, reason) in [
-            ("127.0.0.1:\(held.port)", "another program already listens there"),
-            ("192.0.2.1:8189", "no network interface of this machine has that address"),
-        ] {
-            let result = try await CommandRunner.run(
-                ["serve", "--listen", listen, "--data", directory.appendingPathComponent("second").path], timeout: 60)
-            #expect(result.status == 2, "\(listen): \(result.stderr)")
-            let lines = result.stderr.split(separator: "\n").filter { !$0.hasPrefix("time=") }
-            #expect(lines.count == 1 && lines[0].hasPrefix("comfygate: cannot listen on \(listen): \(reason)"), "\(result.stderr)")
-            #expect(lines[0].contains("--listen, COMFYGATE_LISTEN or `listen`"))
+        try await ServeProcess.running(["--data", directory.appendingPathComponent("first").path]) { held in
+            for (listen, reason) in [
+                ("127.0.0.1:\(held.port)", "another program already listens there"),
+                ("192.0.2.1:8189", "no network interface of this machine has that address"),
+            ] {
+                let result = try await CommandRunner.run(
+                    ["serve", "--listen", listen, "--data", directory.appendingPathComponent("second").path], timeout: 60)
+                #expect(result.status == 2, "\(listen): \(result.stderr)")
+                let lines = result.stderr.split(separator: "\n").filter { !$0.hasPrefix("time=") }
+                #expect(lines.count == 1 && lines[0].hasPrefix("comfygate: cannot listen on \(listen): \(reason)"), "\(result.stderr)")
+                #expect(lines[0].contains("--listen, COMFYGATE_LISTEN or `listen`"))
+            }
         }
     }
 

@@ -68,19 +68,19 @@ import Testing
                 standardInput: "alice-password-1\n").status == 0)
             let token = try await CommandRunner.run(["tokens", "create", "--user", "alice", "--data", data]).stdout
                 .trimmingCharacters(in: .whitespacesAndNewlines)
-            let gate = try await ServeProcess.start(["--data", data, "--upstream", standIn.baseURL])
-            defer { _ = gate.stop() }
-            let out = directory.appendingPathComponent("out").path
-            let result = try await CommandRunner.run(
-                ["generate", "--template", "qwen-image-edit", "--image", picture.path, "--prompt", "make it snow",
-                 "--url", "http://127.0.0.1:\(gate.port)", "--out", out],
-                environment: ["COMFYGATE_TOKEN": token])
-            #expect(result.status == 0, "\(result.stderr)")
-            let saved = result.stdout.split(separator: "\n").map(String.init)
-            #expect(saved.count == 1 && saved[0].hasPrefix(out))
-            #expect(Self.pngWidth(try Data(contentsOf: URL(fileURLWithPath: saved[0]))) == 48, "the edit keeps the input's size")
-            // The upload went to alice's own folder, and her image is what LoadImage read.
-            #expect(standIn.files(in: .input, subfolder: "users/alice").contains("photo.png"))
+            try await ServeProcess.running(["--data", data, "--upstream", standIn.baseURL]) { gate in
+                let out = directory.appendingPathComponent("out").path
+                let result = try await CommandRunner.run(
+                    ["generate", "--template", "qwen-image-edit", "--image", picture.path, "--prompt", "make it snow",
+                     "--url", "http://127.0.0.1:\(gate.port)", "--out", out],
+                    environment: ["COMFYGATE_TOKEN": token])
+                #expect(result.status == 0, "\(result.stderr)")
+                let saved = result.stdout.split(separator: "\n").map(String.init)
+                #expect(saved.count == 1 && saved[0].hasPrefix(out))
+                #expect(Self.pngWidth(try Data(contentsOf: URL(fileURLWithPath: saved[0]))) == 48, "the edit keeps the input's size")
+                // The upload went to alice's own folder, and her image is what LoadImage read.
+                #expect(standIn.files(in: .input, subfolder: "users/alice").contains("photo.png"))
+            }
         }
     }
 

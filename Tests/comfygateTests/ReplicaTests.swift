@@ -78,7 +78,7 @@ import Testing
             let more = Task { try await Self.submit(60, alternatingOver: [first.port, second.port], token: deployment.token, tolerateFailures: true) }
             try await Task.sleep(for: .milliseconds(150))
             first.process.send(SIGKILL)
-            _ = first.process.waitForExit()
+            _ = await first.process.exitStatus(within: .seconds(10))
             let accepted = try await more.value
             #expect(accepted.count >= 30, "the surviving replica kept accepting: \(accepted.count)")
             try await Self.waitUntilFinished(accepted, port: second.port, token: deployment.token, within: .seconds(90))
@@ -151,13 +151,15 @@ import Testing
                     standardInput: "correct-horse-battery\n").status == 0)
                 let token = try await CommandRunner.run(["tokens", "create", "--user", "alice"] + common)
                 #expect(token.status == 0, "\(token.stderr)")
-                let first = try await ServeProcess.start(common)
-                defer { first.stop() }
-                let second = try await ServeProcess.start(common)
-                defer { second.stop() }
-                try await body(Deployment(
-                    standIns: [a, b], replicas: [first, second], databaseURL: databaseURL, config: config,
-                    token: token.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+                // At debug level a replica logs each step of its shutdown, which a replica that does not stop shows.
+                let serve = common + ["--log-level", "debug"]
+                try await ServeProcess.running(serve) { first in
+                    try await ServeProcess.running(serve) { second in
+                        try await body(Deployment(
+                            standIns: [a, b], replicas: [first, second], databaseURL: databaseURL, config: config,
+                            token: token.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+                    }
+                }
             }
         }
     }

@@ -114,6 +114,17 @@ public final class ChildProcess: Sendable {
         return record(raw)
     }
 
+    /// Waits, without holding a thread, for the child to end: its exit status, or nil when it still runs after `limit`
+    /// (or the waiting task is cancelled).
+    public func exitStatus(within limit: Duration) async -> Int32? {
+        let deadline = ContinuousClock.now + limit
+        while isRunning {
+            guard ContinuousClock.now < deadline, !Task.isCancelled else { return nil }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return exitStatus.withLock { $0 }
+    }
+
     /// Whether the child is still running (reaping it when it ended).
     public var isRunning: Bool {
         if exitStatus.withLock({ $0 }) != nil { return false }

@@ -82,9 +82,13 @@ struct ServeCommand: AsyncParsableCommand {
                 logger.notice("ComfyGate listening", metadata: ["address": "\(address)", "upstream": "\(upstream)"])
             }
         )
-        let group = ServiceGroup(
-            configuration: .init(services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        )
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // A request or a backend that never ends cannot hold the process: what has not finished is cancelled, and a
+        // task that ignores its cancellation ends the process with an error.
+        groupConfiguration.maximumGracefulShutdownDuration = Self.gracefulShutdownLimit
+        groupConfiguration.maximumCancellationDuration = .seconds(10)
+        let group = ServiceGroup(configuration: groupConfiguration)
         do {
             try await group.run()
         } catch let error as IOError where error.errnoCode == EADDRINUSE || error.errnoCode == EADDRNOTAVAIL || error.errnoCode == EACCES {
@@ -93,6 +97,9 @@ struct ServeCommand: AsyncParsableCommand {
             throw CommandFailure.failed("the gateway stopped: \(CommandFailure.reason(error))")
         }
     }
+
+    /// How long open requests may take to finish once the gateway was told to stop (SIGTERM, SIGINT).
+    static let gracefulShutdownLimit: Duration = .seconds(30)
 
     /// Why the listen address cannot be bound, and what to do, in one line.
     static func bindProblem(_ address: String, port: Int, errno: Int32) -> String {

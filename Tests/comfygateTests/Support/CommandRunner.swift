@@ -2,6 +2,7 @@ import ComfyGateCore
 import ComfyGateTestSupport
 import Foundation
 import Synchronization
+import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -157,11 +158,40 @@ final class ServeProcess: Sendable {
         throw ServeError.didNotStart(errorLog.text)
     }
 
-    /// SIGTERM, then waits for a graceful exit; returns the exit status.
+    /// Starts `comfygate serve` (as ``start(_:environment:launcher:timeout:)``), runs `body` with it, then stops it,
+    /// whether `body` returned or threw.
+    static func running<Value: Sendable>(
+        _ arguments: [String], environment: [String: String] = [:], launcher: [String] = [],
+        sourceLocation: SourceLocation = #_sourceLocation, _ body: (ServeProcess) async throws -> Value
+    ) async throws -> Value {
+        let gate = try await start(arguments, environment: environment, launcher: launcher)
+        let outcome: Result<Value, any Error>
+        do { outcome = .success(try await body(gate)) } catch { outcome = .failure(error) }
+        await gate.stop(sourceLocation: sourceLocation)
+        return try outcome.get()
+    }
+
+    /// How long a gateway may take to stop after SIGTERM (longer than the gateway's own bound on its shutdown).
+    static let stopLimit: Duration = .seconds(60)
+
+    /// SIGTERM, then waits (without holding a thread) for the gateway to exit; returns the exit status. A gateway that
+    /// does not stop cleanly (still running after ``stopLimit``, or exiting with an error) fails the test with what it
+    /// logged since the signal; one still running is killed. A gateway the test killed itself exits with 137.
     @discardableResult
-    func stop() -> Int32 {
+    func stop(sourceLocation: SourceLocation = #_sourceLocation) async -> Int32 {
+        let logged = errorLog.count
         process.send(SIGTERM)
-        return process.waitForExit()
+        let status = await process.exitStatus(within: Self.stopLimit)
+        if status != 0 && status != 128 + SIGKILL {
+            let since = String(decoding: errorLog.bytes(from: logged).suffix(16 << 10), as: UTF8.self)
+            let outcome = status.map { "exited with \($0)" } ?? "still runs \(Self.stopLimit) later"
+            Issue.record("comfygate serve did not stop cleanly on SIGTERM: it \(outcome); it logged since:\n\(since)", sourceLocation: sourceLocation)
+        }
+        guard let status else {
+            process.send(SIGKILL)
+            return await process.exitStatus(within: .seconds(10)) ?? -1
+        }
+        return status
     }
 
     /// Peak resident memory of the process so far, in bytes (`VmHWM`).
@@ -191,4 +221,10 @@ final class OutputBuffer: Sendable {
     func append(_ chunk: Data) { data.withLock { $0.append(chunk) } }
 
     var text: String { String(decoding: data.withLock { $0 }, as: UTF8.self) }
+
+    /// How many bytes were collected so far.
+    var count: Int { data.withLock { $0.count } }
+
+    /// The bytes collected from `offset` on.
+    func bytes(from offset: Int) -> Data { data.withLock { $0.suffix(from: min(offset, $0.count)) } }
 }
