@@ -410,12 +410,13 @@ actor JobQueue {
         }
         pumping = true
         defer { pumping = false }
+        var standings: StandingsSnapshot?
         repeat {
             pumpAgain = false
             while !queuedByUser.isEmpty {
                 let next: NextDispatch
                 do {
-                    next = try await nextDispatch()
+                    next = try await nextDispatch(standings: &standings)
                 } catch is CancellationError {
                     return
                 } catch {
@@ -424,7 +425,7 @@ actor JobQueue {
                 }
                 switch next {
                 case .dispatch(let job, let backend):
-                    await dispatch(job, to: backend)
+                    if await dispatch(job, to: backend) { standings?.standings[job.userID]?.handedOver += 1 }
                 case .nothingFits:
                     break
                 case .noneQueued:
@@ -436,19 +437,19 @@ actor JobQueue {
         } while pumpAgain
     }
 
-    /// Hands one waiting job to a backend, once the store let this gateway claim it.
-    private func dispatch(_ job: Job, to backend: Backend) async {
+    /// Hands one waiting job to a backend, once the store let this gateway claim it; whether it could claim it.
+    private func dispatch(_ job: Job, to backend: Backend) async -> Bool {
         let claimed: Job?
         do {
             claimed = try await store.claimJob(id: job.id, backend: backend.name, slots: backend.slots, at: now())
         } catch {
             logger.error("a job could not be claimed", metadata: ["job": "\(job.id)", "error": "\(error)"])
-            return
+            return false
         }
         guard let running = claimed else {
             // Another gateway took it, or filled the backend: read the counts again.
             try? await recount()
-            return
+            return false
         }
         modelFilesByJob[job.id] = nil
         decrementQueued(job.userID)
@@ -471,6 +472,7 @@ actor JobQueue {
         publishCounts()
         notices.queueChanged(userID: job.userID, remaining: counts.count(of: job.userID))
         events.publish(.changed, about: job.id)
+        return true
     }
 
     /// What the pump does next.
@@ -482,12 +484,18 @@ actor JobQueue {
     }
 
     /// The first waiting job in fair order that a backend with a free slot can run, and that backend.
-    private func nextDispatch() async throws -> NextDispatch {
+    /// - Parameter standings: the fair-share standings this pump read, kept up to date with its own dispatches (read
+    ///   again when missing a user, or older than ``StandingsSnapshot/lifetime``): reading them takes the window's
+    ///   finished jobs, too much to do for every dispatch of a long queue.
+    private func nextDispatch(standings: inout StandingsSnapshot?) async throws -> NextDispatch {
         let queued = try await store.queuedJobs()
         guard !queued.isEmpty else { return .noneQueued }
         let active = try await store.activeJobCounts()
         guard pool.members.contains(where: { $0.isAvailable && active[$0.name, default: 0] < $0.slots }) else { return .nothingFits }
-        for waiting in FairShare().order(of: Self.waiting(queued), standings: try await standings(of: queued)) {
+        if standings.map({ !$0.isFresh || !Set(queued.map(\.userID)).isSubset(of: $0.standings.keys) }) ?? true {
+            standings = StandingsSnapshot(standings: try await self.standings(of: queued), readAt: .now)
+        }
+        for waiting in FairShare().order(of: Self.waiting(queued), standings: standings?.standings ?? [:]) {
             guard let files = try await modelFiles(ofJob: waiting.id),
                 let backend = freeBackend(for: files, active: { active[$0.name, default: 0] })
             else { continue }
@@ -576,6 +584,17 @@ actor JobQueue {
                 usedSeconds: (used[userID] ?? 0) + running, weight: weights[userID] ?? 1, handedOver: handedOver)
         }
         return standings
+    }
+
+    /// The fair-share standings as one pump read them.
+    private struct StandingsSnapshot {
+        /// How long a pump uses standings it read before reading them again.
+        static let lifetime: Duration = .seconds(1)
+
+        var standings: [String: FairShare.Standing]
+        let readAt: ContinuousClock.Instant
+
+        var isFresh: Bool { ContinuousClock.now - readAt < Self.lifetime }
     }
 
     private static func waiting(_ queued: [QueuedJob]) -> [FairShare.WaitingJob] {
