@@ -4,7 +4,7 @@ JOB_MS milliseconds (0: instant), with ComfyUI's HTTP shapes and websocket messa
 
   jobstub.py PORT JOB_MS
 
-ComfyUI's routes the gateway and comfy-api-proxy use: GET /system_stats, POST /prompt, GET /queue, GET /history/{id},
+ComfyUI's routes the gateway and comfy-api-proxy use: GET /system_stats, GET /users, POST /prompt, GET /queue, GET /history/{id},
 POST /queue (delete, clear), POST /interrupt, POST /api/jobs/{id}/cancel, GET /ws (status broadcasts;
 execution_start, executing and execution_success to the prompt's client). GET /object_info answers 404,
 so the gateway holds prompts unchecked. The bench reads what happened from GET /bench/stats: for each prompt
@@ -101,6 +101,11 @@ def app(gpu):
         gpu.wakeup.set()
         await gpu.status()
         return web.json_response({"prompt_id": prompt_id, "number": gpu.number, "node_errors": {}})
+
+    @routes.get("/users")
+    async def users(request):
+        # ComfyUI without --multi-user.
+        return web.json_response({"storage": "server", "migrated": True})
 
     @routes.get("/system_stats")
     async def system_stats(request):

@@ -89,15 +89,24 @@ final class ComfyUIUsers: Service, Sendable {
             state.lastProbe = now
             return true
         }
-        guard due else { return mode }
-        guard let answer = try? await request(.get, "/users", body: nil), answer.status == .ok,
-            let users = try? PolicyJSON(parsing: answer.body), users.members != nil
-        else { return .unknown }
-        let found: Mode = users["users"] != nil ? .multiUser : .shared
-        state.withLock { $0.mode = found }
-        if found == .shared {
-            logger.warning("ComfyUI runs without --multi-user: saved workflows and settings are shared by every user")
+        guard due, let answer = try? await request(.get, "/users", body: nil) else { return mode }
+        let found: Mode
+        if answer.status == .notFound || answer.status == .methodNotAllowed {
+            // No user routes (a ComfyUI from before them, or a proxy that does not pass them): nothing to send.
+            found = .shared
+            logger.warning(
+                "ComfyUI has no user routes: saved workflows and settings are shared by every user",
+                metadata: ["users_status": "\(answer.status.code)"])
+        } else if answer.status == .ok, let users = try? PolicyJSON(parsing: answer.body), users.members != nil {
+            found = users["users"] != nil ? .multiUser : .shared
+            if found == .shared {
+                logger.warning("ComfyUI runs without --multi-user: saved workflows and settings are shared by every user")
+            }
         } else {
+            return .unknown
+        }
+        state.withLock { $0.mode = found }
+        if found == .multiUser {
             logger.info("ComfyUI runs with --multi-user: each user gets a ComfyUI user of their own")
         }
         return found
