@@ -2,8 +2,6 @@ import Crypto
 public import Foundation
 import HTTPTypes
 import Hummingbird
-import Logging
-import ServiceLifecycle
 import NIOCore
 public import Synchronization
 
@@ -60,34 +58,11 @@ public final class ModelHub: Sendable {
     /// Runs `body` with the hub and its CDN listening.
     public static func with<T: Sendable>(_ body: @Sendable (ModelHub) async throws -> T) async throws -> T {
         let hub = ModelHub()
-        let (hubPorts, hubReady) = AsyncStream<Int>.makeStream()
-        let (cdnPorts, cdnReady) = AsyncStream<Int>.makeStream()
-        var quiet = Logger(label: "model-hub")
-        quiet.logLevel = .critical
-        let hubApp = Application(
-            router: hub.resolveRouter(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { hubReady.yield($0.localAddress?.port ?? 0); hubReady.finish() }, logger: quiet)
-        let cdnApp = Application(
-            router: hub.cdnRouter(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { cdnReady.yield($0.localAddress?.port ?? 0); cdnReady.finish() }, logger: quiet)
-        var logger = Logger(label: "model-hub")
-        logger.logLevel = .critical
-        let services = ServiceGroup(configuration: .init(services: [hubApp, cdnApp], gracefulShutdownSignals: [], logger: logger))
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await services.run() }
-            var hubIterator = hubPorts.makeAsyncIterator()
-            var cdnIterator = cdnPorts.makeAsyncIterator()
-            hub.hubPort = await hubIterator.next() ?? 0
-            hub.cdnPort = await cdnIterator.next() ?? 0
-            do {
-                let result = try await body(hub)
-                await services.triggerGracefulShutdown()
-                try await group.waitForAll()
-                return result
-            } catch {
-                await services.triggerGracefulShutdown()
-                try? await group.waitForAll()
-                throw error
+        return try await withLoopbackServer(hub.resolveRouter(), label: "model-hub") { hubPort in
+            try await withLoopbackServer(hub.cdnRouter(), label: "model-hub-cdn") { cdnPort in
+                hub.hubPort = hubPort
+                hub.cdnPort = cdnPort
+                return try await body(hub)
             }
         }
     }

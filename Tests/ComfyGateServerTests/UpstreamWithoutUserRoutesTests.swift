@@ -5,7 +5,6 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
-import ServiceLifecycle
 import Testing
 
 @Suite struct UpstreamWithoutUserRoutesTests {
@@ -46,27 +45,8 @@ import Testing
                 status: .ok, headers: [.contentType: "application/json"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"system": {"comfyui_version": "0.3.64"}, "devices": []}"#)))
         }
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let logger = Logger(label: "upstream-without-user-routes") { _ in SwiftLogNoOpLogHandler() }
-        let application = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in
-                continuation.yield(channel.localAddress?.port ?? 0)
-                continuation.finish()
-            }, logger: logger)
-        let services = ServiceGroup(configuration: .init(services: [application], gracefulShutdownSignals: [], logger: logger))
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await services.run() }
-            var iterator = ports.makeAsyncIterator()
-            let port = try #require(await iterator.next())
-            do {
-                try await body("http://127.0.0.1:\(port)")
-            } catch {
-                await services.triggerGracefulShutdown()
-                throw error
-            }
-            await services.triggerGracefulShutdown()
-            try await group.waitForAll()
+        try await withLoopbackServer(router, label: "upstream-without-user-routes") { port in
+            try await body("http://127.0.0.1:\(port)")
         }
     }
 }
